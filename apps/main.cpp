@@ -1,0 +1,51 @@
+// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "runtime/error.h"
+
+namespace {
+
+void usage(std::FILE* f) {
+  std::fputs(
+      "usage: dsocr <command> [options]\n"
+      "\n"
+      "commands:\n"
+      "  devices [--tags]         list OpenCL devices (--tags: one platform tag per line)\n"
+      "  warmup [--device SPEC]   compile every kernel into the program cache, print cache hits/misses\n"
+      "\n"
+      "device selection: --device NAME[:INDEX] or $DSOCR_DEVICE (platform or device name substring,\n"
+      "e.g. pocl, rusticl, nvidia); default: the first GPU, else the first device.\n"
+      "rusticl lists devices only with RUSTICL_ENABLE set (e.g. RUSTICL_ENABLE=llvmpipe).\n",
+      f);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    usage(args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  std::string cmd = args[0];
+  args.erase(args.begin());
+  try {
+    if (cmd == "devices") return dsocr::cmd_devices(args);
+    if (cmd == "warmup") return dsocr::cmd_warmup(args);
+    std::fprintf(stderr, "dsocr: unknown command '%s'\n\n", cmd.c_str());
+    usage(stderr);
+    return 2;
+  } catch (const dsocr::UsageError& e) {
+    std::fprintf(stderr, "dsocr %s: %s\n", cmd.c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsocr %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,39 @@
+// Dense GEMMs through CLBlast (row-major), with CLBlast status codes turned into exceptions.
+//
+//   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C      (offsets and leading dims in elements)
+//
+// linear():  y[..., out] = x[..., in] * W[out, in]^T (+ bias), the bias added by our own epilogue
+// kernel (kernels/gemm_epilogue.cl). fp16 weights are widened into a scratch fp32 buffer first
+// (CLBlast's HGEMM needs cl_khr_fp16 arithmetic, which the portable path may not assume).
+#pragma once
+#include <cstddef>
+
+#include "runtime/runtime.h"
+
+namespace dsocr {
+
+enum class Trans { N, T };
+
+struct GemmArgs {
+  Trans ta = Trans::N, tb = Trans::N;
+  size_t m = 0, n = 0, k = 0;
+  float alpha = 1.f, beta = 0.f;
+  size_t a_off = 0, lda = 0, b_off = 0, ldb = 0, c_off = 0, ldc = 0;
+};
+
+void gemm(Runtime& rt, const GemmArgs& g, const Tensor& a, const Tensor& b, Tensor& c);
+
+// `batch` GEMMs with A, B, C advanced by the given strides (elements) between batch members.
+void gemm_strided_batched(Runtime& rt, const GemmArgs& g, const Tensor& a, size_t a_stride, const Tensor& b,
+                          size_t b_stride, Tensor& c, size_t c_stride, size_t batch);
+
+// y = x W^T + bias. x: [..., in] f32; w: [out, in] f32 or f16; bias: [out] or undefined; y: [..., out].
+void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+
+// y[r, c] += bias[c] for r < rows, c < cols (row stride ld).
+void add_bias(Runtime& rt, Tensor& y, const Tensor& bias, size_t rows, size_t cols, size_t ld, size_t y_off = 0);
+
+// dst (f32) = src (f16 or f32) widened, n elements.
+void widen_to_f32(Runtime& rt, const Tensor& src, Tensor& dst);
+
+}  // namespace dsocr

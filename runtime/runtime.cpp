@@ -1,0 +1,179 @@
+#include "runtime/runtime.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+namespace dsocr {
+
+Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) {
+  cl_int err = CL_SUCCESS;
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, reinterpret_cast<cl_context_properties>(dev_.platform), 0};
+  cl_context c = clCreateContext(props, 1, &dev_.device, nullptr, nullptr, &err);
+  check_cl(err, "clCreateContext", dev_.label());
+  ctx_ = cl::Context(c);
+  profile_csv_ = opts.profile_csv;
+  if (profile_csv_.empty())
+    if (const char* p = std::getenv("DSOCR_PROFILE"); p && *p) profile_csv_ = p;
+  profiling_ = !profile_csv_.empty();
+  cl_command_queue q = clCreateCommandQueue(c, dev_.device, profiling_ ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
+  check_cl(err, "clCreateCommandQueue", dev_.label());
+  queue_ = cl::CommandQueue(q);
+  programs_ = std::make_unique<ProgramCache>(ctx_, dev_);
+  mem_ = std::make_shared<MemoryStats>();
+}
+
+Runtime::~Runtime() {
+  try {
+    queue_.finish();
+    write_profile();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dsocr: while releasing the device: %s\n", e.what());
+  }
+}
+
+std::string Runtime::memory_summary() const {
+  return fmt::format("device memory: {:.1f} MiB held, {:.1f} MiB peak, {} allocations", mem_->current / 1048576.0,
+                     mem_->peak / 1048576.0, mem_->allocations);
+}
+
+std::shared_ptr<Buffer> Runtime::alloc(size_t bytes, const std::string& what) {
+  if (bytes == 0) bytes = 4;  // OpenCL forbids empty buffers
+  auto oom = [&](const char* why) {
+    return OutOfDeviceMemory(fmt::format(
+        "out of device memory allocating {}{:.1f} MiB on {}: {} (held {:.1f} MiB, device total {:.1f} MiB, "
+        "largest single allocation {:.1f} MiB)",
+        what.empty() ? "" : what + ", ", bytes / 1048576.0, dev_.label(), why, mem_->current / 1048576.0,
+        dev_.global_mem / 1048576.0, dev_.max_alloc / 1048576.0));
+  };
+  if (bytes > dev_.max_alloc) throw oom("larger than the device's maximum allocation");
+  if (mem_->current + bytes > dev_.global_mem) throw oom("exceeds the device's global memory");
+  cl_int err = CL_SUCCESS;
+  cl_mem m = clCreateBuffer(ctx_(), CL_MEM_READ_WRITE, bytes, nullptr, &err);
+  if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY ||
+      err == CL_INVALID_BUFFER_SIZE)
+    throw oom(cl_error_name(err));
+  check_cl(err, "clCreateBuffer", what);
+  return std::make_shared<Buffer>(cl::Buffer(m), bytes, mem_);
+}
+
+Tensor Runtime::empty(const Shape& shape, DType dtype, const std::string& what) {
+  for (auto d : shape)
+    if (d < 0) throw Error(fmt::format("negative dimension in shape {} for {}", shape_str(shape), what));
+  Tensor t;
+  t.shape = shape;
+  t.dtype = dtype;
+  t.buffer = alloc(t.bytes(), what);
+  return t;
+}
+
+Tensor Runtime::upload(const void* data, const Shape& shape, DType dtype, const std::string& what) {
+  Tensor t = empty(shape, dtype, what);
+  write(t, data, t.bytes());
+  return t;
+}
+
+void Runtime::write(Tensor& t, const void* data, size_t bytes, size_t off) {
+  if (bytes == 0) return;
+  if (off + bytes > t.buffer->bytes())
+    throw Error(fmt::format("write of {} bytes at {} past the end of a {}-byte buffer", bytes, off, t.buffer->bytes()));
+  check_cl(clEnqueueWriteBuffer(queue_(), t.mem()(), CL_TRUE, off, bytes, data, 0, nullptr, nullptr),
+           "clEnqueueWriteBuffer");
+}
+
+void Runtime::read(const Tensor& t, void* dst, size_t bytes, size_t off) {
+  if (bytes == 0) return;
+  if (off + bytes > t.buffer->bytes())
+    throw Error(fmt::format("read of {} bytes at {} past the end of a {}-byte buffer", bytes, off, t.buffer->bytes()));
+  check_cl(clEnqueueReadBuffer(queue_(), t.mem()(), CL_TRUE, off, bytes, dst, 0, nullptr, nullptr),
+           "clEnqueueReadBuffer");
+}
+
+std::vector<float> Runtime::read_f32(const Tensor& t) {
+  if (t.dtype != DType::f32) throw Error(fmt::format("read_f32 of a {} tensor", dtype_name(t.dtype)));
+  std::vector<float> v(t.numel());
+  read(t, v.data(), t.bytes());
+  return v;
+}
+
+std::vector<int32_t> Runtime::read_i32(const Tensor& t) {
+  if (t.dtype != DType::i32) throw Error(fmt::format("read_i32 of a {} tensor", dtype_name(t.dtype)));
+  std::vector<int32_t> v(t.numel());
+  read(t, v.data(), t.bytes());
+  return v;
+}
+
+void Runtime::fill_zero(Tensor& t) {
+  cl_uint zero = 0;
+  size_t bytes = round_up(t.bytes(), 4);
+  if (bytes > t.buffer->bytes()) bytes = t.buffer->bytes() / 4 * 4;
+  check_cl(clEnqueueFillBuffer(queue_(), t.mem()(), &zero, sizeof(zero), 0, bytes, 0, nullptr, nullptr),
+           "clEnqueueFillBuffer");
+}
+
+Kernel& Runtime::kernel(const std::string& file, const std::string& name, const Defines& defines) {
+  std::string key = file + "\n" + ProgramCache::options_for(defines) + "\n" + name;
+  if (auto it = kernels_.find(key); it != kernels_.end()) return it->second;
+  const cl::Program& prog = programs_->get(file, defines);
+  cl_int err = CL_SUCCESS;
+  cl_kernel k = clCreateKernel(prog(), name.c_str(), &err);
+  check_cl(err, "clCreateKernel", fmt::format("kernel {} in kernels/{}", name, file));
+  return kernels_.emplace(key, Kernel{cl::Kernel(k), name}).first->second;
+}
+
+void Runtime::set_arg(Kernel& k, cl_uint i, const Tensor& t) {
+  cl_mem m = t.mem()();
+  check_cl(clSetKernelArg(k.k(), i, sizeof(cl_mem), &m), "clSetKernelArg", fmt::format("{} arg {}", k.name, i));
+}
+
+void Runtime::set_arg(Kernel& k, cl_uint i, const cl::LocalSpaceArg& l) {
+  check_cl(clSetKernelArg(k.k(), i, l.size_, nullptr), "clSetKernelArg", fmt::format("{} local arg {}", k.name, i));
+}
+
+void Runtime::enqueue(Kernel& k, const cl::NDRange& global, const cl::NDRange& local) {
+  cl_uint dims = static_cast<cl_uint>(global.dimensions());
+  for (cl_uint d = 0; d < dims; ++d)
+    if (global[d] == 0) return;  // empty launch: nothing to do
+  cl_event ev = nullptr;
+  cl_int err = clEnqueueNDRangeKernel(queue_(), k.k(), dims, nullptr, global, local.dimensions() ? (const size_t*)local : nullptr,
+                                      0, nullptr, profiling_ ? &ev : nullptr);
+  if (err != CL_SUCCESS) {
+    std::string g, l;
+    for (cl_uint d = 0; d < dims; ++d) g += fmt::format("{}{}", d ? "x" : "", global[d]);
+    for (cl_uint d = 0; d < local.dimensions(); ++d) l += fmt::format("{}{}", d ? "x" : "", local[d]);
+    check_cl(err, "clEnqueueNDRangeKernel", fmt::format("{} global {} local {}", k.name, g, l.empty() ? "auto" : l));
+  }
+  if (profiling_) {
+    std::string g;
+    for (cl_uint d = 0; d < dims; ++d) g += fmt::format("{}{}", d ? "x" : "", global[d]);
+    records_.push_back({k.name, cl::Event(ev), g});
+  }
+}
+
+void Runtime::record_event(const std::string& name, cl_event ev) {
+  if (profiling_ && ev) records_.push_back({name, cl::Event(ev), ""});
+  else if (ev) clReleaseEvent(ev);
+}
+
+void Runtime::finish() { check_cl(queue_.finish(), "clFinish"); }
+
+void Runtime::write_profile() {
+  if (!profiling_ || records_.empty()) return;
+  finish();
+  bool exists = std::ifstream(profile_csv_).good();
+  std::ofstream out(profile_csv_, std::ios::app);
+  if (!out) throw Error("cannot write the profile to " + profile_csv_);
+  if (!exists) out << "kernel,global,queued_ns,start_ns,end_ns,duration_us\n";
+  for (auto& r : records_) {
+    cl_ulong q = 0, s = 0, e = 0;
+    clGetEventProfilingInfo(r.ev(), CL_PROFILING_COMMAND_QUEUED, sizeof(q), &q, nullptr);
+    clGetEventProfilingInfo(r.ev(), CL_PROFILING_COMMAND_START, sizeof(s), &s, nullptr);
+    clGetEventProfilingInfo(r.ev(), CL_PROFILING_COMMAND_END, sizeof(e), &e, nullptr);
+    out << fmt::format("{},{},{},{},{},{:.3f}\n", r.name, r.dims, q, s, e, (e - s) / 1000.0);
+  }
+  records_.clear();
+}
+
+}  // namespace dsocr

@@ -1,0 +1,108 @@
+// Runtime: one OpenCL device with its context, in-order queue, program cache, memory accounting
+// and profiler. No global state: everything dsocr does on a device goes through one of these.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "runtime/cl.h"
+#include "runtime/device.h"
+#include "runtime/error.h"
+#include "runtime/program_cache.h"
+#include "runtime/tensor.h"
+
+namespace dsocr {
+
+struct RuntimeOptions {
+  std::string device;        // spec, see device.h; empty = $DSOCR_DEVICE or default
+  std::string profile_csv;   // when set (or $DSOCR_PROFILE), every launch is timed and written here
+};
+
+// A kernel of a built program; launches go through Runtime::launch.
+struct Kernel {
+  cl::Kernel k;
+  std::string name;
+};
+
+class Runtime {
+ public:
+  explicit Runtime(const RuntimeOptions& opts = {});
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  const DeviceInfo& device() const { return dev_; }
+  const cl::Context& context() const { return ctx_; }
+  cl::CommandQueue& queue() { return queue_; }
+  ProgramCache& programs() { return *programs_; }
+  const MemoryStats& memory() const { return *mem_; }
+  std::string memory_summary() const;
+
+  // --- memory ---------------------------------------------------------------
+  // Allocates; throws OutOfDeviceMemory with needed/held/total bytes when it cannot.
+  std::shared_ptr<Buffer> alloc(size_t bytes, const std::string& what = {});
+  Tensor empty(const Shape& shape, DType dtype = DType::f32, const std::string& what = {});
+  Tensor upload(const void* data, const Shape& shape, DType dtype, const std::string& what = {});
+  Tensor upload(const std::vector<float>& v, const Shape& shape) { return upload(v.data(), shape, DType::f32); }
+  Tensor upload(const std::vector<int32_t>& v, const Shape& shape) { return upload(v.data(), shape, DType::i32); }
+  void write(Tensor& t, const void* data, size_t bytes, size_t offset_bytes = 0);
+  void read(const Tensor& t, void* dst, size_t bytes, size_t offset_bytes = 0);
+  std::vector<float> read_f32(const Tensor& t);
+  std::vector<int32_t> read_i32(const Tensor& t);
+  void fill_zero(Tensor& t);
+
+  // --- programs and launches ----------------------------------------------------
+  // The kernel `name` of kernels/<file> built with `defines` (memoised; arguments are set
+  // afresh by every launch, so one handle serves every call site).
+  Kernel& kernel(const std::string& file, const std::string& name, const Defines& defines = {});
+
+  // The single launch point: sets the arguments in order and enqueues. global must be a multiple
+  // of local when local is given (use round_up). Records a profiling event when profiling is on.
+  template <typename... Args>
+  void launch(Kernel& kernel, const cl::NDRange& global, const cl::NDRange& local, const Args&... args) {
+    cl_uint i = 0;
+    (set_arg(kernel, i++, args), ...);
+    enqueue(kernel, global, local);
+  }
+
+  void finish();
+  bool profiling() const { return profiling_; }
+  // Records an event produced outside launch() (CLBlast) under a name.
+  void record_event(const std::string& name, cl_event ev);
+  void write_profile();  // writes and clears the recorded events (no-op when off)
+
+  // Capability-driven variants: whether fp16 arithmetic may be used for fast paths.
+  bool has_fp16() const { return dev_.fp16; }
+
+ private:
+  void set_arg(Kernel& k, cl_uint i, const Tensor& t);
+  void set_arg(Kernel& k, cl_uint i, const cl::LocalSpaceArg& l);
+  template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+  void set_arg(Kernel& k, cl_uint i, const T& v) {
+    check_cl(clSetKernelArg(k.k(), i, sizeof(T), &v), "clSetKernelArg", k.name);
+  }
+  void enqueue(Kernel& k, const cl::NDRange& global, const cl::NDRange& local);
+
+  DeviceInfo dev_;
+  cl::Context ctx_;
+  cl::CommandQueue queue_;
+  std::unique_ptr<ProgramCache> programs_;
+  std::shared_ptr<MemoryStats> mem_;
+  bool profiling_ = false;
+  std::string profile_csv_;
+  struct Record {
+    std::string name;
+    cl::Event ev;
+    std::string dims;
+  };
+  std::vector<Record> records_;
+  std::map<std::string, Kernel> kernels_;
+};
+
+inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+inline size_t ceil_div(size_t n, size_t m) { return (n + m - 1) / m; }
+
+}  // namespace dsocr

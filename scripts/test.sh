@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: sets up a fresh machine, builds, and runs every test on every OpenCL platform
+# present (PoCL, and rusticl on llvmpipe; NVIDIA etc. where installed). ctest names read
+# "<platform>/<test>".  DSOCR_TEST_DEVICES=pocl,rusticl restricts the platforms.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build.sh
+export RUSTICL_ENABLE=${RUSTICL_ENABLE:-llvmpipe}
+build=${BUILD_DIR:-build}
+echo "== OpenCL devices"
+"$build/dsocr" devices
+cd "$build"
+ctest --output-on-failure --timeout 1500 -j1

@@ -1,0 +1,169 @@
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "harness/harness.h"
+
+namespace dsocr::test {
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(gen);
+  return v;
+}
+
+std::vector<int32_t> random_ints(size_t n, uint32_t seed, int32_t lo, int32_t hi) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int32_t> d(lo, hi);
+  std::vector<int32_t> v(n);
+  for (auto& x : v) x = d(gen);
+  return v;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+namespace {
+constexpr uint32_t kSentinel = 0x7fc0dead;  // a quiet NaN with a recognisable payload
+
+std::string coords(size_t flat, const Shape& shape) {
+  std::vector<int64_t> c(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    c[d] = static_cast<int64_t>(flat % shape[d]);
+    flat /= shape[d];
+  }
+  return fmt::format("[{}]", fmt::join(c, ","));
+}
+}  // namespace
+
+Guarded::Guarded(Runtime& rt, const Shape& shape, DType dtype) : rt_(rt) {
+  cl_uint align_bits = 0;
+  clGetDeviceInfo(rt.device().device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof(align_bits), &align_bits, nullptr);
+  front_ = std::max<size_t>(align_bits / 8, 256);
+  back_ = 256;
+  size_t bytes = shape_numel(shape) * dtype_size(dtype);
+  size_t total = front_ + round_up(bytes, 4) + back_;
+  base_ = rt.empty({static_cast<int64_t>(total / 4)}, DType::i32, "guarded test output");
+  std::vector<uint32_t> fill(total / 4, kSentinel);
+  rt.write(base_, fill.data(), total);
+  cl_buffer_region region{front_, std::max<size_t>(bytes, 4)};
+  cl_int err = CL_SUCCESS;
+  cl_mem sub = clCreateSubBuffer(base_.mem()(), CL_MEM_READ_WRITE, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+  check_cl(err, "clCreateSubBuffer");
+  view_.shape = shape;
+  view_.dtype = dtype;
+  view_.buffer = std::make_shared<Buffer>(cl::Buffer(sub), region.size, std::make_shared<MemoryStats>());
+}
+
+void Guarded::check_guards() {
+  size_t total = base_.bytes();
+  std::vector<uint32_t> all(total / 4);
+  rt_.read(base_, all.data(), total);
+  size_t bytes = view_.bytes();
+  size_t body_end = front_ + bytes;
+  const auto* raw = reinterpret_cast<const unsigned char*>(all.data());
+  const auto* sentinel = reinterpret_cast<const unsigned char*>(&kSentinel);
+  for (size_t i = 0; i < total; ++i) {
+    if (i >= front_ && i < body_end) continue;
+    if (raw[i] != sentinel[i % 4]) {
+      ADD_FAILURE() << fmt::format("guard byte overwritten at offset {} {} the output ({} bytes)",
+                                   i < front_ ? static_cast<long>(front_ - i) : static_cast<long>(i - body_end),
+                                   i < front_ ? "before" : "after", bytes);
+      return;
+    }
+  }
+}
+
+std::vector<float> Guarded::read_f32() {
+  check_guards();
+  return rt_.read_f32(view_);
+}
+
+std::vector<int32_t> Guarded::read_i32() {
+  check_guards();
+  return rt_.read_i32(view_);
+}
+
+::testing::AssertionResult all_close(const std::vector<float>& out, const std::vector<double>& ref,
+                                     const Shape& shape, double atol, double rtol) {
+  if (out.size() != ref.size() || static_cast<int64_t>(out.size()) != shape_numel(shape))
+    return ::testing::AssertionFailure() << fmt::format("size mismatch: out {} ref {} shape {}", out.size(),
+                                                        ref.size(), shape_str(shape));
+  size_t bad = 0, first = 0;
+  double worst = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    double o = out[i], r = ref[i];
+    bool ok = std::isfinite(r) ? (std::isfinite(o) && std::fabs(o - r) <= atol + rtol * std::fabs(r))
+                               : (std::isnan(r) ? std::isnan(o) : o == r);
+    if (!ok) {
+      if (bad == 0) first = i;
+      ++bad;
+    }
+    if (std::isfinite(o) && std::isfinite(r)) worst = std::max(worst, std::fabs(o - r));
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << fmt::format(
+             "{} of {} elements differ (atol {}, rtol {}); first at {}: got {:.8g}, expected {:.8g}; max |diff| {:.3g}",
+             bad, out.size(), atol, rtol, coords(first, shape), out[first], ref[first], worst);
+}
+
+::testing::AssertionResult all_equal(const std::vector<int32_t>& out, const std::vector<int32_t>& ref,
+                                     const Shape& shape) {
+  if (out.size() != ref.size())
+    return ::testing::AssertionFailure() << fmt::format("size mismatch: out {} ref {}", out.size(), ref.size());
+  for (size_t i = 0; i < out.size(); ++i)
+    if (out[i] != ref[i])
+      return ::testing::AssertionFailure()
+             << fmt::format("first mismatch at {}: got {}, expected {}", coords(i, shape), out[i], ref[i]);
+  return ::testing::AssertionSuccess();
+}
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000;
+  int32_t exp = static_cast<int32_t>((x >> 23) & 0xff) - 127 + 15;
+  uint32_t mant = x & 0x7fffff;
+  if (((x >> 23) & 0xff) == 0xff) return static_cast<uint16_t>(sign | 0x7c00 | (mant ? 0x200 : 0));
+  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00);
+  if (exp <= 0) {
+    if (exp < -10) return static_cast<uint16_t>(sign);
+    mant |= 0x800000;
+    uint32_t shift = static_cast<uint32_t>(14 - exp);
+    uint32_t h = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
+  uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  uint32_t x;
+  if (exp == 0) {
+    if (mant == 0) x = sign;
+    else {
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while (!(mant & 0x400));
+      x = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    x = sign | 0x7f800000 | (mant << 13);
+  } else {
+    x = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+}  // namespace dsocr::test
