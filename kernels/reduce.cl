@@ -1,0 +1,33 @@
+// Work-group reductions shared by several kernels (#include "reduce.cl").
+// Requires a 1-D work-group of exactly WG work-items, WG a power of two, and `scratch` of WG floats.
+// Every work-item gets the result. Two barriers per level; scratch may be reused after return.
+
+#ifndef WG
+#define WG 256
+#endif
+
+inline float wg_reduce_sum(float v, __local float* scratch) {
+  int l = get_local_id(0);
+  scratch[l] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = WG / 2; s > 0; s >>= 1) {
+    if (l < s) scratch[l] += scratch[l + s];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  float r = scratch[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}
+
+inline float wg_reduce_max(float v, __local float* scratch) {
+  int l = get_local_id(0);
+  scratch[l] = v;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = WG / 2; s > 0; s >>= 1) {
+    if (l < s) scratch[l] = fmax(scratch[l], scratch[l + s]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  float r = scratch[0];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return r;
+}

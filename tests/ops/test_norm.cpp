@@ -1,0 +1,96 @@
+// norm.cl (layer_norm, layer_norm_2d, rms_norm) against double-precision references.
+#include <cmath>
+
+#include "harness/harness.h"
+#include "runtime/ops/norm.h"
+
+using namespace dsocr;
+using namespace dsocr::test;
+
+namespace {
+
+// mode 0: layer_norm over rows of C; 1: rms_norm.
+std::vector<double> ref_rows(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
+                             int64_t rows, int64_t C, double eps, int mode) {
+  std::vector<double> y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = &x[r * C];
+    if (mode == 0) {
+      double m = 0, v = 0;
+      for (int64_t c = 0; c < C; ++c) m += xr[c];
+      m /= C;
+      for (int64_t c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
+      v /= C;
+      for (int64_t c = 0; c < C; ++c) y[r * C + c] = (xr[c] - m) / std::sqrt(v + eps) * w[c] + b[c];
+    } else {
+      double s = 0;
+      for (int64_t c = 0; c < C; ++c) s += double(xr[c]) * xr[c];
+      double inv = 1.0 / std::sqrt(s / C + eps);
+      for (int64_t c = 0; c < C; ++c) y[r * C + c] = xr[c] * inv * w[c];
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
+TEST(norm, layer_norm) {
+  // awkward sizes, SAM (768, eps 1e-6), CLIP (1024, eps 1e-5); an offset mean tests the two-pass variance.
+  struct Case { int64_t rows, C; float eps; };
+  for (auto c : {Case{7, 7, 1e-5f}, Case{17, 61, 1e-5f}, Case{61, 127, 1e-6f}, Case{127, 768, 1e-6f}, Case{101, 1024, 1e-5f}}) {
+    auto x = random_floats(c.rows * c.C, 41, 2.f, 6.f);
+    auto w = random_floats(c.C, 42, 0.5f, 1.5f), b = random_floats(c.C, 43);
+    Tensor xt = rt().upload(x, {c.rows, c.C}), wt = rt().upload(w, {c.C}), bt = rt().upload(b, {c.C});
+    Guarded y(rt(), {c.rows, c.C});
+    ops::layer_norm(rt(), xt, wt, bt, y, c.eps);
+    EXPECT_TRUE(all_close(y.read_f32(), ref_rows(x, w, b, c.rows, c.C, c.eps, 0), {c.rows, c.C}, 1e-4, 1e-4))
+        << c.rows << "x" << c.C;
+  }
+}
+
+TEST(norm, rms_norm) {
+  struct Case { int64_t rows, C; };
+  for (auto c : {Case{7, 7}, Case{17, 61}, Case{61, 127}, Case{61, 1280}, Case{3, 896}}) {
+    auto x = random_floats(c.rows * c.C, 51, -3.f, 3.f);
+    auto w = random_floats(c.C, 52, 0.5f, 1.5f);
+    Tensor xt = rt().upload(x, {c.rows, c.C}), wt = rt().upload(w, {c.C});
+    Guarded y(rt(), {c.rows, c.C});
+    ops::rms_norm(rt(), xt, wt, y, 1e-6f);
+    EXPECT_TRUE(all_close(y.read_f32(), ref_rows(x, w, w, c.rows, c.C, 1e-6, 1), {c.rows, c.C}, 1e-5, 1e-4))
+        << c.rows << "x" << c.C;
+  }
+}
+
+TEST(norm, layer_norm_2d) {
+  // SAM neck: [1,256,64,64] at 1024², plus awkward sizes.
+  for (Shape s : {Shape{1, 7, 3, 5}, Shape{2, 17, 7, 9}, Shape{1, 256, 40, 40}, Shape{1, 256, 64, 64}}) {
+    int64_t N = s[0], C = s[1], HW = s[2] * s[3];
+    auto x = random_floats(shape_numel(s), 61, -2.f, 4.f);
+    auto w = random_floats(C, 62, 0.5f, 1.5f), b = random_floats(C, 63);
+    Tensor xt = rt().upload(x, s), wt = rt().upload(w, {C}), bt = rt().upload(b, {C});
+    Guarded y(rt(), s);
+    ops::layer_norm_2d(rt(), xt, wt, bt, y, 1e-6f);
+    std::vector<double> ref(x.size());
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t p = 0; p < HW; ++p) {
+        double m = 0, v = 0;
+        for (int64_t c = 0; c < C; ++c) m += x[(n * C + c) * HW + p];
+        m /= C;
+        for (int64_t c = 0; c < C; ++c) v += std::pow(x[(n * C + c) * HW + p] - m, 2);
+        v /= C;
+        for (int64_t c = 0; c < C; ++c)
+          ref[(n * C + c) * HW + p] = (x[(n * C + c) * HW + p] - m) / std::sqrt(v + 1e-6) * w[c] + b[c];
+      }
+    EXPECT_TRUE(all_close(y.read_f32(), ref, s, 1e-4, 1e-4)) << shape_str(s);
+  }
+}
+
+TEST(norm, rejects_mismatched_weight) {
+  Tensor x = rt().empty({4, 8}), w = rt().empty({7}), y = rt().empty({4, 8});
+  try {
+    ops::rms_norm(rt(), x, w, y, 1e-6f);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("with 8 elements"), std::string::npos) << e.what();
+  }
+}
