@@ -18,6 +18,8 @@ void usage(std::FILE* f) {
       "commands:\n"
       "  devices [--tags]         list OpenCL devices (--tags: one platform tag per line)\n"
       "  warmup [--device SPEC]   compile every kernel into the program cache, print cache hits/misses\n"
+      "  parity CASE.h5 [...] [--device SPEC] [--verbose]\n"
+      "                           run golden cases and compare (exit 0 pass, 1 fail, 2 cannot run)\n"
       "\n"
       "device selection: --device NAME[:INDEX] or $DSOCR_DEVICE (platform or device name substring,\n"
       "e.g. pocl, rusticl, nvidia); default: the first GPU, else the first device.\n"
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "devices") return dsocr::cmd_devices(args);
     if (cmd == "warmup") return dsocr::cmd_warmup(args);
+    if (cmd == "parity") return dsocr::cmd_parity(args);
     std::fprintf(stderr, "dsocr: unknown command '%s'\n\n", cmd.c_str());
     usage(stderr);
     return 2;

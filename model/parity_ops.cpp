@@ -1,0 +1,99 @@
+// The op table of `dsocr parity`: one entry per op of the golden contract's vocabulary.
+#include <fmt/format.h>
+
+#include "model/parity.h"
+#include "runtime/gemm.h"
+#include "runtime/ops/activation.h"
+#include "runtime/ops/norm.h"
+#include "runtime/ops/softmax.h"
+
+namespace dsocr {
+namespace {
+
+ParityOutputs op_linear(Runtime& rt, const GoldenCase& c) {
+  const auto& x = c.input("x");
+  const auto& w = c.weight("weight");
+  expect_shape(c, "weights/weight", w, {-1, -1});
+  if (x.shape.empty() || x.shape.back() != w.shape[1])
+    throw GoldenError(fmt::format("{}: inputs/x {} must end in in_features {}", c.path, shape_str(x.shape), w.shape[1]));
+  Tensor xt = to_device(rt, x, "x"), wt = to_device(rt, w, "weight");
+  Tensor bt;
+  if (auto* b = c.weight_opt("bias")) {
+    expect_shape(c, "weights/bias", *b, {w.shape[0]});
+    bt = to_device(rt, *b, "bias");
+  }
+  Shape ys = x.shape;
+  ys.back() = w.shape[0];
+  Tensor y = rt.empty(ys);
+  linear(rt, xt, wt, bt.defined() ? &bt : nullptr, y);
+  return {{"y", from_device_f32(rt, y)}};
+}
+
+ParityOutputs op_norm(Runtime& rt, const GoldenCase& c, int kind) {  // 0 layer_norm, 1 layer_norm_2d, 2 rms_norm
+  const auto& x = c.input("x");
+  if (x.shape.empty()) throw GoldenError(fmt::format("{}: inputs/x must not be a scalar", c.path));
+  int64_t C = kind == 1 ? (x.shape.size() == 4 ? x.shape[1] : -1) : x.shape.back();
+  if (kind == 1) expect_shape(c, "inputs/x", x, {-1, -1, -1, -1});
+  const auto& w = c.weight("weight");
+  expect_shape(c, "weights/weight", w, {C});
+  Tensor xt = to_device(rt, x, "x"), wt = to_device(rt, w, "weight"), y = rt.empty(x.shape);
+  double eps = c.attr_float("eps", kind == 0 ? 1e-5 : 1e-6);
+  if (kind == 2) {
+    ops::rms_norm(rt, xt, wt, y, static_cast<float>(eps));
+  } else {
+    const auto& b = c.weight("bias");
+    expect_shape(c, "weights/bias", b, {C});
+    Tensor bt = to_device(rt, b, "bias");
+    if (kind == 0) ops::layer_norm(rt, xt, wt, bt, y, static_cast<float>(eps));
+    else ops::layer_norm_2d(rt, xt, wt, bt, y, static_cast<float>(eps));
+  }
+  return {{"y", from_device_f32(rt, y)}};
+}
+
+ParityOutputs op_activation(Runtime& rt, const GoldenCase& c) {
+  const auto& x = c.input("x");
+  std::string kind = c.attr_str("kind", "");
+  if (kind.empty()) throw GoldenError(fmt::format("{}: attribute kind (gelu|quick_gelu|silu) is missing", c.path));
+  ops::Act act;
+  try {
+    act = ops::parse_act(kind);
+  } catch (const Error& e) {
+    throw GoldenError(fmt::format("{}: {}", c.path, e.what()));
+  }
+  Tensor xt = to_device(rt, x, "x"), y = rt.empty(x.shape);
+  ops::activation(rt, act, xt, y);
+  return {{"y", from_device_f32(rt, y)}};
+}
+
+ParityOutputs op_softmax(Runtime& rt, const GoldenCase& c) {
+  const auto& x = c.input("x");
+  if (x.shape.empty()) throw GoldenError(fmt::format("{}: inputs/x must not be a scalar", c.path));
+  Tensor xt = to_device(rt, x, "x"), y = rt.empty(x.shape);
+  ops::softmax(rt, xt, y);
+  return {{"y", from_device_f32(rt, y)}};
+}
+
+}  // namespace
+
+const std::map<std::string, ParityFn>& parity_ops() {
+  static const std::map<std::string, ParityFn> table = {
+      {"linear", op_linear},
+      {"layer_norm", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 0); }},
+      {"layer_norm_2d", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 1); }},
+      {"rms_norm", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 2); }},
+      {"activation", op_activation},
+      {"softmax", op_softmax},
+  };
+  return table;
+}
+
+const std::vector<std::string>& parity_ops_pending() {
+  static const std::vector<std::string> pending = {
+      "conv2d",        "sdpa",          "unfold",       "resize_bicubic_aa", "resize_linear",
+      "rope",          "moe",           "sam_block",    "sam_encoder",       "clip_encoder",
+      "vision_encoder", "decoder_layer", "model_logits", "image_preprocess",  "tokenize",
+      "model_generate"};
+  return pending;
+}
+
+}  // namespace dsocr

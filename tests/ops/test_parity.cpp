@@ -1,0 +1,155 @@
+// dsocr parity: golden files written here with the HDF5 C API (valid, corrupt, truncated,
+// wrong version/format/op, missing datasets, wrong shapes) run through run_parity().
+#include <fmt/format.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "harness/harness.h"
+#include "model/parity.h"
+
+using namespace dsocr;
+using namespace dsocr::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct H5Writer {
+  hid_t f;
+  explicit H5Writer(const std::string& path) { f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); }
+  ~H5Writer() { H5Fclose(f); }
+  void attr_str(const char* name, const std::string& v) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    const char* p = v.c_str();
+    H5Awrite(a, t, &p);
+    H5Aclose(a);
+    H5Sclose(s);
+    H5Tclose(t);
+  }
+  template <typename T>
+  void attr_num(const char* name, T v, hid_t type) {
+    hid_t s = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, type, s, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, type, &v);
+    H5Aclose(a);
+    H5Sclose(s);
+  }
+  void dataset(const std::string& path, const std::vector<float>& v, const Shape& shape) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    hid_t s = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    hid_t d = H5Dcreate2(f, path.c_str(), H5T_IEEE_F32LE, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Pclose(lcpl);
+  }
+};
+
+struct LinearCase {
+  int rows = 7, in = 17, out = 5;
+  std::vector<float> x, w, b, y;
+  LinearCase() {
+    x = random_floats(rows * in, 1);
+    w = random_floats(out * in, 2);
+    b = random_floats(out, 3);
+    y.resize(rows * out);
+    for (int r = 0; r < rows; ++r)
+      for (int o = 0; o < out; ++o) {
+        double s = b[o];
+        for (int i = 0; i < in; ++i) s += double(x[r * in + i]) * w[o * in + i];
+        y[r * out + o] = static_cast<float>(s);
+      }
+  }
+  // Writes the case; the knobs break one thing each.
+  void write(const std::string& path, const std::string& format = "dsocr-golden", int version = 1,
+             const std::string& op = "linear", bool with_weight = true, int x_in = -1, float y_bias = 0.f) const {
+    H5Writer h(path);
+    h.attr_str("format", format);
+    h.attr_num<int64_t>("version", version, H5T_NATIVE_INT64);
+    h.attr_str("op", op);
+    h.attr_num<int64_t>("seed", 1, H5T_NATIVE_INT64);
+    h.attr_str("source", "tests/ops/test_parity.cpp");
+    int xi = x_in < 0 ? in : x_in;
+    h.dataset("/inputs/x", random_floats(rows * xi, 1), {rows, xi});
+    if (with_weight) h.dataset("/weights/weight", w, {out, in});
+    h.dataset("/weights/bias", b, {out});
+    std::vector<float> yy = y;
+    for (auto& v : yy) v += y_bias;
+    h.dataset("/outputs/y", yy, {rows, out});
+  }
+};
+
+class Parity : public ::testing::Test {
+ protected:
+  fs::path dir;
+  void SetUp() override {
+    dir = fs::temp_directory_path() / fmt::format("dsocr_parity_{}", ::getpid());
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string p(const std::string& name) const { return (dir / name).string(); }
+  ParityTotals run(const std::vector<std::string>& files) {
+    ::testing::internal::CaptureStdout();
+    ParityTotals t = run_parity(rt(), files, {});
+    last_output = ::testing::internal::GetCapturedStdout();
+    return t;
+  }
+  std::string last_output;
+};
+
+}  // namespace
+
+TEST_F(Parity, valid_case_passes) {
+  LinearCase c;
+  c.write(p("ok.h5"));
+  auto t = run({p("ok.h5")});
+  EXPECT_EQ(t.passed, 1) << last_output;
+  EXPECT_EQ(t.exit_code(), 0) << last_output;
+  EXPECT_NE(last_output.find("ok.h5  y  [7,5]"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("1 passed, 0 failed"), std::string::npos) << last_output;
+}
+
+TEST_F(Parity, wrong_expected_values_fail_with_exit_1) {
+  LinearCase c;
+  c.write(p("off.h5"), "dsocr-golden", 1, "linear", true, -1, 0.01f);
+  auto t = run({p("off.h5")});
+  EXPECT_EQ(t.failed, 1);
+  EXPECT_EQ(t.exit_code(), 1);
+  EXPECT_NE(last_output.find("FAIL"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("first at index"), std::string::npos) << last_output;
+}
+
+TEST_F(Parity, malformed_files_exit_2_and_others_still_run) {
+  LinearCase c;
+  c.write(p("good.h5"));
+  c.write(p("version.h5"), "dsocr-golden", 2);
+  c.write(p("format.h5"), "something-else");
+  c.write(p("unknown_op.h5"), "dsocr-golden", 1, "frobnicate");
+  c.write(p("missing.h5"), "dsocr-golden", 1, "linear", false);
+  c.write(p("shape.h5"), "dsocr-golden", 1, "linear", true, 9);
+  c.write(p("pending.h5"), "dsocr-golden", 1, "model_generate");
+  std::ofstream(p("garbage.h5")) << "this is not an HDF5 file at all";
+  {  // truncated: the first half of a valid file
+    std::ifstream in(p("good.h5"), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(p("truncated.h5"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  auto t = run({p("version.h5"), p("format.h5"), p("unknown_op.h5"), p("missing.h5"), p("shape.h5"),
+                p("garbage.h5"), p("truncated.h5"), p("nonexistent.h5"), p("pending.h5"), p("good.h5")});
+  EXPECT_EQ(t.passed, 1) << last_output;
+  EXPECT_EQ(t.unrunnable, 9) << last_output;
+  EXPECT_EQ(t.exit_code(), 2);
+  for (const char* expect :
+       {"golden schema version 2 is not supported", "format must be 'dsocr-golden'", "unknown op 'frobnicate'",
+        "missing dataset /weights/weight", "must end in in_features 17", "not an HDF5 file", "no such file",
+        "op 'model_generate' is not implemented yet", "good.h5  y  [7,5]", "1 passed, 9 failed"})
+    EXPECT_NE(last_output.find(expect), std::string::npos) << "missing '" << expect << "' in:\n" << last_output;
+  EXPECT_NE(last_output.find("truncated.h5  -  -  cannot run"), std::string::npos) << last_output;
+}
