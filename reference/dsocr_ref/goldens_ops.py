@@ -1,0 +1,328 @@
+"""Op golden cases (golden-contract.md, op vocabulary v1): awkward shapes (7, 17, 61, 127) and
+real DeepSeek-OCR shapes. Inputs are fp32; weights of real-shape cases are bf16-rounded (as the
+checkpoint's) and stored widened; every expected output is computed by dsocr_ref.ops in float64
+from those fp32 values, then stored as float32."""
+import math
+
+import torch
+
+from . import ops
+from .h5 import write_case
+
+F64 = torch.float64
+
+
+class Rng:
+    def __init__(self, seed):
+        self.g = torch.Generator().manual_seed(seed)
+
+    def randn(self, *shape, scale=1.0):
+        return torch.randn(*shape, generator=self.g, dtype=torch.float32) * scale
+
+    def uniform(self, *shape, lo=-1.0, hi=1.0):
+        return torch.rand(*shape, generator=self.g, dtype=torch.float32) * (hi - lo) + lo
+
+    def randint(self, lo, hi, shape):
+        return torch.randint(lo, hi, shape, generator=self.g, dtype=torch.int64)
+
+
+def bf16(t):
+    return t.to(torch.bfloat16).to(torch.float32)
+
+
+def d(t):
+    return t.to(F64)
+
+
+CASES = []  # (name, fn(path, seed))
+
+
+def case(name):
+    def deco(fn):
+        CASES.append((name, fn))
+        return fn
+    return deco
+
+
+# ---------------------------------------------------------------- linear
+def _linear(path, seed, xshape, n_out, bias, real):
+    r = Rng(seed)
+    n_in = xshape[-1]
+    x = r.randn(*xshape)
+    w = r.randn(n_out, n_in, scale=1 / math.sqrt(n_in))
+    b = r.randn(n_out, scale=0.1) if bias else None
+    if real:
+        w = bf16(w)
+        b = bf16(b) if b is not None else None
+    y = ops.linear(d(x), d(w), d(b) if b is not None else None)
+    weights = {"weight": w}
+    if b is not None:
+        weights["bias"] = b
+    write_case(path, "linear", {}, {"x": x}, weights, {"y": y}, seed=seed)
+
+
+case("linear_7x17to61_bias")(lambda p, s: _linear(p, s, (7, 17), 61, True, False))
+case("linear_2x7x61to127_nobias")(lambda p, s: _linear(p, s, (2, 7, 61), 127, False, False))
+case("linear_1x127to17_bias")(lambda p, s: _linear(p, s, (1, 127), 17, True, False))
+# real input widths (SAM 768 with bias on 61 tokens; LM 1280 without bias, decode M=1), output
+# widths reduced to keep the files small
+case("linear_real_sam_768to256")(lambda p, s: _linear(p, s, (1, 17, 768), 256, True, True))
+case("linear_real_lm_decode_1280to128")(lambda p, s: _linear(p, s, (1, 1280), 128, False, True))
+
+
+# ---------------------------------------------------------------- conv2d
+def _conv(path, seed, xshape, o, k, stride, padding, bias, real):
+    r = Rng(seed)
+    x = r.randn(*xshape)
+    c = xshape[1]
+    w = r.randn(o, c, k, k, scale=1 / math.sqrt(c * k * k))
+    b = r.randn(o, scale=0.1) if bias else None
+    if real:
+        w = bf16(w)
+        b = bf16(b) if b is not None else None
+    y = ops.conv2d(d(x), d(w), d(b) if b is not None else None, stride, padding)
+    weights = {"weight": w}
+    if b is not None:
+        weights["bias"] = b
+    write_case(path, "conv2d", {"stride": stride, "padding": padding}, {"x": x}, weights, {"y": y}, seed=seed)
+
+
+case("conv2d_3to7_k3s1p1_17x17_bias")(lambda p, s: _conv(p, s, (1, 3, 17, 17), 7, 3, 1, 1, True, False))
+case("conv2d_7to17_k3s2p1_17x61")(lambda p, s: _conv(p, s, (2, 7, 17, 61), 17, 3, 2, 1, False, False))
+case("conv2d_5to7_k5s3p2_61x7_bias")(lambda p, s: _conv(p, s, (1, 5, 61, 7), 7, 5, 3, 2, True, False))
+# real geometries, output channels reduced to keep the files small:
+# SAM patch embedding (k16 s16 with bias) on a 112x112 image (7x7 grid)
+case("conv2d_real_patch_embed")(lambda p, s: _conv(p, s, (1, 3, 112, 112), 128, 16, 16, 0, True, True))
+# neck.0 1x1 from 768, no bias
+case("conv2d_real_neck0_1x1")(lambda p, s: _conv(p, s, (1, 768, 10, 10), 64, 1, 1, 0, False, True))
+# neck.2 3x3 p1 from 256, no bias
+case("conv2d_real_neck2_3x3")(lambda p, s: _conv(p, s, (1, 256, 10, 10), 64, 3, 1, 1, False, True))
+# net_2/net_3 3x3 s2 p1 (20x20 -> 10x10)
+case("conv2d_real_net3_s2")(lambda p, s: _conv(p, s, (1, 256, 20, 20), 32, 3, 2, 1, False, True))
+
+
+# ---------------------------------------------------------------- norms
+def _ln(path, seed, shape, eps, two_d=False, real=False):
+    r = Rng(seed)
+    x = r.randn(*shape, scale=2.0) + 0.5
+    c = shape[1] if two_d else shape[-1]
+    w = 1.0 + r.randn(c, scale=0.2)
+    b = r.randn(c, scale=0.2)
+    if real:
+        w, b = bf16(w), bf16(b)
+    fn = ops.layer_norm_2d if two_d else ops.layer_norm
+    y = fn(d(x), d(w), d(b), eps)
+    write_case(path, "layer_norm_2d" if two_d else "layer_norm", {"eps": eps}, {"x": x},
+               {"weight": w, "bias": b}, {"y": y}, seed=seed)
+
+
+case("layer_norm_7x17")(lambda p, s: _ln(p, s, (7, 17), 1e-5))
+case("layer_norm_3x61x127")(lambda p, s: _ln(p, s, (3, 61, 127), 1e-6))
+case("layer_norm_real_sam_1x2x14x768")(lambda p, s: _ln(p, s, (1, 2, 14, 768), 1e-6, real=True))
+case("layer_norm_real_clip_17x1024")(lambda p, s: _ln(p, s, (1, 17, 1024), 1e-5, real=True))
+case("layer_norm_2d_2x7x17x61")(lambda p, s: _ln(p, s, (2, 7, 17, 61), 1e-6, two_d=True))
+case("layer_norm_2d_real_neck_1x256x10x10")(lambda p, s: _ln(p, s, (1, 256, 10, 10), 1e-6, two_d=True, real=True))
+
+
+def _rms(path, seed, shape, eps, real=False):
+    r = Rng(seed)
+    x = r.randn(*shape, scale=3.0)
+    w = r.randn(shape[-1], scale=0.5) + 1.0
+    if real:
+        w = bf16(w)
+    y = ops.rms_norm(d(x), d(w), eps)
+    write_case(path, "rms_norm", {"eps": eps}, {"x": x}, {"weight": w}, {"y": y}, seed=seed)
+
+
+case("rms_norm_7x17")(lambda p, s: _rms(p, s, (7, 17), 1e-6))
+case("rms_norm_2x61x127")(lambda p, s: _rms(p, s, (2, 61, 127), 1e-6))
+case("rms_norm_real_lm_17x1280")(lambda p, s: _rms(p, s, (17, 1280), 1e-6, real=True))
+case("rms_norm_real_v2enc_7x896")(lambda p, s: _rms(p, s, (7, 896), 1e-6, real=True))
+
+
+# ---------------------------------------------------------------- activation, softmax
+def _act(path, seed, shape, kind):
+    r = Rng(seed)
+    x = r.randn(*shape, scale=3.0)
+    y = ops.activation(d(x), kind)
+    write_case(path, "activation", {"kind": kind}, {"x": x}, None, {"y": y}, seed=seed)
+
+
+for _k in ("gelu", "quick_gelu", "silu"):
+    case(f"activation_{_k}_7x17x61")(lambda p, s, k=_k: _act(p, s, (7, 17, 61), k))
+case("activation_gelu_real_sam_7x3072")(lambda p, s: _act(p, s, (7, 3072), "gelu"))
+case("activation_quick_gelu_real_clip_7x4096")(lambda p, s: _act(p, s, (7, 4096), "quick_gelu"))
+case("activation_silu_real_lm_3x6848")(lambda p, s: _act(p, s, (3, 6848), "silu"))
+
+
+def _softmax(path, seed, shape, scale, neg_inf=False):
+    r = Rng(seed)
+    x = r.randn(*shape, scale=scale)
+    if neg_inf:
+        # causal-style -inf entries (every row keeps at least its first element finite)
+        n = shape[-1]
+        m = torch.arange(n)[None, :] > (torch.arange(shape[-2])[:, None] % n)
+        x = x.masked_fill(m, float("-inf"))
+    y = ops.softmax(d(x))
+    write_case(path, "softmax", {}, {"x": x}, None, {"y": y}, seed=seed)
+
+
+case("softmax_7x17")(lambda p, s: _softmax(p, s, (7, 17), 1.0))
+case("softmax_3x61x127_large")(lambda p, s: _softmax(p, s, (3, 61, 127), 30.0))
+case("softmax_17x61_neginf")(lambda p, s: _softmax(p, s, (17, 61), 5.0, neg_inf=True))
+case("softmax_real_7x4096")(lambda p, s: _softmax(p, s, (7, 4096), 4.0))
+
+
+# ---------------------------------------------------------------- sdpa
+def _sdpa(path, seed, b, h, hkv, nq, nk, dd, scale=None, causal=False, bias=None, qkv_bf16=False, qscale=1.0):
+    """qkv_bf16: q, k, v rounded to bf16 values (still stored as fp32; they compress 2x)."""
+    r = Rng(seed)
+    q = r.randn(b, h, nq, dd, scale=qscale)
+    k = r.randn(b, hkv, nk, dd)
+    v = r.randn(b, hkv, nk, dd)
+    if qkv_bf16:
+        q, k, v = bf16(q), bf16(k), bf16(v)
+    if scale is None:
+        scale = 1.0 / math.sqrt(dd)
+    bt = None
+    if bias is not None:
+        bt = bias(r) if callable(bias) else r.randn(*bias)
+    out = ops.sdpa(d(q), d(k), d(v), d(bt) if bt is not None else None, scale, causal)
+    inputs = {"q": q, "k": k, "v": v}
+    if bt is not None:
+        inputs["bias"] = bt
+    write_case(path, "sdpa", {"scale": float(scale), "causal": int(causal)}, inputs, None, {"out": out}, seed=seed)
+
+
+def _sam_window_bias(b, h, k=14, c=64):
+    """Dense decomposed rel-pos bias of SAM window attention (14x14 = 196 tokens), from the unscaled
+    q of the case and random [27, c] tables."""
+    def make(r):
+        th = r.randn(2 * k - 1, c, scale=0.1)
+        tw = r.randn(2 * k - 1, c, scale=0.1)
+        qq = r.randn(b * h, k * k, c)
+        return ops.sam_rel_bias(qq, th, tw, k, k).reshape(b, h, k * k, k * k)
+    return make
+
+
+case("sdpa_awkward_d17")(lambda p, s: _sdpa(p, s, 1, 2, 2, 7, 17, 17))
+case("sdpa_gqa_causal_61")(lambda p, s: _sdpa(p, s, 2, 6, 2, 61, 61, 16, scale=0.3, causal=True))
+case("sdpa_causal_end_aligned_7x127_bias")(
+    lambda p, s: _sdpa(p, s, 1, 4, 2, 7, 127, 32, causal=True, bias=(1, 4, 7, 127)))
+case("sdpa_bias_broadcast_heads_61")(lambda p, s: _sdpa(p, s, 2, 3, 3, 61, 61, 16, bias=(1, 1, 61, 61)))
+case("sdpa_bias_broadcast_keys_17x127")(lambda p, s: _sdpa(p, s, 1, 2, 1, 17, 127, 16, bias=(1, 2, 1, 127)))
+case("sdpa_real_lm_decode_1x127")(lambda p, s: _sdpa(p, s, 1, 10, 10, 1, 127, 128, causal=True, qkv_bf16=True))
+case("sdpa_real_lm_prefill_61")(lambda p, s: _sdpa(p, s, 1, 4, 4, 61, 61, 128, causal=True, qkv_bf16=True))
+case("sdpa_real_v2enc_gqa_7x14heads")(lambda p, s: _sdpa(p, s, 1, 14, 2, 7, 7, 64, causal=True))
+case("sdpa_real_clip_tile_101")(lambda p, s: _sdpa(p, s, 1, 2, 2, 101, 101, 64, qkv_bf16=True))
+case("sdpa_real_sam_window_relpos")(
+    lambda p, s: _sdpa(p, s, 2, 1, 1, 196, 196, 64, scale=0.125, bias=_sam_window_bias(2, 1), qkv_bf16=True))
+# real SAM global length (4096 tokens, D=64, 1 head); per-key bias [1,1,1,4096] broadcast over
+# queries (the dense decomposed bias would be 64 MB: the real-shape decomposed bias is covered by
+# the sam_block_real_global_64 case, which builds it from its [127,64] tables)
+case("sdpa_real_sam_global_4096")(
+    lambda p, s: _sdpa(p, s, 1, 1, 1, 4096, 4096, 64, scale=0.125, bias=(1, 1, 1, 4096), qkv_bf16=True, qscale=2.0))
+
+
+# ---------------------------------------------------------------- unfold
+def _unfold(path, seed, shape, k, st, pad):
+    r = Rng(seed)
+    x = r.randn(*shape)
+    y = ops.unfold(d(x), k, st, pad)
+    write_case(path, "unfold", {"kernel": k, "stride": st, "padding": pad}, {"x": x}, None, {"y": y}, seed=seed)
+
+
+case("unfold_k2s2_1x7x17x17")(lambda p, s: _unfold(p, s, (1, 7, 17, 17), 2, 2, 0))
+case("unfold_k3s2p1_2x3x17x61")(lambda p, s: _unfold(p, s, (2, 3, 17, 61), 3, 2, 1))
+case("unfold_k3s1p1_1x5x7x7")(lambda p, s: _unfold(p, s, (1, 5, 7, 7), 3, 1, 1))
+case("unfold_real_k2s2_1x128x16x16")(lambda p, s: _unfold(p, s, (1, 128, 16, 16), 2, 2, 0))
+
+
+# ---------------------------------------------------------------- resize
+def _bicubic(path, seed, shape, oh, ow):
+    r = Rng(seed)
+    x = r.randn(*shape)
+    y = ops.resize_bicubic_aa(d(x), oh, ow)
+    write_case(path, "resize_bicubic_aa", {"out_h": oh, "out_w": ow}, {"x": x}, None, {"y": y}, seed=seed)
+
+
+for _o in (40, 32, 48, 80):  # SAM pos_embed 64 -> grid (down: 640/512/768 views; up: 1280)
+    case(f"resize_bicubic_aa_real_sam_64to{_o}")(lambda p, s, o=_o: _bicubic(p, s, (1, 4, 64, 64), o, o))
+for _o in (10, 8, 12, 20):  # CLIP pos 16 -> grid
+    case(f"resize_bicubic_aa_real_clip_16to{_o}")(lambda p, s, o=_o: _bicubic(p, s, (1, 16, 16, 16), o, o))
+case("resize_bicubic_aa_down_127x61_to_17x7")(lambda p, s: _bicubic(p, s, (1, 3, 127, 61), 17, 7))
+case("resize_bicubic_aa_up_7x17_to_61x127")(lambda p, s: _bicubic(p, s, (2, 2, 7, 17), 61, 127))
+case("resize_bicubic_aa_mixed_17x61_to_61x17")(lambda p, s: _bicubic(p, s, (1, 3, 17, 61), 61, 17))
+case("resize_bicubic_aa_identity_17")(lambda p, s: _bicubic(p, s, (1, 2, 17, 17), 17, 17))
+
+
+def _linear_resize(path, seed, shape, out_len):
+    r = Rng(seed)
+    x = r.randn(*shape)
+    y = ops.resize_linear(d(x), out_len)
+    write_case(path, "resize_linear", {"out_len": out_len}, {"x": x}, None, {"y": y}, seed=seed)
+
+
+for _o in (79, 63, 95, 159):  # SAM global rel-pos table 127 -> 2*grid-1 (grid 40/32/48/80)
+    case(f"resize_linear_real_relpos_127to{_o}")(lambda p, s, o=_o: _linear_resize(p, s, (1, 64, 127), o))
+case("resize_linear_up_7to17")(lambda p, s: _linear_resize(p, s, (2, 3, 7), 17))
+case("resize_linear_down_61to7")(lambda p, s: _linear_resize(p, s, (1, 5, 61), 7))
+case("resize_linear_identity_17")(lambda p, s: _linear_resize(p, s, (1, 5, 17), 17))
+
+
+# ---------------------------------------------------------------- rope
+def _rope(path, seed, shape, positions, theta):
+    r = Rng(seed)
+    x = r.randn(*shape)
+    pos = positions(r) if callable(positions) else torch.tensor(positions, dtype=torch.int64)
+    y = ops.rope(d(x), pos, theta)
+    write_case(path, "rope", {"theta": float(theta)}, {"x": x, "positions": pos}, None, {"y": y}, seed=seed)
+
+
+case("rope_awkward_1x3x17x16_randpos")(
+    lambda p, s: _rope(p, s, (1, 3, 17, 16), lambda r: r.randint(0, 8192, (17,)), 10000.0))
+case("rope_2x2x7x6")(lambda p, s: _rope(p, s, (2, 2, 7, 6), list(range(7)), 10000.0))
+case("rope_real_lm_prefill_1x4x61x128")(lambda p, s: _rope(p, s, (1, 4, 61, 128), list(range(61)), 10000.0))
+case("rope_real_lm_decode_pos4097")(lambda p, s: _rope(p, s, (1, 10, 1, 128), [4097], 10000.0))
+case("rope_real_v2enc_theta1e6")(lambda p, s: _rope(p, s, (1, 14, 7, 64), list(range(144, 151)), 1e6))
+
+
+# ---------------------------------------------------------------- moe
+def _moe(path, seed, t, hidden, n_exp, inter, top_k, n_shared_inter, norm_topk=False, scaling=1.0):
+    r = Rng(seed)
+    x = r.randn(t, hidden)
+    w = {"gate.weight": r.randn(n_exp, hidden, scale=1 / math.sqrt(hidden))}
+    for e in range(n_exp):
+        w[f"experts.{e}.gate_proj.weight"] = r.randn(inter, hidden, scale=1 / math.sqrt(hidden))
+        w[f"experts.{e}.up_proj.weight"] = r.randn(inter, hidden, scale=1 / math.sqrt(hidden))
+        w[f"experts.{e}.down_proj.weight"] = r.randn(hidden, inter, scale=1 / math.sqrt(inter))
+    if n_shared_inter:
+        w["shared_experts.gate_proj.weight"] = r.randn(n_shared_inter, hidden, scale=1 / math.sqrt(hidden))
+        w["shared_experts.up_proj.weight"] = r.randn(n_shared_inter, hidden, scale=1 / math.sqrt(hidden))
+        w["shared_experts.down_proj.weight"] = r.randn(hidden, n_shared_inter, scale=1 / math.sqrt(n_shared_inter))
+    y, ids, tw = ops.moe(d(x), {k: d(v) for k, v in w.items()}, top_k, norm_topk, scaling)
+    write_case(path, "moe", {"top_k": top_k, "norm_topk_prob": int(norm_topk), "routed_scaling_factor": float(scaling)},
+               {"x": x}, w, {"y": y}, taps={"topk_ids": ids, "topk_weights": tw}, seed=seed)
+
+
+case("moe_awkward_7x17_e8_k3")(lambda p, s: _moe(p, s, 7, 17, 8, 5, 3, 10))
+case("moe_61x61_e7_k2_noshared_norm")(lambda p, s: _moe(p, s, 61, 61, 7, 17, 2, 0, norm_topk=True))
+case("moe_17x127_e16_k4_scaled")(lambda p, s: _moe(p, s, 17, 127, 16, 7, 4, 14, scaling=2.5))
+# the real routing configuration (64 experts, top-6, 2 shared fused, no renorm) at reduced widths
+case("moe_real_routing_17x64_e64_k6")(lambda p, s: _moe(p, s, 17, 64, 64, 8, 6, 16))
+
+
+def write_all(outdir, only=None):
+    import os
+    import time
+    paths = []
+    for i, (name, fn) in enumerate(CASES):
+        if only and not any(o in name for o in only):
+            continue
+        seed = 1000 + i
+        path = os.path.join(outdir, name + ".h5")
+        t = time.time()
+        fn(path, seed)
+        paths.append(path)
+        print(f"  ops/{name}.h5  {os.path.getsize(path) / 1024:.0f} KiB  {time.time() - t:.2f}s", flush=True)
+    return paths
