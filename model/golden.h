@@ -1,5 +1,5 @@
-// Golden case files (HDF5, schema version 1): see docs/golden-contract.md (the contract, copied
-// from ../shared/docs) — root attributes, /inputs, /weights, /outputs, /taps.
+// Golden case files (HDF5, schema version 1), per the contract in ../shared/docs/golden-contract.md:
+// root attributes, /inputs, /weights, /outputs, /taps.
 #pragma once
 #include <cstdint>
 #include <map>
