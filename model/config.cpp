@@ -1,0 +1,201 @@
+#include "model/config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "runtime/error.h"
+
+namespace dsocr {
+
+using json = nlohmann::json;
+
+bool SamConfig::is_global(int64_t block) const {
+  return std::find(global_blocks.begin(), global_blocks.end(), block) != global_blocks.end();
+}
+
+namespace {
+
+struct Reader {
+  const json& top;
+  const json* lang;
+  const std::string& origin;
+
+  // The value of key: top level, then language_config; nullptr when absent or null.
+  const json* find(const char* key) const {
+    if (top.contains(key) && !top[key].is_null()) return &top[key];
+    if (lang && lang->contains(key) && !(*lang)[key].is_null()) return &(*lang)[key];
+    return nullptr;
+  }
+  void get(const char* key, int64_t& v) const {
+    if (auto* j = find(key)) {
+      if (!j->is_number_integer()) throw Error(fmt::format("{}: {} must be an integer, got {}", origin, key, j->dump()));
+      v = j->get<int64_t>();
+    }
+  }
+  void get(const char* key, double& v) const {
+    if (auto* j = find(key)) {
+      if (!j->is_number()) throw Error(fmt::format("{}: {} must be a number, got {}", origin, key, j->dump()));
+      v = j->get<double>();
+    }
+  }
+  void get(const char* key, bool& v) const {
+    if (auto* j = find(key)) {
+      if (!j->is_boolean()) throw Error(fmt::format("{}: {} must be true or false, got {}", origin, key, j->dump()));
+      v = j->get<bool>();
+    }
+  }
+  std::string str(const char* key, const std::string& fallback) const {
+    if (auto* j = find(key)) {
+      if (!j->is_string()) throw Error(fmt::format("{}: {} must be a string, got {}", origin, key, j->dump()));
+      return j->get<std::string>();
+    }
+    return fallback;
+  }
+};
+
+template <typename T>
+void sub(const json& obj, const char* key, T& v, const std::string& where) {
+  if (!obj.contains(key) || obj[key].is_null()) return;
+  const json& j = obj[key];
+  if constexpr (std::is_same_v<T, int64_t>) {
+    if (!j.is_number_integer()) throw Error(fmt::format("{}: {} must be an integer, got {}", where, key, j.dump()));
+    v = j.get<int64_t>();
+  } else if constexpr (std::is_same_v<T, double>) {
+    if (!j.is_number()) throw Error(fmt::format("{}: {} must be a number, got {}", where, key, j.dump()));
+    v = j.get<double>();
+  } else {
+    if (!j.is_array()) throw Error(fmt::format("{}: {} must be an array of integers", where, key));
+    v.clear();
+    for (auto& e : j) {
+      if (!e.is_number_integer()) throw Error(fmt::format("{}: {} must be an array of integers", where, key));
+      v.push_back(e.get<int64_t>());
+    }
+  }
+}
+
+void check_positive(const std::string& origin, const char* what, int64_t v) {
+  if (v <= 0) throw Error(fmt::format("{}: {} must be positive, got {}", origin, what, v));
+}
+
+}  // namespace
+
+ModelConfig parse_config(const std::string& text, const std::string& origin) {
+  json top = json::parse(text, nullptr, false);
+  if (top.is_discarded() || !top.is_object()) throw Error(fmt::format("{}: not a JSON object", origin));
+  const json* lang = top.contains("language_config") && top["language_config"].is_object() ? &top["language_config"] : nullptr;
+  Reader r{top, lang, origin};
+  ModelConfig c;
+  c.model_type = r.str("model_type", "");
+  c.torch_dtype = r.str("torch_dtype", "");
+  LmConfig& lm = c.lm;
+  r.get("vocab_size", lm.vocab_size);
+  r.get("hidden_size", lm.hidden_size);
+  r.get("intermediate_size", lm.intermediate_size);
+  r.get("moe_intermediate_size", lm.moe_intermediate_size);
+  r.get("num_hidden_layers", lm.num_hidden_layers);
+  r.get("num_attention_heads", lm.num_attention_heads);
+  r.get("num_key_value_heads", lm.num_key_value_heads);
+  r.get("n_shared_experts", lm.n_shared_experts);
+  r.get("n_routed_experts", lm.n_routed_experts);
+  r.get("num_experts_per_tok", lm.num_experts_per_tok);
+  r.get("first_k_dense_replace", lm.first_k_dense_replace);
+  r.get("moe_layer_freq", lm.moe_layer_freq);
+  r.get("norm_topk_prob", lm.norm_topk_prob);
+  r.get("routed_scaling_factor", lm.routed_scaling_factor);
+  r.get("rms_norm_eps", lm.rms_norm_eps);
+  r.get("rope_theta", lm.rope_theta);
+  r.get("max_position_embeddings", lm.max_position_embeddings);
+  r.get("bos_token_id", lm.bos_token_id);
+  r.get("eos_token_id", lm.eos_token_id);
+  r.get("tie_word_embeddings", lm.tie_word_embeddings);
+  bool use_mla = false;
+  r.get("use_mla", use_mla);
+  if (use_mla) throw NotImplemented(fmt::format("{}: use_mla true (MLA attention) is not implemented; DeepSeek-OCR uses plain MHA", origin));
+  if (auto s = r.str("scoring_func", "softmax"); s != "softmax")
+    throw NotImplemented(fmt::format("{}: router scoring_func '{}' is not implemented (softmax only)", origin, s));
+  if (auto s = r.str("topk_method", "greedy"); s != "greedy")
+    throw NotImplemented(fmt::format("{}: router topk_method '{}' is not implemented (greedy only)", origin, s));
+  if (auto* rs = r.find("rope_scaling"))
+    throw NotImplemented(fmt::format("{}: rope_scaling {} is not implemented", origin, rs->dump()));
+  for (auto [name, v] : {std::pair{"vocab_size", lm.vocab_size}, std::pair{"hidden_size", lm.hidden_size},
+                         std::pair{"num_hidden_layers", lm.num_hidden_layers},
+                         std::pair{"num_attention_heads", lm.num_attention_heads},
+                         std::pair{"num_key_value_heads", lm.num_key_value_heads},
+                         std::pair{"moe_layer_freq", lm.moe_layer_freq}})
+    check_positive(origin, name, v);
+  if (lm.hidden_size % lm.num_attention_heads != 0 || lm.num_attention_heads % lm.num_key_value_heads != 0)
+    throw Error(fmt::format("{}: hidden_size {} must divide into num_attention_heads {} heads, a multiple of "
+                            "num_key_value_heads {}", origin, lm.hidden_size, lm.num_attention_heads, lm.num_key_value_heads));
+  if (lm.n_routed_experts > 0 && (lm.num_experts_per_tok <= 0 || lm.num_experts_per_tok > lm.n_routed_experts))
+    throw Error(fmt::format("{}: num_experts_per_tok {} must be in 1..n_routed_experts {}", origin,
+                            lm.num_experts_per_tok, lm.n_routed_experts));
+
+  if (top.contains("vision_config") && top["vision_config"].is_object()) {
+    const json& vc = top["vision_config"];
+    if (vc.contains("width") && vc["width"].is_object()) {
+      const json& w = vc["width"];
+      if (w.contains("qwen2-0-5b"))
+        throw NotImplemented(fmt::format("{}: DeepSeek-OCR-2 (Qwen2 encoder) is not implemented yet", origin));
+      if (w.contains("sam_vit_b") && w["sam_vit_b"].is_object()) {
+        const json& s = w["sam_vit_b"];
+        std::string where = origin + " vision_config.width.sam_vit_b";
+        sub(s, "width", c.sam.width, where);
+        sub(s, "layers", c.sam.layers, where);
+        sub(s, "heads", c.sam.heads, where);
+        sub(s, "global_attn_indexes", c.sam.global_blocks, where);
+        sub(s, "downsample_channels", c.sam.downsample_channels, where);
+        sub(s, "out_chans", c.sam.out_chans, where);
+        sub(s, "window_size", c.sam.window_size, where);
+        sub(s, "mlp_ratio", c.sam.mlp_ratio, where);
+      }
+      if (w.contains("clip-l-14-224") && w["clip-l-14-224"].is_object()) {
+        const json& s = w["clip-l-14-224"];
+        std::string where = origin + " vision_config.width.clip-l-14-224";
+        sub(s, "width", c.clip.width, where);
+        sub(s, "layers", c.clip.layers, where);
+        sub(s, "heads", c.clip.heads, where);
+        sub(s, "mlp_ratio", c.clip.mlp_ratio, where);
+        sub(s, "image_size", c.clip.image_size, where);
+        sub(s, "patch_size", c.clip.patch_size, where);
+      }
+    }
+  }
+  if (c.sam.downsample_channels.size() != 2)
+    throw Error(fmt::format("{}: sam_vit_b.downsample_channels must have 2 entries", origin));
+  for (auto g : c.sam.global_blocks)
+    if (g < 0 || g >= c.sam.layers)
+      throw Error(fmt::format("{}: sam global_attn_indexes entry {} outside 0..{}", origin, g, c.sam.layers - 1));
+  check_positive(origin, "sam heads", c.sam.heads);
+  check_positive(origin, "clip heads", c.clip.heads);
+  if (c.sam.width % c.sam.heads || c.clip.width % c.clip.heads)
+    throw Error(fmt::format("{}: encoder widths must divide into their heads", origin));
+
+  if (top.contains("projector_config") && top["projector_config"].is_object()) {
+    const json& p = top["projector_config"];
+    std::string type = p.value("projector_type", std::string("linear"));
+    if (type != "linear")
+      throw NotImplemented(fmt::format("{}: projector_type '{}' is not implemented (DeepSeek-OCR uses linear)", origin, type));
+    sub(p, "input_dim", c.projector_input_dim, origin + " projector_config");
+    sub(p, "n_embed", c.n_embed, origin + " projector_config");
+  }
+  if (c.projector_input_dim != c.clip.width + c.sam.downsample_channels[1])
+    throw Error(fmt::format("{}: projector input_dim {} must equal CLIP width {} + SAM output channels {}", origin,
+                            c.projector_input_dim, c.clip.width, c.sam.downsample_channels[1]));
+  if (c.n_embed != lm.hidden_size)
+    throw Error(fmt::format("{}: projector n_embed {} must equal the LM hidden_size {}", origin, c.n_embed, lm.hidden_size));
+  return c;
+}
+
+ModelConfig load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("cannot read {}", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace dsocr

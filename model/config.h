@@ -1,0 +1,67 @@
+// DeepSeek-OCR configuration from the checkpoint's config.json (model-spec §1.5).
+//
+// Both layouts in the wild parse: the released one (model_type "deepseek_vl_v2", bf16, many keys
+// omitted: DeepseekV2Config defaults apply) and re-saves that spell every key ("DeepseekOCR").
+// Precedence: top-level keys, then language_config, then the defaults. Encoder sizes are fixed in
+// the official code; a reduced test checkpoint describes them through vision_config.width
+// ("sam_vit_b": width, layers, heads, global_attn_indexes, downsample_channels, and optional
+// out_chans, window_size, mlp_ratio; "clip-l-14-224": width, layers, heads, optional mlp_ratio,
+// image_size, patch_size), as reference/dsocr_ref/config.py does. Every buffer size derives from
+// this struct.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dsocr {
+
+struct LmConfig {
+  int64_t vocab_size = 129280, hidden_size = 1280, intermediate_size = 6848, moe_intermediate_size = 896;
+  int64_t num_hidden_layers = 12, num_attention_heads = 10, num_key_value_heads = 10;
+  int64_t n_shared_experts = 2, n_routed_experts = 64, num_experts_per_tok = 6;
+  int64_t first_k_dense_replace = 1, moe_layer_freq = 1;
+  bool norm_topk_prob = false;
+  double routed_scaling_factor = 1.0, rms_norm_eps = 1e-6, rope_theta = 10000.0;
+  int64_t max_position_embeddings = 8192, bos_token_id = 0, eos_token_id = 1;
+  bool tie_word_embeddings = false;
+
+  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  bool is_moe_layer(int64_t i) const {
+    return n_routed_experts > 0 && i >= first_k_dense_replace && i % moe_layer_freq == 0;
+  }
+};
+
+struct SamConfig {
+  int64_t width = 768, layers = 12, heads = 12, window_size = 14, out_chans = 256, patch_size = 16;
+  int64_t image_size = 1024;  // pos_embed grid = image_size / patch_size
+  double mlp_ratio = 4.0, ln_eps = 1e-6;
+  std::vector<int64_t> global_blocks = {2, 5, 8, 11};
+  std::vector<int64_t> downsample_channels = {512, 1024};
+  int64_t grid() const { return image_size / patch_size; }
+  int64_t mlp_dim() const { return static_cast<int64_t>(width * mlp_ratio); }
+  bool is_global(int64_t block) const;
+};
+
+struct ClipConfig {
+  int64_t width = 1024, layers = 24, heads = 16, image_size = 224, patch_size = 14;
+  double mlp_ratio = 4.0, ln_eps = 1e-5;
+  int64_t grid() const { return image_size / patch_size; }
+  int64_t mlp_dim() const { return static_cast<int64_t>(width * mlp_ratio); }
+};
+
+struct ModelConfig {
+  std::string model_type;  // as written in the file
+  std::string torch_dtype;
+  LmConfig lm;
+  SamConfig sam;
+  ClipConfig clip;
+  int64_t projector_input_dim = 2048, n_embed = 1280;
+};
+
+// Parses config.json text / a file. Throws Error naming the key for a malformed value and
+// NotImplemented for a model this build does not run (MLA attention, another router, the
+// DeepSeek-OCR-2 Qwen2 encoder, another projector type).
+ModelConfig parse_config(const std::string& json_text, const std::string& origin = "config.json");
+ModelConfig load_config(const std::string& path);
+
+}  // namespace dsocr

@@ -1,0 +1,87 @@
+// model/config: the official config.json files (re-saved v1 spelling every key; v2), a released-
+// style file with defaults omitted, a reduced test config, and malformed ones.
+#include <cstdlib>
+
+#include "harness/harness.h"
+#include "model/config.h"
+
+using namespace dsocr;
+
+namespace {
+std::string data_dir() {
+  const char* s = std::getenv("DSOCR_SOURCE_DIR");
+  return std::string(s ? s : ".") + "/tests/data/official";
+}
+
+void expect_error(const std::string& json, const std::string& needle) {
+  try {
+    parse_config(json, "test.json");
+    ADD_FAILURE() << "no error for " << json;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "got: " << e.what();
+  }
+}
+}  // namespace
+
+TEST(config, official_v1_resave) {
+  ModelConfig c = load_config(data_dir() + "/deepseek-ocr/config.json");
+  EXPECT_EQ(c.model_type, "DeepseekOCR");
+  EXPECT_EQ(c.lm.vocab_size, 129280);
+  EXPECT_EQ(c.lm.hidden_size, 1280);
+  EXPECT_EQ(c.lm.head_dim(), 128);
+  EXPECT_EQ(c.lm.n_routed_experts, 64);
+  EXPECT_EQ(c.lm.num_experts_per_tok, 6);
+  EXPECT_EQ(c.lm.moe_intermediate_size, 896);
+  EXPECT_EQ(c.lm.intermediate_size, 6848);
+  EXPECT_FALSE(c.lm.is_moe_layer(0));
+  EXPECT_TRUE(c.lm.is_moe_layer(11));
+  EXPECT_DOUBLE_EQ(c.lm.rope_theta, 10000.0);
+  EXPECT_DOUBLE_EQ(c.lm.rms_norm_eps, 1e-6);
+  EXPECT_EQ(c.sam.global_blocks, (std::vector<int64_t>{2, 5, 8, 11}));
+  EXPECT_EQ(c.sam.grid(), 64);
+  EXPECT_EQ(c.clip.grid(), 16);
+  EXPECT_EQ(c.projector_input_dim, 2048);
+}
+
+TEST(config, official_v2_is_reported_not_implemented) {
+  EXPECT_THROW(load_config(data_dir() + "/deepseek-ocr-2/config.json"), NotImplemented);
+}
+
+TEST(config, released_layout_with_defaults_omitted) {
+  ModelConfig c = parse_config(R"({"model_type":"deepseek_vl_v2","torch_dtype":"bfloat16",
+    "language_config":{"hidden_size":1280,"num_hidden_layers":12,"vocab_size":129280,"use_mla":false},
+    "projector_config":{"projector_type":"linear","input_dim":2048,"n_embed":1280}})");
+  EXPECT_EQ(c.model_type, "deepseek_vl_v2");
+  EXPECT_DOUBLE_EQ(c.lm.rms_norm_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(c.lm.rope_theta, 1e4);
+  EXPECT_FALSE(c.lm.norm_topk_prob);
+  EXPECT_EQ(c.lm.n_shared_experts, 2);
+}
+
+TEST(config, reduced_encoders_through_vision_config) {
+  ModelConfig c = parse_config(R"({"hidden_size":256,"num_attention_heads":2,"num_key_value_heads":2,
+    "n_routed_experts":8,"num_experts_per_tok":3,"vocab_size":300,
+    "projector_config":{"input_dim":128,"n_embed":256},
+    "vision_config":{"width":{"clip-l-14-224":{"heads":2,"layers":2,"width":64},
+                              "sam_vit_b":{"downsample_channels":[48,64],"global_attn_indexes":[1,3],
+                                           "heads":2,"layers":4,"width":64,"out_chans":32}}}})");
+  EXPECT_EQ(c.sam.width, 64);
+  EXPECT_EQ(c.sam.out_chans, 32);
+  EXPECT_EQ(c.sam.downsample_channels[1], 64);
+  EXPECT_TRUE(c.sam.is_global(3));
+  EXPECT_FALSE(c.sam.is_global(2));
+  EXPECT_EQ(c.clip.layers, 2);
+  EXPECT_EQ(c.lm.head_dim(), 128);
+}
+
+TEST(config, malformed_values_are_named) {
+  expect_error("[1,2]", "not a JSON object");
+  expect_error(R"({"hidden_size":"big"})", "hidden_size must be an integer");
+  expect_error(R"({"use_mla":true})", "use_mla true");
+  expect_error(R"({"scoring_func":"sigmoid"})", "scoring_func 'sigmoid'");
+  expect_error(R"({"num_attention_heads":0})", "num_attention_heads must be positive");
+  expect_error(R"({"num_experts_per_tok":65})", "num_experts_per_tok 65 must be in 1..n_routed_experts 64");
+  expect_error(R"({"projector_config":{"projector_type":"downsample_mlp_gelu"}})", "projector_type 'downsample_mlp_gelu'");
+  expect_error(R"({"projector_config":{"input_dim":1000}})", "projector input_dim 1000 must equal");
+  expect_error(R"({"vision_config":{"width":{"sam_vit_b":{"global_attn_indexes":[2,12]}}}})", "entry 12 outside 0..11");
+}
