@@ -1,0 +1,63 @@
+// window.cl (SAM window partition / unpartition+add) and elementwise.cl against CPU references.
+#include "harness/harness.h"
+#include "runtime/ops/elementwise.h"
+#include "runtime/ops/window.h"
+
+using namespace dsocr;
+using namespace dsocr::test;
+
+TEST(window, partition_and_unpartition_add) {
+  // awkward grids plus SAM's real ones: 40 -> 42 (tiles), 64 -> 70 (1024 global view).
+  struct Case { int B, H, W, C, ws; };
+  for (auto c : {Case{1, 7, 7, 3, 14}, Case{2, 17, 9, 5, 4}, Case{1, 40, 40, 17, 14}, Case{1, 64, 64, 8, 14}}) {
+    int nh = (c.H + c.ws - 1) / c.ws, nw = (c.W + c.ws - 1) / c.ws;
+    Shape xs{c.B, c.H, c.W, c.C}, ws{c.B * nh * nw, c.ws, c.ws, c.C};
+    auto x = random_floats(shape_numel(xs), 81);
+    Tensor xt = rt().upload(x, xs);
+    Guarded win(rt(), ws);
+    ops::window_partition(rt(), xt, c.ws, win);
+    std::vector<double> ref(shape_numel(ws), 0.0);
+    for (int b = 0; b < c.B; ++b)
+      for (int h = 0; h < nh * c.ws; ++h)
+        for (int w = 0; w < nw * c.ws; ++w)
+          for (int ch = 0; ch < c.C; ++ch) {
+            int wi = (b * nh + h / c.ws) * nw + w / c.ws, p = (h % c.ws) * c.ws + w % c.ws;
+            ref[(size_t(wi) * c.ws * c.ws + p) * c.C + ch] =
+                (h < c.H && w < c.W) ? x[((size_t(b) * c.H + h) * c.W + w) * c.C + ch] : 0.0;
+          }
+    auto got = win.read_f32();
+    EXPECT_TRUE(all_close(got, ref, ws, 0, 0)) << c.H << "x" << c.W;
+    // unpartition+add of the windows onto a base gives base + x exactly.
+    auto base = random_floats(shape_numel(xs), 82);
+    Tensor acc = rt().upload(base, xs);
+    ops::window_unpartition_add(rt(), win.tensor(), c.ws, acc);
+    std::vector<double> sum(base.size());
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = double(float(base[i] + x[i]));
+    EXPECT_TRUE(all_close(rt().read_f32(acc), sum, xs, 0, 0));
+  }
+}
+
+TEST(window, rejects_bad_shapes) {
+  Tensor x = rt().empty({1, 7, 7, 3}), win = rt().empty({1, 14, 14, 4});
+  EXPECT_THROW(ops::window_partition(rt(), x, 14, win), Error);
+}
+
+TEST(elementwise, add_and_broadcast) {
+  for (Shape s : {Shape{7}, Shape{17, 61}, Shape{1, 64, 64, 77}}) {
+    auto a = random_floats(shape_numel(s), 91), b = random_floats(shape_numel(s), 92);
+    Tensor at = rt().upload(a, s), bt = rt().upload(b, s);
+    Guarded y(rt(), s);
+    ops::add(rt(), at, bt, y);
+    std::vector<double> ref(a.size());
+    for (size_t i = 0; i < a.size(); ++i) ref[i] = float(a[i] + b[i]);
+    EXPECT_TRUE(all_close(y.read_f32(), ref, s, 0, 0));
+    int64_t nb = s.back();
+    Tensor bb = rt().upload(std::vector<float>(b.begin(), b.begin() + nb), {nb});
+    Guarded y2(rt(), s);
+    ops::add_broadcast(rt(), at, bb, y2);
+    for (size_t i = 0; i < a.size(); ++i) ref[i] = float(a[i] + b[i % nb]);
+    EXPECT_TRUE(all_close(y2.read_f32(), ref, s, 0, 0));
+  }
+  Tensor a = rt().empty({6}), b = rt().empty({4}), y = rt().empty({6});
+  EXPECT_THROW(ops::add_broadcast(rt(), a, b, y), Error);
+}
