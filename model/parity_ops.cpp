@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include "model/parity.h"
+#include "model/preprocess.h"
+#include "model/weights.h"
 #include "runtime/gemm.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/norm.h"
@@ -73,6 +75,40 @@ ParityOutputs op_softmax(Runtime& rt, const GoldenCase& c) {
   return {{"y", from_device_f32(rt, y)}};
 }
 
+// Host-side: Pillow-exact views; no device work.
+ParityOutputs op_image_preprocess(Runtime&, const GoldenCase& c) {
+  const auto& rgb = c.input("rgb");
+  expect_shape(c, "inputs/rgb", rgb, {-1, -1, 3});
+  if (rgb.kind != HostArray::Kind::i64) throw GoldenError(fmt::format("{}: inputs/rgb must be uint8", c.path));
+  RgbImage im;
+  im.height = static_cast<int>(rgb.shape[0]);
+  im.width = static_cast<int>(rgb.shape[1]);
+  im.rgb.resize(rgb.i.size());
+  for (size_t k = 0; k < rgb.i.size(); ++k) im.rgb[k] = static_cast<uint8_t>(rgb.i[k]);
+  std::string mode = c.attr_str("mode", "");
+  Views v;
+  try {
+    v = make_views(im, mode, static_cast<int>(c.attr_int("max_tiles", 9)));
+  } catch (const Error& e) {
+    throw GoldenError(fmt::format("{}: {}", c.path, e.what()));
+  }
+  ParityOutputs out;
+  HostArray g;
+  g.shape = {1, 3, v.global_size, v.global_size};
+  g.f = v.global_view;
+  out["global_view"] = g;
+  HostArray t;
+  t.shape = {v.n_tiles, 3, v.tile_size, v.tile_size};
+  t.f = v.tiles;
+  out["tiles"] = t;
+  HostArray grid;
+  grid.kind = HostArray::Kind::i64;
+  grid.shape = {2};
+  grid.i = {v.cols, v.rows};
+  out["grid"] = grid;
+  return out;
+}
+
 }  // namespace
 
 const std::map<std::string, ParityFn>& parity_ops() {
@@ -83,6 +119,7 @@ const std::map<std::string, ParityFn>& parity_ops() {
       {"rms_norm", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 2); }},
       {"activation", op_activation},
       {"softmax", op_softmax},
+      {"image_preprocess", op_image_preprocess},
   };
   return table;
 }
@@ -91,7 +128,7 @@ const std::vector<std::string>& parity_ops_pending() {
   static const std::vector<std::string> pending = {
       "conv2d",        "sdpa",          "unfold",       "resize_bicubic_aa", "resize_linear",
       "rope",          "moe",           "sam_block",    "sam_encoder",       "clip_encoder",
-      "vision_encoder", "decoder_layer", "model_logits", "image_preprocess",  "tokenize",
+      "vision_encoder", "decoder_layer", "model_logits", "tokenize",
       "model_generate"};
   return pending;
 }

@@ -1,0 +1,231 @@
+#include "model/image.h"
+
+#include <fmt/format.h>
+#include <jpeglib.h>
+#include <png.h>
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include "runtime/error.h"
+
+namespace dsocr {
+namespace {
+
+// ---- EXIF ------------------------------------------------------------------------------------
+// Orientation tag (0x0112) from a TIFF-structured EXIF block ("II*\0" or "MM\0*"); 1 if absent.
+int exif_orientation_tiff(const uint8_t* p, size_t n) {
+  if (n < 8) return 1;
+  bool le = p[0] == 'I' && p[1] == 'I';
+  if (!le && !(p[0] == 'M' && p[1] == 'M')) return 1;
+  auto u16 = [&](size_t o) -> uint32_t { return o + 2 > n ? 0 : le ? p[o] | (p[o + 1] << 8) : (p[o] << 8) | p[o + 1]; };
+  auto u32 = [&](size_t o) -> uint32_t {
+    return o + 4 > n ? 0 : le ? p[o] | (p[o + 1] << 8) | (p[o + 2] << 16) | (uint32_t(p[o + 3]) << 24)
+                              : (uint32_t(p[o]) << 24) | (p[o + 1] << 16) | (p[o + 2] << 8) | p[o + 3];
+  };
+  uint32_t ifd = u32(4);
+  if (ifd + 2 > n) return 1;
+  uint32_t count = u16(ifd);
+  for (uint32_t k = 0; k < count; ++k) {
+    size_t e = ifd + 2 + 12 * k;
+    if (e + 12 > n) break;
+    if (u16(e) == 0x0112) {
+      uint32_t v = u16(e + 8);
+      return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
+    }
+  }
+  return 1;
+}
+
+// ---- PNG -------------------------------------------------------------------------------------
+struct PngReader {
+  const std::vector<uint8_t>& bytes;
+  size_t pos = 8;
+};
+
+void png_read_mem(png_structp png, png_bytep out, png_size_t n) {
+  auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
+  if (r->pos + n > r->bytes.size()) png_error(png, "unexpected end of data (truncated file)");
+  std::memcpy(out, r->bytes.data() + r->pos, n);
+  r->pos += n;
+}
+
+void png_on_error(png_structp png, png_const_charp msg) {
+  auto* err = static_cast<std::string*>(png_get_error_ptr(png));
+  *err = msg;
+  png_longjmp(png, 1);
+}
+void png_on_warning(png_structp, png_const_charp) {}
+
+RgbImage decode_png(const std::vector<uint8_t>& bytes, const std::string& name) {
+  std::string err;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_on_error, png_on_warning);
+  if (!png) throw Error("libpng: cannot create a read struct");
+  png_infop info = png_create_info_struct(png);
+  PngReader reader{bytes};
+  RgbImage im;
+  std::vector<uint8_t> raw;
+  std::vector<png_bytep> rows;
+  int orientation = 1;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw Error(fmt::format("{}: corrupt PNG: {}", name, err));
+  }
+  png_set_read_fn(png, &reader, png_read_mem);
+  png_set_sig_bytes(png, 8);
+  png_read_info(png, info);
+  png_uint_32 w = 0, h = 0;
+  int depth = 0, color = 0;
+  png_get_IHDR(png, info, &w, &h, &depth, &color, nullptr, nullptr, nullptr);
+  if (w == 0 || h == 0 || w > 65535 || h > 65535 || uint64_t(w) * h > (1ull << 28)) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    throw Error(fmt::format("{}: PNG of {}x{} pixels is empty or too large", name, w, h));
+  }
+  bool grey = !(color & PNG_COLOR_MASK_COLOR);
+  bool grey16 = grey && depth == 16 && color != PNG_COLOR_TYPE_PALETTE;
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (grey && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  // tRNS would become an alpha channel; convert("RGB") ignores it.
+  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  if (depth == 16 && !grey16) png_set_strip_16(png);  // keeps the high byte, as Pillow's RGB;16B unpacker
+  if (grey16) png_set_swap(png);                      // host-order 16-bit samples, clipped below
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  size_t rowbytes = png_get_rowbytes(png, info);
+  int channels = png_get_channels(png, info);
+  raw.resize(rowbytes * h);
+  rows.resize(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = raw.data() + y * rowbytes;
+  png_read_image(png, rows.data());
+  png_read_end(png, info);
+#ifdef PNG_eXIf_SUPPORTED
+  png_uint_32 exif_len = 0;
+  png_bytep exif = nullptr;
+  if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif) orientation = exif_orientation_tiff(exif, exif_len);
+#endif
+  png_destroy_read_struct(&png, &info, nullptr);
+
+  im.width = static_cast<int>(w);
+  im.height = static_cast<int>(h);
+  im.rgb.resize(size_t(w) * h * 3);
+  for (png_uint_32 y = 0; y < h; ++y)
+    for (png_uint_32 x = 0; x < w; ++x) {
+      uint8_t* o = &im.rgb[(size_t(y) * w + x) * 3];
+      if (grey16) {
+        uint16_t v;
+        std::memcpy(&v, rows[y] + x * 2 * channels, 2);
+        o[0] = o[1] = o[2] = static_cast<uint8_t>(v > 255 ? 255 : v);
+      } else if (channels == 1) {
+        o[0] = o[1] = o[2] = rows[y][x];
+      } else {
+        std::memcpy(o, rows[y] + x * channels, 3);
+      }
+    }
+  return orientation == 1 ? im : apply_orientation(im, orientation);
+}
+
+// ---- JPEG ------------------------------------------------------------------------------------
+struct JpegErr {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char msg[JMSG_LENGTH_MAX];
+};
+
+void jpeg_on_error(j_common_ptr cinfo) {
+  auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, e->msg);
+  std::longjmp(e->jump, 1);
+}
+void jpeg_on_message(j_common_ptr, int) {}
+
+RgbImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name) {
+  jpeg_decompress_struct cinfo;
+  JpegErr err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_on_error;
+  err.mgr.emit_message = jpeg_on_message;
+  RgbImage im;
+  int orientation = 1;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    throw Error(fmt::format("{}: corrupt JPEG: {}", name, err.msg));
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
+  jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
+  jpeg_read_header(&cinfo, TRUE);
+  for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next)
+    if (m->marker == JPEG_APP0 + 1 && m->data_length > 6 && std::memcmp(m->data, "Exif\0\0", 6) == 0)
+      orientation = exif_orientation_tiff(m->data + 6, m->data_length - 6);
+  if (cinfo.image_width == 0 || cinfo.image_height == 0 || uint64_t(cinfo.image_width) * cinfo.image_height > (1ull << 28))
+    throw Error(fmt::format("{}: JPEG of {}x{} pixels is empty or too large", name, cinfo.image_width, cinfo.image_height));
+  cinfo.out_color_space = JCS_RGB;  // CMYK/YCCK JPEGs are rejected by libjpeg with a clear message
+  jpeg_start_decompress(&cinfo);
+  im.width = static_cast<int>(cinfo.output_width);
+  im.height = static_cast<int>(cinfo.output_height);
+  im.rgb.resize(size_t(im.width) * im.height * 3);
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = &im.rgb[size_t(cinfo.output_scanline) * im.width * 3];
+    jpeg_read_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return orientation == 1 ? im : apply_orientation(im, orientation);
+}
+
+}  // namespace
+
+RgbImage apply_orientation(const RgbImage& im, int o) {
+  // Pillow's exif_transpose: 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE,
+  // 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90 (rotations counter-clockwise).
+  if (o <= 1 || o > 8) return im;
+  bool swap = o >= 5;
+  RgbImage out;
+  out.width = swap ? im.height : im.width;
+  out.height = swap ? im.width : im.height;
+  out.rgb.resize(im.rgb.size());
+  int W = im.width, H = im.height;
+  for (int y = 0; y < out.height; ++y)
+    for (int x = 0; x < out.width; ++x) {
+      int sx = x, sy = y;
+      switch (o) {
+        case 2: sx = W - 1 - x; break;
+        case 3: sx = W - 1 - x; sy = H - 1 - y; break;
+        case 4: sy = H - 1 - y; break;
+        case 5: sx = y; sy = x; break;                   // transpose
+        case 6: sx = y; sy = H - 1 - x; break;           // rotate 270 (clockwise 90)
+        case 7: sx = W - 1 - y; sy = H - 1 - x; break;   // transverse
+        case 8: sx = W - 1 - y; sy = x; break;           // rotate 90 counter-clockwise
+      }
+      std::memcpy(&out.rgb[(size_t(y) * out.width + x) * 3], &im.rgb[(size_t(sy) * W + sx) * 3], 3);
+    }
+  return out;
+}
+
+RgbImage decode_image(const std::vector<uint8_t>& b, const std::string& name) {
+  static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() >= 8 && std::memcmp(b.data(), png_sig, 8) == 0) return decode_png(b, name);
+  if (b.size() >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return decode_jpeg(b, name);
+  if (b.empty()) throw Error(fmt::format("{}: empty file", name));
+  if (b.size() >= 5 && std::memcmp(b.data(), "%PDF-", 5) == 0)
+    throw Error(fmt::format("{}: a PDF, not an image (PDF pages are rendered by `dsocr ocr`)", name));
+  throw Error(fmt::format("{}: unsupported image format (PNG and JPEG are supported)", name));
+}
+
+RgbImage load_image(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  if (path == "-") {
+    bytes.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(fmt::format("cannot open image {}: {}", path, std::strerror(errno)));
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return decode_image(bytes, path == "-" ? "<stdin>" : path);
+}
+
+}  // namespace dsocr
