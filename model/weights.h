@@ -1,0 +1,63 @@
+// Where a module's weights come from: a checkpoint (WeightStore, official names under a prefix
+// such as "model.sam_model.") or a golden case (/weights, names relative to the module). Models
+// ask for names relative to themselves, with the shape the config implies.
+#pragma once
+#include <string>
+
+#include "model/golden.h"
+#include "model/safetensors.h"
+#include "runtime/runtime.h"
+
+namespace dsocr {
+
+class WeightSource {
+ public:
+  virtual ~WeightSource() = default;
+  virtual bool has(const std::string& name) const = 0;
+  // Uploads the tensor as fp32; throws Error naming it when absent or of another shape.
+  virtual Tensor load(Runtime& rt, const std::string& name, const Shape& expected) const = 0;
+  virtual std::string describe(const std::string& name) const = 0;  // for messages
+};
+
+class StoreWeights : public WeightSource {
+ public:
+  StoreWeights(const WeightStore& store, std::string prefix) : store_(store), prefix_(std::move(prefix)) {}
+  bool has(const std::string& name) const override { return store_.has(prefix_ + name); }
+  Tensor load(Runtime& rt, const std::string& name, const Shape& expected) const override {
+    return store_.upload(rt, prefix_ + name, expected);
+  }
+  std::string describe(const std::string& name) const override { return "checkpoint tensor " + prefix_ + name; }
+
+ private:
+  const WeightStore& store_;
+  std::string prefix_;
+};
+
+class GoldenWeights : public WeightSource {
+ public:
+  GoldenWeights(const GoldenCase& c, std::string prefix = {}) : c_(c), prefix_(std::move(prefix)) {}
+  bool has(const std::string& name) const override { return c_.weights.count(prefix_ + name) != 0; }
+  Tensor load(Runtime& rt, const std::string& name, const Shape& expected) const override;
+  std::string describe(const std::string& name) const override { return c_.path + ": /weights/" + prefix_ + name; }
+
+ private:
+  const GoldenCase& c_;
+  std::string prefix_;
+};
+
+// A source seen under a further prefix ("blocks.3." of the SAM weights, ...).
+class SubWeights : public WeightSource {
+ public:
+  SubWeights(const WeightSource& base, std::string prefix) : base_(base), prefix_(std::move(prefix)) {}
+  bool has(const std::string& name) const override { return base_.has(prefix_ + name); }
+  Tensor load(Runtime& rt, const std::string& name, const Shape& expected) const override {
+    return base_.load(rt, prefix_ + name, expected);
+  }
+  std::string describe(const std::string& name) const override { return base_.describe(prefix_ + name); }
+
+ private:
+  const WeightSource& base_;
+  std::string prefix_;
+};
+
+}  // namespace dsocr
