@@ -1,0 +1,184 @@
+// model/image + model/preprocess: decoding every PNG colour type, JPEG with EXIF orientation,
+// corrupt/truncated/unsupported inputs, and the view geometry (pad rounding, grid choice).
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "harness/harness.h"
+#include "model/image.h"
+#include "model/preprocess.h"
+
+using namespace dsocr;
+using namespace dsocr::test;
+
+namespace {
+
+void png_write_mem(png_structp png, png_bytep data, png_size_t n) {
+  auto* out = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(png));
+  out->insert(out->end(), data, data + n);
+}
+void png_flush_mem(png_structp) {}
+
+// Encodes raw samples (channels per colour type, depth 8 or 16 big-endian) as a PNG.
+std::vector<uint8_t> make_png(int w, int h, int color, int depth, const std::vector<uint8_t>& samples,
+                              const std::vector<png_color>& palette = {}) {
+  std::vector<uint8_t> out;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  png_set_write_fn(png, &out, png_write_mem, png_flush_mem);
+  png_set_IHDR(png, info, w, h, depth, color, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  if (!palette.empty()) png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
+  png_write_info(png, info);
+  size_t rowbytes = samples.size() / h;
+  for (int y = 0; y < h; ++y) png_write_row(png, const_cast<png_bytep>(&samples[y * rowbytes]));
+  png_write_end(png, info);
+  png_destroy_write_struct(&png, &info);
+  return out;
+}
+
+std::vector<uint8_t> make_jpeg(int w, int h, const std::vector<uint8_t>& rgb, int orientation) {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* buf = nullptr;
+  unsigned long len = 0;
+  jpeg_mem_dest(&c, &buf, &len);
+  c.image_width = w;
+  c.image_height = h;
+  c.input_components = 3;
+  c.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 100, TRUE);
+  jpeg_start_compress(&c, TRUE);
+  if (orientation) {  // minimal little-endian TIFF with one IFD entry: Orientation
+    uint8_t exif[] = {'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
+                      static_cast<uint8_t>(orientation), 0, 0, 0, 0, 0, 0, 0};
+    jpeg_write_marker(&c, JPEG_APP0 + 1, exif, sizeof(exif));
+  }
+  while (c.next_scanline < c.image_height) {
+    JSAMPROW row = const_cast<JSAMPROW>(&rgb[c.next_scanline * w * 3]);
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  std::vector<uint8_t> out(buf, buf + len);
+  free(buf);
+  return out;
+}
+
+void expect_error(const std::vector<uint8_t>& bytes, const std::string& needle) {
+  try {
+    decode_image(bytes, "img");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(image, png_colour_types) {
+  const int w = 3, h = 2;
+  std::vector<uint8_t> grey = {0, 50, 100, 150, 200, 250};
+  auto g = decode_image(make_png(w, h, PNG_COLOR_TYPE_GRAY, 8, grey), "g");
+  ASSERT_EQ(g.width, 3);
+  EXPECT_EQ(g.at(1, 1, 0), 200);
+  EXPECT_EQ(g.at(1, 1, 2), 200);
+  std::vector<uint8_t> ga = {10, 0, 20, 255, 30, 7, 40, 1, 50, 2, 60, 3};  // alpha dropped, not composited
+  EXPECT_EQ(decode_image(make_png(w, h, PNG_COLOR_TYPE_GRAY_ALPHA, 8, ga), "ga").at(2, 0, 1), 30);
+  std::vector<uint8_t> rgba(w * h * 4);
+  for (size_t i = 0; i < rgba.size(); ++i) rgba[i] = static_cast<uint8_t>(i * 9);
+  auto a = decode_image(make_png(w, h, PNG_COLOR_TYPE_RGBA, 8, rgba), "rgba");
+  EXPECT_EQ(a.at(1, 0, 2), rgba[4 + 2]);
+  std::vector<uint8_t> rgb16(w * h * 6);
+  for (size_t i = 0; i < rgb16.size(); ++i) rgb16[i] = static_cast<uint8_t>(i * 5 + 1);
+  auto r16 = decode_image(make_png(w, h, PNG_COLOR_TYPE_RGB, 16, rgb16), "rgb16");
+  EXPECT_EQ(r16.at(0, 1, 1), rgb16[(3 + 0) * 6 + 2]);  // high byte of the big-endian sample
+  std::vector<uint8_t> g16 = {0, 17, 0, 255, 1, 0, 255, 255, 0, 0, 0, 200};  // clipped to 255 above 255
+  auto q = decode_image(make_png(w, h, PNG_COLOR_TYPE_GRAY, 16, g16), "g16");
+  EXPECT_EQ(q.at(0, 0, 0), 17);
+  EXPECT_EQ(q.at(2, 0, 0), 255);
+  EXPECT_EQ(q.at(2, 1, 0), 200);
+  std::vector<png_color> pal = {{1, 2, 3}, {200, 100, 50}};
+  std::vector<uint8_t> idx = {0, 1, 1, 0, 1, 0};
+  auto p = decode_image(make_png(w, h, PNG_COLOR_TYPE_PALETTE, 8, idx, pal), "pal");
+  EXPECT_EQ(p.at(1, 0, 0), 200);
+  EXPECT_EQ(p.at(0, 0, 2), 3);
+}
+
+TEST(image, jpeg_exif_orientation) {
+  // 4x2 image with distinct quadrants; orientations transpose it as Pillow's exif_transpose.
+  const int w = 16, h = 8;
+  std::vector<uint8_t> rgb(w * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t v = (x < w / 2 ? 40 : 200);
+      uint8_t u = (y < h / 2 ? 30 : 220);
+      rgb[(y * w + x) * 3] = v;
+      rgb[(y * w + x) * 3 + 1] = u;
+      rgb[(y * w + x) * 3 + 2] = 128;
+    }
+  auto plain = decode_image(make_jpeg(w, h, rgb, 0), "j");
+  EXPECT_EQ(plain.width, 16);
+  EXPECT_NEAR(plain.at(1, 1, 0), 40, 6);
+  auto r6 = decode_image(make_jpeg(w, h, rgb, 6), "j6");  // rotate 270 (clockwise): width/height swap
+  ASSERT_EQ(r6.width, 8);
+  ASSERT_EQ(r6.height, 16);
+  // the input's top-left (x<8: R 40, y<4: G 30) lands at the top-right
+  EXPECT_NEAR(r6.at(7, 0, 0), 40, 6);
+  EXPECT_NEAR(r6.at(7, 0, 1), 30, 6);
+  EXPECT_NEAR(r6.at(0, 15, 0), 200, 6);
+  auto r3 = decode_image(make_jpeg(w, h, rgb, 3), "j3");  // rotate 180
+  EXPECT_NEAR(r3.at(15, 7, 0), 40, 6);
+  EXPECT_NEAR(r3.at(15, 7, 1), 30, 6);
+  auto r8 = decode_image(make_jpeg(w, h, rgb, 8), "j8");  // rotate 90 counter-clockwise
+  EXPECT_NEAR(r8.at(0, 15, 0), 40, 6);
+  EXPECT_NEAR(r8.at(0, 15, 1), 30, 6);
+}
+
+TEST(image, corrupt_truncated_unsupported) {
+  std::vector<uint8_t> rgb(8 * 8 * 3, 99);
+  auto png = make_png(8, 8, PNG_COLOR_TYPE_RGB, 8, rgb);
+  expect_error(std::vector<uint8_t>(png.begin(), png.begin() + png.size() / 2), "corrupt PNG");
+  auto bad = png;
+  bad[20] ^= 0xff;  // IHDR data: CRC mismatch
+  expect_error(bad, "corrupt PNG");
+  auto jpg = make_jpeg(8, 8, rgb, 0);
+  expect_error(std::vector<uint8_t>(jpg.begin(), jpg.begin() + 40), "corrupt JPEG");
+  expect_error({}, "empty file");
+  expect_error({'G', 'I', 'F', '8', '9', 'a', 0, 0}, "unsupported image format");
+  expect_error({'%', 'P', 'D', 'F', '-', '1'}, "a PDF, not an image");
+  EXPECT_THROW(load_image("/nonexistent/image.png"), Error);
+}
+
+TEST(preprocess, geometry) {
+  EXPECT_EQ(choose_grid(1700, 2200, 640, 9), (std::pair{2, 3}));  // model-spec §3 example
+  EXPECT_EQ(choose_grid(1280, 1280, 640, 9), (std::pair{2, 2}));
+  // exact tie between (1,2)... W/H = 1/2 picks (1,2) first; (2,4) ties later and wins only when
+  // the area is large enough: 0.5*640²*8 = 1638400 < 1400*2800.
+  EXPECT_EQ(choose_grid(640, 1280, 640, 9), (std::pair{1, 2}));
+  EXPECT_EQ(choose_grid(1400, 2800, 640, 9), (std::pair{2, 4}));
+  EXPECT_EQ(grid_candidates(6).size(), 13u);
+  EXPECT_EQ(image_token_count("gundam", 2, 3, 6), 273 + 30 * 21);
+  EXPECT_EQ(image_token_count("base", 1, 1, 0), 273);
+  EXPECT_EQ(image_token_count("tiny", 1, 1, 0), 73);
+  RgbImage im;
+  im.width = 1000;
+  im.height = 333;
+  im.rgb.assign(1000 * 333 * 3, 200);
+  RgbImage padded = pil_pad(im, 1024);  // contain: 333/1000*1024 = 340.99 -> 341 rows at y = round(341.5) = 342
+  EXPECT_EQ(padded.at(0, 341, 0), 127);
+  EXPECT_EQ(padded.at(0, 342, 0), 200);
+  EXPECT_EQ(padded.at(0, 682, 0), 200);
+  EXPECT_EQ(padded.at(0, 683, 0), 127);
+  Views v = make_views(im, "gundam");
+  EXPECT_EQ(v.n_tiles, 3);  // 1000x333 -> (3,1)
+  EXPECT_EQ(v.tiles.size(), 3u * 3 * 640 * 640);
+  EXPECT_FLOAT_EQ(v.tiles[0], 200.f / 255.f / 0.5f - 1.f);
+  EXPECT_THROW(make_views(im, "huge"), Error);
+}
