@@ -113,6 +113,21 @@ void Runtime::fill_zero(Tensor& t) {
            "clEnqueueFillBuffer");
 }
 
+void Runtime::copy(const Tensor& src, Tensor& dst, size_t bytes, size_t src_off, size_t dst_off) {
+  if (bytes == 0) return;
+  if (src_off + bytes > src.buffer->bytes() || dst_off + bytes > dst.buffer->bytes())
+    throw Error(fmt::format("copy of {} bytes out of bounds (src {} at {}, dst {} at {})", bytes, src.buffer->bytes(),
+                            src_off, dst.buffer->bytes(), dst_off));
+  check_cl(clEnqueueCopyBuffer(queue_(), src.mem()(), dst.mem()(), src_off, dst_off, bytes, 0, nullptr, nullptr),
+           "clEnqueueCopyBuffer");
+}
+
+Tensor Runtime::clone(const Tensor& src, const std::string& what) {
+  Tensor t = empty(src.shape, src.dtype, what);
+  copy(src, t, src.bytes());
+  return t;
+}
+
 Kernel& Runtime::kernel(const std::string& file, const std::string& name, const Defines& defines) {
   std::string key = file + "\n" + ProgramCache::options_for(defines) + "\n" + name;
   if (auto it = kernels_.find(key); it != kernels_.end()) return it->second;

@@ -53,6 +53,9 @@ class Runtime {
   std::vector<float> read_f32(const Tensor& t);
   std::vector<int32_t> read_i32(const Tensor& t);
   void fill_zero(Tensor& t);
+  // Device-side copy of src's bytes into dst (offsets in bytes).
+  void copy(const Tensor& src, Tensor& dst, size_t bytes, size_t src_off = 0, size_t dst_off = 0);
+  Tensor clone(const Tensor& src, const std::string& what = {});
 
   // --- programs and launches ----------------------------------------------------
   // The kernel `name` of kernels/<file> built with `defines` (memoised; arguments are set
