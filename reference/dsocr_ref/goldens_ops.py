@@ -51,9 +51,8 @@ def _linear(path, seed, xshape, n_out, bias, real):
     x = r.randn(*xshape)
     w = r.randn(n_out, n_in, scale=1 / math.sqrt(n_in))
     b = r.randn(n_out, scale=0.1) if bias else None
-    if real:
-        w = bf16(w)
-        b = bf16(b) if b is not None else None
+    w = bf16(w)  # weights: bf16 values, as in the checkpoint (and the files compress 2x)
+    b = bf16(b) if b is not None else None
     y = ops.linear(d(x), d(w), d(b) if b is not None else None)
     weights = {"weight": w}
     if b is not None:
@@ -77,9 +76,8 @@ def _conv(path, seed, xshape, o, k, stride, padding, bias, real):
     c = xshape[1]
     w = r.randn(o, c, k, k, scale=1 / math.sqrt(c * k * k))
     b = r.randn(o, scale=0.1) if bias else None
-    if real:
-        w = bf16(w)
-        b = bf16(b) if b is not None else None
+    w = bf16(w)
+    b = bf16(b) if b is not None else None
     y = ops.conv2d(d(x), d(w), d(b) if b is not None else None, stride, padding)
     weights = {"weight": w}
     if b is not None:
@@ -93,12 +91,10 @@ case("conv2d_5to7_k5s3p2_61x7_bias")(lambda p, s: _conv(p, s, (1, 5, 61, 7), 7, 
 # real geometries, output channels reduced to keep the files small:
 # SAM patch embedding (k16 s16 with bias) on a 112x112 image (7x7 grid)
 case("conv2d_real_patch_embed")(lambda p, s: _conv(p, s, (1, 3, 112, 112), 128, 16, 16, 0, True, True))
-# neck.0 1x1 from 768, no bias
-case("conv2d_real_neck0_1x1")(lambda p, s: _conv(p, s, (1, 768, 10, 10), 64, 1, 1, 0, False, True))
 # neck.2 3x3 p1 from 256, no bias
 case("conv2d_real_neck2_3x3")(lambda p, s: _conv(p, s, (1, 256, 10, 10), 64, 3, 1, 1, False, True))
-# net_2/net_3 3x3 s2 p1 (20x20 -> 10x10)
-case("conv2d_real_net3_s2")(lambda p, s: _conv(p, s, (1, 256, 20, 20), 32, 3, 2, 1, False, True))
+# net_2/net_3 3x3 s2 p1 (10x10 -> 5x5)
+case("conv2d_real_net3_s2")(lambda p, s: _conv(p, s, (1, 256, 10, 10), 32, 3, 2, 1, False, True))
 
 
 # ---------------------------------------------------------------- norms
@@ -117,7 +113,7 @@ def _ln(path, seed, shape, eps, two_d=False, real=False):
 
 
 case("layer_norm_7x17")(lambda p, s: _ln(p, s, (7, 17), 1e-5))
-case("layer_norm_3x61x127")(lambda p, s: _ln(p, s, (3, 61, 127), 1e-6))
+case("layer_norm_3x17x127")(lambda p, s: _ln(p, s, (3, 17, 127), 1e-6))
 case("layer_norm_real_sam_1x2x14x768")(lambda p, s: _ln(p, s, (1, 2, 14, 768), 1e-6, real=True))
 case("layer_norm_real_clip_17x1024")(lambda p, s: _ln(p, s, (1, 17, 1024), 1e-5, real=True))
 case("layer_norm_2d_2x7x17x61")(lambda p, s: _ln(p, s, (2, 7, 17, 61), 1e-6, two_d=True))
@@ -150,8 +146,8 @@ def _act(path, seed, shape, kind):
 
 for _k in ("gelu", "quick_gelu", "silu"):
     case(f"activation_{_k}_7x17x61")(lambda p, s, k=_k: _act(p, s, (7, 17, 61), k))
-case("activation_gelu_real_sam_7x3072")(lambda p, s: _act(p, s, (7, 3072), "gelu"))
-case("activation_quick_gelu_real_clip_7x4096")(lambda p, s: _act(p, s, (7, 4096), "quick_gelu"))
+case("activation_gelu_real_sam_3x3072")(lambda p, s: _act(p, s, (3, 3072), "gelu"))
+case("activation_quick_gelu_real_clip_3x4096")(lambda p, s: _act(p, s, (3, 4096), "quick_gelu"))
 case("activation_silu_real_lm_3x6848")(lambda p, s: _act(p, s, (3, 6848), "silu"))
 
 
@@ -168,9 +164,9 @@ def _softmax(path, seed, shape, scale, neg_inf=False):
 
 
 case("softmax_7x17")(lambda p, s: _softmax(p, s, (7, 17), 1.0))
-case("softmax_3x61x127_large")(lambda p, s: _softmax(p, s, (3, 61, 127), 30.0))
+case("softmax_3x17x127_large")(lambda p, s: _softmax(p, s, (3, 17, 127), 30.0))
 case("softmax_17x61_neginf")(lambda p, s: _softmax(p, s, (17, 61), 5.0, neg_inf=True))
-case("softmax_real_7x4096")(lambda p, s: _softmax(p, s, (7, 4096), 4.0))
+case("softmax_real_3x4096")(lambda p, s: _softmax(p, s, (3, 4096), 4.0))
 
 
 # ---------------------------------------------------------------- sdpa
@@ -211,17 +207,18 @@ case("sdpa_causal_end_aligned_7x127_bias")(
     lambda p, s: _sdpa(p, s, 1, 4, 2, 7, 127, 32, causal=True, bias=(1, 4, 7, 127)))
 case("sdpa_bias_broadcast_heads_61")(lambda p, s: _sdpa(p, s, 2, 3, 3, 61, 61, 16, bias=(1, 1, 61, 61)))
 case("sdpa_bias_broadcast_keys_17x127")(lambda p, s: _sdpa(p, s, 1, 2, 1, 17, 127, 16, bias=(1, 2, 1, 127)))
-case("sdpa_real_lm_decode_1x127")(lambda p, s: _sdpa(p, s, 1, 10, 10, 1, 127, 128, causal=True, qkv_bf16=True))
+case("sdpa_real_lm_decode_1x127")(lambda p, s: _sdpa(p, s, 1, 4, 4, 1, 127, 128, causal=True, qkv_bf16=True))
 case("sdpa_real_lm_prefill_61")(lambda p, s: _sdpa(p, s, 1, 4, 4, 61, 61, 128, causal=True, qkv_bf16=True))
 case("sdpa_real_v2enc_gqa_7x14heads")(lambda p, s: _sdpa(p, s, 1, 14, 2, 7, 7, 64, causal=True))
 case("sdpa_real_clip_tile_101")(lambda p, s: _sdpa(p, s, 1, 2, 2, 101, 101, 64, qkv_bf16=True))
 case("sdpa_real_sam_window_relpos")(
     lambda p, s: _sdpa(p, s, 2, 1, 1, 196, 196, 64, scale=0.125, bias=_sam_window_bias(2, 1), qkv_bf16=True))
-# real SAM global length (4096 tokens, D=64, 1 head); per-key bias [1,1,1,4096] broadcast over
-# queries (the dense decomposed bias would be 64 MB: the real-shape decomposed bias is covered by
-# the sam_block_real_global_64 case, which builds it from its [127,64] tables)
-case("sdpa_real_sam_global_4096")(
-    lambda p, s: _sdpa(p, s, 1, 1, 1, 4096, 4096, 64, scale=0.125, bias=(1, 1, 1, 4096), qkv_bf16=True, qscale=2.0))
+# real SAM global key length (4096 keys, D=64, 1 head; 1024 of the 4096 queries), per-key bias
+# [1,1,1,4096] broadcast over queries. The dense decomposed bias [1,1,4096,4096] would be 64 MB:
+# the full-size decomposed rel-pos attention (4096x4096, tables [127,64]) is the
+# model/sam_block_real_global_64 case, which builds the bias from the tables.
+case("sdpa_real_sam_global_4096keys")(
+    lambda p, s: _sdpa(p, s, 1, 1, 1, 1024, 4096, 64, scale=0.125, bias=(1, 1, 1, 4096), qkv_bf16=True, qscale=2.0))
 
 
 # ---------------------------------------------------------------- unfold
@@ -300,6 +297,7 @@ def _moe(path, seed, t, hidden, n_exp, inter, top_k, n_shared_inter, norm_topk=F
         w["shared_experts.gate_proj.weight"] = r.randn(n_shared_inter, hidden, scale=1 / math.sqrt(hidden))
         w["shared_experts.up_proj.weight"] = r.randn(n_shared_inter, hidden, scale=1 / math.sqrt(hidden))
         w["shared_experts.down_proj.weight"] = r.randn(hidden, n_shared_inter, scale=1 / math.sqrt(n_shared_inter))
+    w = {k: bf16(v) for k, v in w.items()}
     y, ids, tw = ops.moe(d(x), {k: d(v) for k, v in w.items()}, top_k, norm_topk, scaling)
     write_case(path, "moe", {"top_k": top_k, "norm_topk_prob": int(norm_topk), "routed_scaling_factor": float(scaling)},
                {"x": x}, w, {"y": y}, taps={"topk_ids": ids, "topk_weights": tw}, seed=seed)

@@ -1,0 +1,185 @@
+"""DeepSeek-OCR v1 configuration: parses the official config.json layouts (model-spec.md §1.5).
+
+- released (`model_type "deepseek_vl_v2"`, bf16): LM keys at the top level and in
+  `language_config`, many keys omitted (the DeepseekV2Config defaults apply);
+- re-saved (`model_type "DeepseekOCR"`, fp32): every key spelled out.
+Top-level keys win over `language_config`, which wins over the defaults (the official
+DeepseekOCRConfig builds its LM from the top-level keys).
+
+Encoder sizes are fixed in the official code; a reduced (test) checkpoint describes its encoders
+through `vision_config.width` (`sam_vit_b`: width, layers, heads, global_attn_indexes,
+downsample_channels, plus the optional extras out_chans, window_size, mlp_ratio;
+`clip-l-14-224`: width, layers, heads, plus the optional mlp_ratio). Absent extras take the
+official values.
+"""
+import json
+from dataclasses import dataclass, field, asdict
+from typing import List
+
+LM_DEFAULTS = dict(  # DeepseekV2Config defaults as they apply to DeepSeek-OCR (model-spec §1.5)
+    vocab_size=129280, hidden_size=1280, intermediate_size=6848, moe_intermediate_size=896,
+    num_hidden_layers=12, num_attention_heads=10, num_key_value_heads=10, n_shared_experts=2,
+    n_routed_experts=64, num_experts_per_tok=6, first_k_dense_replace=1, moe_layer_freq=1,
+    norm_topk_prob=False, routed_scaling_factor=1.0, scoring_func="softmax", topk_method="greedy",
+    n_group=1, topk_group=1, rms_norm_eps=1e-6, rope_theta=10000.0, rope_scaling=None,
+    max_position_embeddings=8192, bos_token_id=0, eos_token_id=1, tie_word_embeddings=False,
+    attention_bias=False, hidden_act="silu", use_mla=False,
+)
+
+
+@dataclass
+class Config:
+    # language model
+    vocab_size: int = 129280
+    hidden_size: int = 1280
+    intermediate_size: int = 6848
+    moe_intermediate_size: int = 896
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 10
+    num_key_value_heads: int = 10
+    n_shared_experts: int = 2
+    n_routed_experts: int = 64
+    num_experts_per_tok: int = 6
+    first_k_dense_replace: int = 1
+    moe_layer_freq: int = 1
+    norm_topk_prob: bool = False
+    routed_scaling_factor: float = 1.0
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    max_position_embeddings: int = 8192
+    bos_token_id: int = 0
+    eos_token_id: int = 1
+    # SAM ViT-B
+    sam_width: int = 768
+    sam_layers: int = 12
+    sam_heads: int = 12
+    sam_global_blocks: List[int] = field(default_factory=lambda: [2, 5, 8, 11])
+    sam_window_size: int = 14
+    sam_mlp_ratio: float = 4.0
+    sam_out_chans: int = 256
+    sam_downsample_channels: List[int] = field(default_factory=lambda: [512, 1024])
+    sam_image_size: int = 1024  # pos_embed grid = sam_image_size / 16
+    sam_patch_size: int = 16
+    sam_ln_eps: float = 1e-6
+    # CLIP-L/14
+    clip_width: int = 1024
+    clip_layers: int = 24
+    clip_heads: int = 16
+    clip_mlp_ratio: float = 4.0
+    clip_image_size: int = 224
+    clip_patch_size: int = 14
+    clip_ln_eps: float = 1e-5
+    # projector
+    projector_input_dim: int = 2048
+    n_embed: int = 1280
+
+    @property
+    def head_dim(self):
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def sam_grid(self):
+        return self.sam_image_size // self.sam_patch_size
+
+    @property
+    def clip_grid(self):
+        return self.clip_image_size // self.clip_patch_size
+
+    def is_moe_layer(self, i):
+        return (self.n_routed_experts is not None and i >= self.first_k_dense_replace
+                and i % self.moe_layer_freq == 0)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def from_dict(cfg: dict) -> Config:
+    lm = dict(LM_DEFAULTS)
+    lm.update({k: v for k, v in cfg.get("language_config", {}).items() if k in LM_DEFAULTS and v is not None})
+    lm.update({k: v for k, v in cfg.items() if k in LM_DEFAULTS and v is not None})
+    c = Config()
+    for k in list(LM_DEFAULTS):
+        if hasattr(c, k):
+            setattr(c, k, type(getattr(c, k))(lm[k]) if lm[k] is not None else None)
+    if lm.get("use_mla"):
+        raise NotImplementedError("use_mla true: DeepSeek-OCR uses plain MHA")
+    if lm.get("scoring_func") != "softmax" or lm.get("topk_method") != "greedy":
+        raise NotImplementedError(f"router {lm.get('scoring_func')}/{lm.get('topk_method')}")
+    vc = cfg.get("vision_config", {})
+    width = vc.get("width", {}) if isinstance(vc.get("width"), dict) else {}
+    sam = width.get("sam_vit_b", {})
+    c.sam_width = int(sam.get("width", c.sam_width))
+    c.sam_layers = int(sam.get("layers", c.sam_layers))
+    c.sam_heads = int(sam.get("heads", c.sam_heads))
+    c.sam_global_blocks = [int(i) for i in sam.get("global_attn_indexes", c.sam_global_blocks)]
+    c.sam_downsample_channels = [int(i) for i in sam.get("downsample_channels", c.sam_downsample_channels)]
+    c.sam_out_chans = int(sam.get("out_chans", c.sam_out_chans))
+    c.sam_window_size = int(sam.get("window_size", c.sam_window_size))
+    c.sam_mlp_ratio = float(sam.get("mlp_ratio", c.sam_mlp_ratio))
+    clip = width.get("clip-l-14-224", {})
+    c.clip_width = int(clip.get("width", c.clip_width))
+    c.clip_layers = int(clip.get("layers", c.clip_layers))
+    c.clip_heads = int(clip.get("heads", c.clip_heads))
+    c.clip_mlp_ratio = float(clip.get("mlp_ratio", c.clip_mlp_ratio))
+    c.clip_image_size = int(clip.get("image_size", c.clip_image_size))
+    c.clip_patch_size = int(clip.get("patch_size", c.clip_patch_size))
+    if "qwen2-0-5b" in width:
+        raise NotImplementedError("DeepSeek-OCR-2 (qwen2 encoder) is not implemented by this reference")
+    pc = cfg.get("projector_config", {})
+    if pc.get("projector_type", "linear") != "linear":
+        raise NotImplementedError(f"projector_type {pc.get('projector_type')}")
+    c.projector_input_dim = int(pc.get("input_dim", c.projector_input_dim))
+    c.n_embed = int(pc.get("n_embed", c.n_embed))
+    return c
+
+
+def load(path) -> Config:
+    with open(path) as f:
+        return from_dict(json.load(f))
+
+
+def tiny_config_dict(vocab_size):
+    """config.json of the tiny test checkpoint: the released v1 layout (deepseek_vl_v2 style, LM
+    keys at the top level and in language_config, defaults omitted as in the release) with tiny
+    widths that keep every structural feature: windowed + global SAM blocks (the global ones
+    resize their 127-row tables), CLIP with CLS, the projector, a dense first LM layer, MoE layers
+    with shared experts and top-k > 1."""
+    lm = dict(
+        bos_token_id=0, eos_token_id=1, first_k_dense_replace=1, hidden_size=128,
+        intermediate_size=256, kv_lora_rank=None, lm_head=True, max_position_embeddings=8192,
+        moe_intermediate_size=32, n_group=1, n_routed_experts=8, n_shared_experts=2,
+        num_attention_heads=2, num_experts_per_tok=3, num_hidden_layers=3, num_key_value_heads=2,
+        q_lora_rank=None, qk_nope_head_dim=0, qk_rope_head_dim=0, rm_head=False, topk_group=1,
+        topk_method="greedy", torch_dtype="bfloat16", use_mla=False, v_head_dim=0,
+        vocab_size=vocab_size,
+    )
+    top = {
+        "_name_or_path": "dsocr/tiny-random-deepseek-ocr",
+        "architectures": ["DeepseekOCRForCausalLM"],
+        "auto_map": {"AutoConfig": "modeling_deepseekocr.DeepseekOCRConfig",
+                     "AutoModel": "modeling_deepseekocr.DeepseekOCRForCausalLM"},
+        "candidate_resolutions": [[1024, 1024]],
+        "global_view_pos": "head",
+        "language_config": dict(
+            architectures=["DeepseekV2ForCausalLM"],
+            auto_map={"AutoConfig": "configuration_deepseekv2.DeepseekV2Config",
+                      "AutoModel": "modeling_deepseek.DeepseekV2Model",
+                      "AutoModelForCausalLM": "modeling_deepseek.DeepseekV2ForCausalLM"},
+            **lm),
+        "model_type": "deepseek_vl_v2",
+        "projector_config": {"input_dim": 128, "model_type": "mlp_projector", "n_embed": 128,
+                             "projector_type": "linear"},
+        "tile_tag": "2D",
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.46.3",
+        "vision_config": {
+            "image_size": 1024, "mlp_ratio": 3.7362, "model_name": "deeplip_b_l", "model_type": "vision",
+            "width": {
+                "clip-l-14-224": {"heads": 2, "image_size": 224, "layers": 2, "patch_size": 14, "width": 64},
+                "sam_vit_b": {"downsample_channels": [32, 64], "global_attn_indexes": [1, 3], "heads": 2,
+                              "layers": 4, "width": 32, "out_chans": 16},
+            },
+        },
+    }
+    top.update({k: v for k, v in lm.items() if k not in ("torch_dtype",)})
+    return top

@@ -1,0 +1,109 @@
+"""Image views of DeepSeek-OCR v1 with Pillow itself (model-spec §3), so the values are the
+official ones by construction (PIL BICUBIC, ImageOps.pad with grey 127, the grid search)."""
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+MODES = {  # mode: (base_size, image_size, crop)
+    "tiny": (512, 512, False),
+    "small": (640, 640, False),
+    "base": (1024, 1024, False),
+    "large": (1280, 1280, False),
+    "gundam": (1024, 640, True),
+}
+PAD_COLOR = (127, 127, 127)  # tuple(int(x * 255) for x in mean 0.5)
+
+# Python 3.11's iteration order of the candidate set, then stably sorted by i·j (model-spec §3)
+CANDIDATES = {
+    6: [(1, 2), (2, 1), (3, 1), (1, 3), (4, 1), (1, 4), (2, 2), (1, 5), (5, 1), (6, 1), (2, 3), (1, 6), (3, 2)],
+    9: [(1, 2), (2, 1), (3, 1), (1, 3), (2, 2), (4, 1), (1, 4), (5, 1), (1, 5), (1, 6), (6, 1), (3, 2), (2, 3),
+        (7, 1), (1, 7), (4, 2), (2, 4), (1, 8), (8, 1), (1, 9), (3, 3), (9, 1)],
+}
+
+
+def official_candidates(max_num, min_num=2):
+    """The official expression, evaluated here (to check CANDIDATES against this Python)."""
+    s = set((i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+            if i * j <= max_num and i * j >= min_num)
+    return sorted(s, key=lambda x: x[0] * x[1])
+
+
+def find_closest_aspect_ratio(aspect_ratio, target_ratios, width, height, image_size):
+    best_ratio_diff = float("inf")
+    best_ratio = (1, 1)
+    area = width * height
+    for ratio in target_ratios:
+        target_aspect_ratio = ratio[0] / ratio[1]
+        ratio_diff = abs(aspect_ratio - target_aspect_ratio)
+        if ratio_diff < best_ratio_diff:
+            best_ratio_diff = ratio_diff
+            best_ratio = ratio
+        elif ratio_diff == best_ratio_diff:
+            if area > 0.5 * image_size * image_size * ratio[0] * ratio[1]:
+                best_ratio = ratio
+    return best_ratio
+
+
+def dynamic_preprocess(image, max_num=9, image_size=640):
+    """-> (tiles [PIL], (cols, rows))."""
+    w, h = image.size
+    ratios = CANDIDATES[max_num] if max_num in CANDIDATES else official_candidates(max_num)
+    cols, rows = find_closest_aspect_ratio(w / h, ratios, w, h, image_size)
+    tw, th = image_size * cols, image_size * rows
+    resized = image.resize((tw, th))  # default resample: BICUBIC
+    tiles = []
+    for i in range(cols * rows):
+        x0 = (i % cols) * image_size
+        y0 = (i // cols) * image_size
+        tiles.append(resized.crop((x0, y0, x0 + image_size, y0 + image_size)))
+    return tiles, (cols, rows)
+
+
+def to_tensor(img):
+    """ToTensor + Normalize(0.5, 0.5) in fp32: (x/255 - 0.5)/0.5, NCHW with N = 1."""
+    a = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    t = torch.from_numpy(a.copy()).permute(2, 0, 1).to(torch.float32).div(255.0)
+    return ((t - 0.5) / 0.5)[None]
+
+
+def load_rgb(path):
+    """Open, EXIF-transpose, RGB (as the HF infer does)."""
+    img = Image.open(path)
+    img = ImageOps.exif_transpose(img)
+    return img.convert("RGB")
+
+
+def views(image, mode, max_tiles=9):
+    """image: PIL RGB (already EXIF-transposed). -> (global_view [1,3,G,G], tiles [n,3,T,T], (cols, rows))."""
+    base, size, crop = MODES[mode]
+    if crop:
+        w, h = image.size
+        if w <= size and h <= size:
+            tiles, grid = [], (1, 1)
+        else:
+            tiles, grid = dynamic_preprocess(image, max_tiles, size)
+        g = ImageOps.pad(image, (base, base), color=PAD_COLOR)
+        glob = to_tensor(g)
+        if grid[0] > 1 or grid[1] > 1:
+            tt = torch.cat([to_tensor(t) for t in tiles], dim=0)
+        else:
+            tt = torch.zeros(0, 3, size, size)
+        return glob, tt, grid
+    img = image
+    if size <= 640:
+        img = img.resize((size, size))
+    g = ImageOps.pad(img, (size, size), color=PAD_COLOR)
+    return to_tensor(g), torch.zeros(0, 3, size, size), (1, 1)
+
+
+def n_image_tokens(mode, grid=(1, 1), n_tiles=0):
+    """Placeholder count (model-spec §3)."""
+    base, size, crop = MODES[mode]
+    if crop:
+        n = 16 * 17 + 1
+        if n_tiles:
+            cols, rows = grid
+            n += (10 * rows) * (10 * cols + 1)
+        return n
+    q = size // 64
+    return q * (q + 1) + 1
