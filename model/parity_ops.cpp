@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include "model/parity.h"
+#include "model/tokenizer.h"
+#include <filesystem>
 #include "model/preprocess.h"
 #include "model/weights.h"
 #include "runtime/gemm.h"
@@ -109,6 +111,29 @@ ParityOutputs op_image_preprocess(Runtime&, const GoldenCase& c) {
   return out;
 }
 
+// The checkpoint directory of a model-level case (root attribute, relative to the file).
+std::string case_checkpoint(const GoldenCase& c) {
+  std::string rel = c.attr_str("checkpoint", "");
+  if (rel.empty()) throw GoldenError(fmt::format("{}: root attribute checkpoint is missing", c.path));
+  auto dir = std::filesystem::path(c.path).parent_path() / rel;
+  if (!std::filesystem::is_directory(dir))
+    throw GoldenError(fmt::format("{}: checkpoint directory {} does not exist", c.path, dir.string()));
+  return dir.string();
+}
+
+ParityOutputs op_tokenize(Runtime&, const GoldenCase& c) {
+  const auto& text = c.input("text");
+  std::string s;
+  for (auto b : text.i) s += static_cast<char>(static_cast<uint8_t>(b));
+  Tokenizer tok = Tokenizer::from_file(case_checkpoint(c) + "/tokenizer.json");
+  auto ids = tok.encode(s);
+  HostArray a;
+  a.kind = HostArray::Kind::i64;
+  a.shape = {static_cast<int64_t>(ids.size())};
+  a.i.assign(ids.begin(), ids.end());
+  return {{"ids", a}};
+}
+
 }  // namespace
 
 const std::map<std::string, ParityFn>& parity_ops() {
@@ -120,6 +145,7 @@ const std::map<std::string, ParityFn>& parity_ops() {
       {"activation", op_activation},
       {"softmax", op_softmax},
       {"image_preprocess", op_image_preprocess},
+      {"tokenize", op_tokenize},
   };
   return table;
 }
@@ -128,7 +154,7 @@ const std::vector<std::string>& parity_ops_pending() {
   static const std::vector<std::string> pending = {
       "conv2d",        "sdpa",          "unfold",       "resize_bicubic_aa", "resize_linear",
       "rope",          "moe",           "sam_block",    "sam_encoder",       "clip_encoder",
-      "vision_encoder", "decoder_layer", "model_logits", "tokenize",
+      "vision_encoder", "decoder_layer", "model_logits",
       "model_generate"};
   return pending;
 }
