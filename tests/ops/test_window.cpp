@@ -61,3 +61,26 @@ TEST(elementwise, add_and_broadcast) {
   Tensor a = rt().empty({6}), b = rt().empty({4}), y = rt().empty({6});
   EXPECT_THROW(ops::add_broadcast(rt(), a, b, y), Error);
 }
+
+#include "runtime/ops/layout.h"
+
+TEST(layout, nchw_nhwc_round_trip) {
+  for (Shape s : {Shape{1, 7, 3, 5}, Shape{2, 17, 9, 4}, Shape{1, 768, 8, 8}}) {
+    int64_t N = s[0], C = s[1], H = s[2], W = s[3];
+    auto x = random_floats(shape_numel(s), 101);
+    Tensor xt = rt().upload(x, s);
+    Guarded y(rt(), {N, H, W, C});
+    ops::nchw_to_nhwc(rt(), xt, y);
+    std::vector<double> ref(x.size());
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t p = 0; p < H * W; ++p) ref[(n * H * W + p) * C + c] = x[(n * C + c) * H * W + p];
+    auto got = y.read_f32();
+    EXPECT_TRUE(all_close(got, ref, {N, H, W, C}, 0, 0));
+    Guarded back(rt(), s);
+    ops::nhwc_to_nchw(rt(), y.tensor(), back);
+    EXPECT_TRUE(all_close(back.read_f32(), to_double(x), s, 0, 0));
+  }
+  Tensor x = rt().empty({1, 2, 3, 4}), y = rt().empty({1, 2, 3, 4});
+  EXPECT_THROW(ops::nchw_to_nhwc(rt(), x, y), Error);
+}
