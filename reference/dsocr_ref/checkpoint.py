@@ -128,8 +128,10 @@ def write_tiny(out_dir, seed=1234):
     m = modelmod.build(c)
     random_init(m, seed)
     with torch.no_grad():
-        # keep EOS improbable so that generation goldens run their full length
+        # keep EOS improbable so that generation goldens run their full length, and the padding
+        # rows (no token behind them, as the official 128827-129279) out of the greedy choice
         m.lm_head.weight[c.eos_token_id] *= 0.05
+        m.lm_head.weight[n:] *= 0.05
     round_bf16_(m)
     save(m, out_dir, cd, tok, added)
     return m, c, tok

@@ -12,7 +12,10 @@ COMPRESS_MIN_BYTES = 16 * 1024
 
 
 def source_string():
-    return f"dsocr_ref (torch {torch.__version__}, h5py {h5py.__version__})"
+    import PIL
+    import tokenizers
+    return (f"dsocr_ref (torch {torch.__version__}, h5py {h5py.__version__}, Pillow {PIL.__version__}, "
+            f"tokenizers {tokenizers.__version__})")
 
 
 def _np(a, kind):
