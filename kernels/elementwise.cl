@@ -11,3 +11,12 @@ __kernel void add_bcast_f32(__global const float* a, __global const float* b, __
   int i = get_global_id(0);
   if (i < n) y[i] = a[i] + b[i % nb];
 }
+
+// copy_rows_f32: y[y_off + r*y_ld + c] = x[x_off + r*x_ld + c] for r < rows, c < cols (a strided
+//   block copy: K/V heads out of a fused projection into the KV cache); global (cols↑64, rows).
+__kernel void copy_rows_f32(__global const float* x, int x_off, int x_ld, __global float* y, int y_off, int y_ld,
+                            int rows, int cols) {
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= cols || r >= rows) return;
+  y[(size_t)y_off + (size_t)r * y_ld + c] = x[(size_t)x_off + (size_t)r * x_ld + c];
+}

@@ -1,10 +1,12 @@
 // The op table of `dsocr parity`: one entry per op of the golden contract's vocabulary.
 #include <fmt/format.h>
 
-#include "model/parity.h"
-#include "model/tokenizer.h"
 #include <filesystem>
+
+#include "model/parity.h"
 #include "model/preprocess.h"
+#include "model/sam.h"
+#include "model/tokenizer.h"
 #include "model/weights.h"
 #include "runtime/gemm.h"
 #include "runtime/ops/activation.h"
@@ -19,7 +21,8 @@ ParityOutputs op_linear(Runtime& rt, const GoldenCase& c) {
   const auto& w = c.weight("weight");
   expect_shape(c, "weights/weight", w, {-1, -1});
   if (x.shape.empty() || x.shape.back() != w.shape[1])
-    throw GoldenError(fmt::format("{}: inputs/x {} must end in in_features {}", c.path, shape_str(x.shape), w.shape[1]));
+    throw GoldenError(
+        fmt::format("{}: inputs/x {} must end in in_features {}", c.path, shape_str(x.shape), w.shape[1]));
   Tensor xt = to_device(rt, x, "x"), wt = to_device(rt, w, "weight");
   Tensor bt;
   if (auto* b = c.weight_opt("bias")) {
@@ -48,8 +51,10 @@ ParityOutputs op_norm(Runtime& rt, const GoldenCase& c, int kind) {  // 0 layer_
     const auto& b = c.weight("bias");
     expect_shape(c, "weights/bias", b, {C});
     Tensor bt = to_device(rt, b, "bias");
-    if (kind == 0) ops::layer_norm(rt, xt, wt, bt, y, static_cast<float>(eps));
-    else ops::layer_norm_2d(rt, xt, wt, bt, y, static_cast<float>(eps));
+    if (kind == 0)
+      ops::layer_norm(rt, xt, wt, bt, y, static_cast<float>(eps));
+    else
+      ops::layer_norm_2d(rt, xt, wt, bt, y, static_cast<float>(eps));
   }
   return {{"y", from_device_f32(rt, y)}};
 }
@@ -75,6 +80,28 @@ ParityOutputs op_softmax(Runtime& rt, const GoldenCase& c) {
   Tensor xt = to_device(rt, x, "x"), y = rt.empty(x.shape);
   ops::softmax(rt, xt, y);
   return {{"y", from_device_f32(rt, y)}};
+}
+
+ParityOutputs op_sam_block(Runtime& rt, const GoldenCase& c) {
+  const auto& x = c.input("x");
+  expect_shape(c, "inputs/x", x, {-1, -1, -1, -1});
+  SamConfig cfg;
+  cfg.width = x.shape[3];
+  cfg.heads = c.attr_int("num_heads", 12);
+  cfg.window_size = c.attr_int("window_size", 14);
+  bool global = cfg.window_size == 0;
+  const auto& lin1 = c.weight("mlp.lin1.weight");
+  expect_shape(c, "weights/mlp.lin1.weight", lin1, {-1, cfg.width});
+  cfg.mlp_ratio = static_cast<double>(lin1.shape[0]) / static_cast<double>(cfg.width);
+  const auto& table = c.weight("attn.rel_pos_h");
+  expect_shape(c, "weights/attn.rel_pos_h", table, {-1, cfg.width / std::max<int64_t>(cfg.heads, 1)});
+  if (global) cfg.image_size = (table.shape[0] + 1) / 2 * cfg.patch_size;
+  cfg.ln_eps = c.attr_float("eps", 1e-6);
+  GoldenWeights w(c);
+  SamBlock blk = load_sam_block(rt, w, cfg, global);
+  Tensor xt = to_device(rt, x, "x");
+  sam_block_forward(rt, cfg, blk, xt);
+  return {{"y", from_device_f32(rt, xt)}};
 }
 
 // Host-side: Pillow-exact views; no device work.
@@ -111,6 +138,8 @@ ParityOutputs op_image_preprocess(Runtime&, const GoldenCase& c) {
   return out;
 }
 
+}  // namespace
+
 // The checkpoint directory of a model-level case (root attribute, relative to the file).
 std::string case_checkpoint(const GoldenCase& c) {
   std::string rel = c.attr_str("checkpoint", "");
@@ -120,6 +149,8 @@ std::string case_checkpoint(const GoldenCase& c) {
     throw GoldenError(fmt::format("{}: checkpoint directory {} does not exist", c.path, dir.string()));
   return dir.string();
 }
+
+namespace {
 
 ParityOutputs op_tokenize(Runtime&, const GoldenCase& c) {
   const auto& text = c.input("text");
@@ -136,26 +167,33 @@ ParityOutputs op_tokenize(Runtime&, const GoldenCase& c) {
 
 }  // namespace
 
+void register_model_parity_ops(std::map<std::string, ParityFn>& table);   // parity_model.cpp
+void register_kernel_parity_ops(std::map<std::string, ParityFn>& table);  // parity_kernels.cpp
+void register_lm_parity_ops(std::map<std::string, ParityFn>& table);      // parity_lm.cpp
+
 const std::map<std::string, ParityFn>& parity_ops() {
-  static const std::map<std::string, ParityFn> table = {
-      {"linear", op_linear},
-      {"layer_norm", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 0); }},
-      {"layer_norm_2d", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 1); }},
-      {"rms_norm", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 2); }},
-      {"activation", op_activation},
-      {"softmax", op_softmax},
-      {"image_preprocess", op_image_preprocess},
-      {"tokenize", op_tokenize},
-  };
+  static const std::map<std::string, ParityFn> table = [] {
+    std::map<std::string, ParityFn> t = {
+        {"linear", op_linear},
+        {"layer_norm", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 0); }},
+        {"layer_norm_2d", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 1); }},
+        {"rms_norm", [](Runtime& rt, const GoldenCase& c) { return op_norm(rt, c, 2); }},
+        {"activation", op_activation},
+        {"softmax", op_softmax},
+        {"sam_block", op_sam_block},
+        {"image_preprocess", op_image_preprocess},
+        {"tokenize", op_tokenize},
+    };
+    register_model_parity_ops(t);
+    register_kernel_parity_ops(t);
+    register_lm_parity_ops(t);
+    return t;
+  }();
   return table;
 }
 
 const std::vector<std::string>& parity_ops_pending() {
-  static const std::vector<std::string> pending = {
-      "conv2d",        "sdpa",          "unfold",       "resize_bicubic_aa", "resize_linear",
-      "rope",          "moe",           "sam_block",    "sam_encoder",       "clip_encoder",
-      "vision_encoder", "decoder_layer", "model_logits",
-      "model_generate"};
+  static const std::vector<std::string> pending = {};
   return pending;
 }
 

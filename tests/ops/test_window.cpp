@@ -84,3 +84,15 @@ TEST(layout, nchw_nhwc_round_trip) {
   Tensor x = rt().empty({1, 2, 3, 4}), y = rt().empty({1, 2, 3, 4});
   EXPECT_THROW(ops::nchw_to_nhwc(rt(), x, y), Error);
 }
+
+TEST(elementwise, copy_rows) {
+  // 5 rows of 7 out of a [5,17] source at column 3 into a [9,11] destination at row 2, column 1.
+  auto x = random_floats(5 * 17, 93), y0 = random_floats(9 * 11, 94);
+  Tensor xt = rt().upload(x, {5, 17}), yt = rt().upload(y0, {9, 11});
+  ops::copy_rows(rt(), xt, 3, 17, yt, 2 * 11 + 1, 11, 5, 7);
+  std::vector<double> ref(y0.begin(), y0.end());
+  for (int r = 0; r < 5; ++r)
+    for (int c = 0; c < 7; ++c) ref[(2 + r) * 11 + 1 + c] = x[r * 17 + 3 + c];
+  EXPECT_TRUE(all_close(rt().read_f32(yt), ref, {9, 11}, 0, 0));
+  EXPECT_THROW(ops::copy_rows(rt(), xt, 3, 17, yt, 5 * 11, 11, 5, 7), Error);  // past the end of y
+}

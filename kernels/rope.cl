@@ -1,0 +1,33 @@
+// Rotary position embedding, half rotation (NeoX / transformers' rotate_half), fp32.
+//   rope_neox_f32: x, y strided [B,H,N,D] views (element (b,h,n,d) at off + b*sb + h*sh + n*sn + d),
+//                  positions pos [N] i32, inv_freq [D/2] f32 (computed on the host in fp32).
+//     angle(n,k) = (float)pos[n] * inv_freq[k]            rounded to fp32, k in [0, D/2)
+//     y[..,k]       = x[..,k]       * cos(angle) - x[..,k+D/2] * sin(angle)
+//     y[..,k+D/2]   = x[..,k+D/2]   * cos(angle) + x[..,k]     * sin(angle)
+//   i.e. y = x*cos + rotate_half(x)*sin with cos/sin = cat(cos(angle), cos(angle)) over all D.
+//   cos/sin are the full-precision builtins (not native_), evaluated on the fp32 angle.
+// Index mapping: one work-item per rotated pair (b,h,n,k), flat id = ((b*H + h)*N + n)*(D/2) + k,
+//   so consecutive work-items read consecutive d. Each work-item reads both partners before it
+//   writes them, so y may be the same view as x (in place).
+// Tunables: none (the host picks the 1-D work-group size).
+
+__kernel void rope_neox_f32(__global const float* x, long x_off, long x_sb, long x_sh, long x_sn,  //
+                            __global float* y, long y_off, long y_sb, long y_sh, long y_sn,        //
+                            __global const int* pos, __global const float* inv_freq, int H, int N, int half_d,
+                            int total) {
+  const int gid = get_global_id(0);
+  if (gid >= total) return;
+  const int k = gid % half_d;
+  int r = gid / half_d;
+  const int n = r % N;
+  r /= N;
+  const int h = r % H;
+  const int b = r / H;
+  const float angle = (float)pos[n] * inv_freq[k];
+  const float c = cos(angle), s = sin(angle);
+  __global const float* xp = x + x_off + b * x_sb + h * x_sh + n * x_sn;
+  __global float* yp = y + y_off + b * y_sb + h * y_sh + n * y_sn;
+  const float x1 = xp[k], x2 = xp[k + half_d];
+  yp[k] = x1 * c - x2 * s;
+  yp[k + half_d] = x2 * c + x1 * s;
+}

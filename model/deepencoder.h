@@ -1,0 +1,54 @@
+// DeepEncoder of DeepSeek-OCR v1: SAM ViT-B -> CLIP-L -> [CLIP | SAM] -> linear projector, and
+// the view assembly into the image-token sequence (model-spec §0, §1, §3, §5).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/clip.h"
+#include "model/config.h"
+#include "model/sam.h"
+#include "model/weights.h"
+
+namespace dsocr {
+
+using Taps = std::map<std::string, Tensor>;
+
+struct SamEncoder {
+  SamConfig cfg;
+  Tensor patch_w, patch_b;  // [C,3,16,16], [C]
+  Tensor pos;               // [1, g0, g0, C]
+  std::vector<SamBlock> blocks;
+  Tensor neck0_w, neck1_w, neck1_b, neck2_w, neck3_w, neck3_b;  // [out,C,1,1], [out], [out], [out,out,3,3], ...
+  Tensor net2_w, net3_w;                                        // [d1,out,3,3], [d2,d1,3,3]
+  std::map<int64_t, Tensor> pos_cache;                          // grid -> [1,g,g,C]
+};
+
+// Names relative to sam_model. (patch_embed.proj.weight, blocks.N..., neck.0.weight, net_2.weight).
+SamEncoder load_sam(Runtime& rt, const WeightSource& w, const SamConfig& cfg);
+// pixels [B,3,S,S] normalised -> [B, d2, S/64, S/64]; taps: patch_embed, pos_added, blocks.N, neck, net_2.
+Tensor sam_forward(Runtime& rt, SamEncoder& sam, const Tensor& pixels, Taps* taps = nullptr);
+
+struct DeepEncoder {
+  ModelConfig cfg;
+  SamEncoder sam;
+  Clip clip;
+  Tensor proj_w, proj_b;      // [n_embed, 2048], [n_embed]
+  Tensor newline, separator;  // [n_embed]
+};
+
+// Names relative to the checkpoint's "model." (sam_model., vision_model., projector.layers.,
+// image_newline, view_seperator).
+DeepEncoder load_deepencoder(Runtime& rt, const WeightSource& w, const ModelConfig& cfg);
+
+// One batch of views [n,3,S,S] -> projected features [n, (S/64)^2, n_embed].
+Tensor encode_views(Runtime& rt, DeepEncoder& enc, const Tensor& pixels, Taps* taps = nullptr,
+                    const std::string& prefix = {});
+
+// The image embeddings in sequence order: tiles mosaic (image_newline per row), global rows with
+// newline, view_seperator. global_view [1,3,G,G]; tiles [n,3,T,T] (n = cols*rows, or 0).
+// Returns [n_image_tokens, n_embed].
+Tensor vision_embeddings(Runtime& rt, DeepEncoder& enc, const Tensor& global_view, const Tensor* tiles, int cols,
+                         int rows, Taps* taps = nullptr);
+
+}  // namespace dsocr

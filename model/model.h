@@ -1,0 +1,22 @@
+// The whole DeepSeek-OCR v1 model on one device: config, vision encoder and language model,
+// loaded from a checkpoint directory in the official Hugging Face layout (config.json plus
+// *.safetensors, sharded through model.safetensors.index.json).
+#pragma once
+#include <string>
+
+#include "model/config.h"
+#include "model/decoder.h"
+#include "model/deepencoder.h"
+
+namespace dsocr {
+
+struct OcrModel {
+  ModelConfig cfg;
+  DeepEncoder vision;
+  LanguageModel lm;
+};
+
+// Throws Error naming the file or tensor that is missing, malformed or of the wrong shape.
+OcrModel load_model(Runtime& rt, const std::string& dir);
+
+}  // namespace dsocr

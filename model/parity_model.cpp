@@ -1,0 +1,110 @@
+// Model-level parity ops (sam_encoder, clip_encoder, vision_encoder): the structure that the
+// weights do not reveal comes from the case's root attributes (contract defaults otherwise).
+#include <fmt/format.h>
+
+#include "model/deepencoder.h"
+#include "model/parity.h"
+
+namespace dsocr {
+namespace {
+
+int64_t count_layers(const GoldenCase& c, const std::string& prefix, const std::string& suffix) {
+  int64_t n = 0;
+  while (c.weights.count(fmt::format("{}{}.{}", prefix, n, suffix))) ++n;
+  return n;
+}
+
+const HostArray& w(const GoldenCase& c, const std::string& name, size_t rank) {
+  const HostArray& a = c.weight(name);
+  if (a.shape.size() != rank)
+    throw GoldenError(fmt::format("{}: /weights/{} has rank {}, expected {}", c.path, name, a.shape.size(), rank));
+  return a;
+}
+
+SamConfig sam_config(const GoldenCase& c, const std::string& p, const char* heads_attr) {
+  SamConfig s;
+  const auto& pos = w(c, p + "pos_embed", 4);
+  s.width = pos.shape[3];
+  s.image_size = pos.shape[1] * s.patch_size;
+  s.heads = c.attr_int(heads_attr, 12);
+  s.window_size = c.attr_int("window_size", 14);
+  s.layers = count_layers(c, p + "blocks.", "norm1.weight");
+  s.global_blocks = c.attr_ints("global_blocks", {2, 5, 8, 11});
+  s.mlp_ratio = static_cast<double>(w(c, p + "blocks.0.mlp.lin1.weight", 2).shape[0]) / s.width;
+  s.out_chans = w(c, p + "neck.0.weight", 4).shape[0];
+  s.downsample_channels = {w(c, p + "net_2.weight", 4).shape[0], w(c, p + "net_3.weight", 4).shape[0]};
+  return s;
+}
+
+ClipConfig clip_config(const GoldenCase& c, const std::string& p, const char* heads_attr) {
+  ClipConfig k;
+  k.width = w(c, p + "embeddings.class_embedding", 1).shape[0];
+  int64_t n = w(c, p + "embeddings.position_embedding.weight", 2).shape[0] - 1;
+  int64_t g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  if (g * g != n) throw GoldenError(fmt::format("{}: position_embedding rows - 1 = {} is not square", c.path, n));
+  k.image_size = g * k.patch_size;
+  k.heads = c.attr_int(heads_attr, 16);
+  k.layers = count_layers(c, p + "transformer.layers.", "layer_norm1.weight");
+  k.mlp_ratio = static_cast<double>(w(c, p + "transformer.layers.0.mlp.fc1.weight", 2).shape[0]) / k.width;
+  return k;
+}
+
+void add_taps(Runtime& rt, const Taps& taps, ParityOutputs& out) {
+  for (auto& [name, t] : taps) out["taps/" + name] = from_device_f32(rt, t);
+}
+
+ParityOutputs op_sam_encoder(Runtime& rt, const GoldenCase& c) {
+  SamConfig cfg = sam_config(c, "", "num_heads");
+  SamEncoder sam = load_sam(rt, GoldenWeights(c), cfg);
+  Tensor px = to_device(rt, c.input("pixels"), "pixels");
+  Taps taps;
+  Tensor y = sam_forward(rt, sam, px, &taps);
+  ParityOutputs out{{"y", from_device_f32(rt, y)}};
+  add_taps(rt, taps, out);
+  return out;
+}
+
+ParityOutputs op_clip_encoder(Runtime& rt, const GoldenCase& c) {
+  ClipConfig cfg = clip_config(c, "", "num_heads");
+  Clip clip = load_clip(rt, GoldenWeights(c), cfg);
+  Tensor x = to_device(rt, c.input("sam_features"), "sam_features");
+  Taps taps;
+  Tensor y = clip_forward(rt, clip, x, &taps);
+  ParityOutputs out{{"y", from_device_f32(rt, y)}};
+  add_taps(rt, taps, out);
+  return out;
+}
+
+ParityOutputs op_vision_encoder(Runtime& rt, const GoldenCase& c) {
+  ModelConfig cfg;
+  cfg.sam = sam_config(c, "sam_model.", "sam_heads");
+  cfg.clip = clip_config(c, "vision_model.", "clip_heads");
+  const auto& pw = w(c, "projector.layers.weight", 2);
+  cfg.n_embed = pw.shape[0];
+  cfg.projector_input_dim = pw.shape[1];
+  DeepEncoder enc = load_deepencoder(rt, GoldenWeights(c), cfg);
+  Tensor gv = to_device(rt, c.input("global_view"), "global_view");
+  int cols = 1, rows = 1;
+  if (auto* grid = c.input_opt("grid")) {
+    expect_shape(c, "inputs/grid", *grid, {2});
+    cols = static_cast<int>(grid->i.at(0));
+    rows = static_cast<int>(grid->i.at(1));
+  }
+  Tensor tiles;
+  if (auto* t = c.input_opt("tiles"); t && t->numel() > 0) tiles = to_device(rt, *t, "tiles");
+  Taps taps;
+  Tensor y = vision_embeddings(rt, enc, gv, tiles.defined() ? &tiles : nullptr, cols, rows, &taps);
+  ParityOutputs out{{"embeds", from_device_f32(rt, y)}};
+  add_taps(rt, taps, out);
+  return out;
+}
+
+}  // namespace
+
+void register_model_parity_ops(std::map<std::string, ParityFn>& table) {
+  table["sam_encoder"] = op_sam_encoder;
+  table["clip_encoder"] = op_clip_encoder;
+  table["vision_encoder"] = op_vision_encoder;
+}
+
+}  // namespace dsocr

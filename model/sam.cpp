@@ -1,0 +1,131 @@
+#include "model/sam.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "runtime/gemm.h"
+#include "runtime/ops/activation.h"
+#include "runtime/ops/elementwise.h"
+#include "runtime/ops/norm.h"
+#include "runtime/ops/rel_pos.h"
+#include "runtime/ops/sdpa.h"
+#include "runtime/ops/window.h"
+
+namespace dsocr {
+namespace {
+
+Tensor reshaped(const Tensor& t, const Shape& s) {
+  if (shape_numel(s) != t.numel())
+    throw Error(fmt::format("internal: cannot view {} as {}", shape_str(t.shape), shape_str(s)));
+  Tensor v = t;
+  v.shape = s;
+  return v;
+}
+
+std::vector<float> host_f32(Runtime& rt, const Tensor& t) { return rt.read_f32(t); }
+
+}  // namespace
+
+std::vector<float> resize_table_linear(const std::vector<float>& tab, int64_t L, int64_t D, int64_t out_len) {
+  std::vector<float> out(static_cast<size_t>(out_len * D));
+  float scale = static_cast<float>(L) / static_cast<float>(out_len);
+  for (int64_t i = 0; i < out_len; ++i) {
+    float src = std::max(scale * (static_cast<float>(i) + 0.5f) - 0.5f, 0.0f);
+    int64_t i0 = std::min<int64_t>(static_cast<int64_t>(src), L - 1);
+    int64_t i1 = std::min<int64_t>(i0 + 1, L - 1);
+    float l1 = src - static_cast<float>(i0), l0 = 1.0f - l1;
+    for (int64_t d = 0; d < D; ++d) out[i * D + d] = l0 * tab[i0 * D + d] + l1 * tab[i1 * D + d];
+  }
+  return out;
+}
+
+SamBlock load_sam_block(Runtime& rt, const WeightSource& w, const SamConfig& cfg, bool global) {
+  int64_t C = cfg.width, M = cfg.mlp_dim(), hd = cfg.width / cfg.heads;
+  SamBlock b;
+  b.global = global;
+  b.table_len = global ? 2 * cfg.grid() - 1 : 2 * cfg.window_size - 1;
+  b.norm1_w = w.load(rt, "norm1.weight", {C});
+  b.norm1_b = w.load(rt, "norm1.bias", {C});
+  b.norm2_w = w.load(rt, "norm2.weight", {C});
+  b.norm2_b = w.load(rt, "norm2.bias", {C});
+  b.qkv_w = w.load(rt, "attn.qkv.weight", {3 * C, C});
+  b.qkv_b = w.load(rt, "attn.qkv.bias", {3 * C});
+  b.proj_w = w.load(rt, "attn.proj.weight", {C, C});
+  b.proj_b = w.load(rt, "attn.proj.bias", {C});
+  b.lin1_w = w.load(rt, "mlp.lin1.weight", {M, C});
+  b.lin1_b = w.load(rt, "mlp.lin1.bias", {M});
+  b.lin2_w = w.load(rt, "mlp.lin2.weight", {C, M});
+  b.lin2_b = w.load(rt, "mlp.lin2.bias", {C});
+  b.rel_h = host_f32(rt, w.load(rt, "attn.rel_pos_h", {b.table_len, hd}));
+  b.rel_w = host_f32(rt, w.load(rt, "attn.rel_pos_w", {b.table_len, hd}));
+  return b;
+}
+
+void sam_block_forward(Runtime& rt, const SamConfig& cfg, SamBlock& blk, Tensor& x) {
+  if (x.rank() != 4 || x.dim(3) != cfg.width)
+    throw Error(fmt::format("sam_block: x must be [B,H,W,{}], got {}", cfg.width, shape_str(x.shape)));
+  const int64_t B = x.dim(0), H = x.dim(1), W = x.dim(2), C = cfg.width, heads = cfg.heads, hd = C / heads;
+  const int ws = blk.global ? 0 : static_cast<int>(cfg.window_size);
+  const float eps = static_cast<float>(cfg.ln_eps);
+
+  Tensor xn = rt.empty(x.shape, DType::f32, "sam norm1");
+  ops::layer_norm(rt, x, blk.norm1_w, blk.norm1_b, xn, eps);
+
+  // Attention input: all windows of all images as one batch [NB, kh, kw, C].
+  int64_t NB = B, kh = H, kw = W;
+  Tensor win = xn;
+  if (ws > 0) {
+    int64_t nh = ceil_div(H, ws), nw = ceil_div(W, ws);
+    NB = B * nh * nw;
+    kh = kw = ws;
+    win = rt.empty({NB, ws, ws, C}, DType::f32, "sam windows");
+    ops::window_partition(rt, xn, ws, win);
+  }
+  const int64_t T = kh * kw;
+  Tensor qkv = rt.empty({NB, T, 3 * C}, DType::f32, "sam qkv");
+  linear(rt, reshaped(win, {NB, T, C}), blk.qkv_w, &blk.qkv_b, qkv);
+  Tensor qkv5 = reshaped(qkv, {NB, T, 3, heads, hd});
+
+  // Relative-position tables at this key size (resized once per size, kept on the device).
+  auto table = [&](const std::vector<float>& tab, int64_t k) {
+    int64_t len = 2 * k - 1;
+    std::vector<float> t = len == blk.table_len ? tab : resize_table_linear(tab, blk.table_len, hd, len);
+    return rt.upload(t, {len, hd});
+  };
+  int64_t key = kh * 100000 + kw;
+  auto it = blk.tables.find(key);
+  if (it == blk.tables.end())
+    it = blk.tables.emplace(key, std::make_pair(table(blk.rel_h, kh), table(blk.rel_w, kw))).first;
+
+  ops::AttnView q = ops::AttnView::fused(qkv5, 0), k = ops::AttnView::fused(qkv5, 1), v = ops::AttnView::fused(qkv5, 2);
+  Tensor rel_h = rt.empty({NB, heads, T, kh}, DType::f32, "sam rel_h");
+  Tensor rel_w = rt.empty({NB, heads, T, kw}, DType::f32, "sam rel_w");
+  ops::rel_pos_terms(rt, q, it->second.first, it->second.second, static_cast<int>(kh), static_cast<int>(kw), rel_h,
+                     rel_w);
+
+  Tensor att = rt.empty({NB, T, heads, hd}, DType::f32, "sam attention");
+  ops::SdpaParams p;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  p.rel_pos = ops::RelPosBias{rel_h, rel_w};
+  ops::sdpa(rt, q, k, v, ops::AttnView::bnhd(att), p);
+
+  Tensor proj = rt.empty({NB, T, C}, DType::f32, "sam proj");
+  linear(rt, reshaped(att, {NB, T, C}), blk.proj_w, &blk.proj_b, proj);
+  if (ws > 0)
+    ops::window_unpartition_add(rt, reshaped(proj, {NB, ws, ws, C}), ws, x);
+  else
+    ops::add(rt, x, proj, x);
+
+  // MLP
+  ops::layer_norm(rt, x, blk.norm2_w, blk.norm2_b, xn, eps);
+  const int64_t M = cfg.mlp_dim();
+  Tensor h = rt.empty({B, H, W, M}, DType::f32, "sam mlp hidden");
+  linear(rt, xn, blk.lin1_w, &blk.lin1_b, h);
+  ops::activation(rt, ops::Act::gelu, h, h);
+  Tensor y = rt.empty(x.shape, DType::f32, "sam mlp out");
+  linear(rt, h, blk.lin2_w, &blk.lin2_b, y);
+  ops::add(rt, x, y, x);
+}
+
+}  // namespace dsocr

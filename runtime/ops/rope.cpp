@@ -1,0 +1,97 @@
+#include "runtime/ops/rope.h"
+
+#include <fmt/format.h>
+
+#include <climits>
+#include <cmath>
+
+namespace dsocr::ops {
+namespace {
+
+constexpr size_t kWG = 64;
+
+void check_view(const char* name, const AttnView& v) {
+  if (!v.t.defined()) throw Error(fmt::format("rope: {} has no tensor", name));
+  if (v.t.dtype != DType::f32)
+    throw Error(fmt::format("rope: {} must be f32, got {} {}", name, dtype_name(v.t.dtype), shape_str(v.t.shape)));
+  if (v.B < 1 || v.H < 1 || v.N < 1 || v.D < 1)
+    throw Error(fmt::format("rope: {} view shape {} has an empty dimension", name, shape_str(v.shape())));
+  if (v.sb < 0 || v.sh < 0 || v.sn < 0)
+    throw Error(fmt::format("rope: {} view has a negative stride (sb {}, sh {}, sn {})", name, v.sb, v.sh, v.sn));
+  int64_t last = static_cast<int64_t>(v.offset) + (v.B - 1) * v.sb + (v.H - 1) * v.sh + (v.N - 1) * v.sn + v.D;
+  if (last > v.t.numel())
+    throw Error(
+        fmt::format("rope: {} view {} (offset {}, strides {},{},{}) reaches element {} of a tensor {} with {} elements",
+                    name, shape_str(v.shape()), v.offset, v.sb, v.sh, v.sn, last, shape_str(v.t.shape), v.t.numel()));
+}
+
+bool same_view(const AttnView& a, const AttnView& b) {
+  return a.t.buffer == b.t.buffer && a.offset == b.offset && a.shape() == b.shape() && a.sb == b.sb && a.sh == b.sh &&
+         a.sn == b.sn;
+}
+
+// [first, last) elements spanned by a view.
+std::pair<int64_t, int64_t> span(const AttnView& v) {
+  int64_t first = static_cast<int64_t>(v.offset);
+  return {first, first + (v.B - 1) * v.sb + (v.H - 1) * v.sh + (v.N - 1) * v.sn + v.D};
+}
+
+}  // namespace
+
+std::vector<float> rope_inv_freq(int64_t D, float theta) {
+  if (D < 2 || D % 2 != 0) throw Error(fmt::format("rope: head dim D={} must be even and positive", D));
+  std::vector<float> f(static_cast<size_t>(D / 2));
+  const float fd = static_cast<float>(D);
+  for (size_t k = 0; k < f.size(); ++k) {
+    // torch: arange(0, D, 2).float() / D, then theta ** that, then 1.0 / that, all in fp32.
+    float e = static_cast<float>(2 * k) / fd;
+    float p = std::pow(theta, e);  // the float overload (powf)
+    f[k] = 1.0f / p;
+  }
+  return f;
+}
+
+RopeFreqs RopeFreqs::make(Runtime& rt, int64_t D, float theta) {
+  std::vector<float> f = rope_inv_freq(D, theta);
+  RopeFreqs r;
+  r.inv_freq = rt.upload(f.data(), {D / 2}, DType::f32, "rope inv_freq");
+  r.D = D;
+  r.theta = theta;
+  return r;
+}
+
+void rope(Runtime& rt, const AttnView& x, const Tensor& positions, const RopeFreqs& freqs, const AttnView& y) {
+  check_view("x", x);
+  check_view("y", y);
+  if (y.shape() != x.shape())
+    throw Error(fmt::format("rope: y is {}, expected the shape of x {}", shape_str(y.shape()), shape_str(x.shape())));
+  if (x.D % 2 != 0) throw Error(fmt::format("rope: head dim D={} of x {} must be even", x.D, shape_str(x.shape())));
+  if (positions.dtype != DType::i32 || positions.rank() != 1 || positions.dim(0) != x.N)
+    throw Error(fmt::format("rope: positions is {} {}, expected [{}] i32 (N of x {})", shape_str(positions.shape),
+                            dtype_name(positions.dtype), x.N, shape_str(x.shape())));
+  if (!freqs.inv_freq.defined() || freqs.D != x.D || freqs.inv_freq.dtype != DType::f32 ||
+      freqs.inv_freq.numel() != x.D / 2)
+    throw Error(fmt::format("rope: inv_freq table {} (D={}) does not match head dim D={} of x {}",
+                            shape_str(freqs.inv_freq.shape), freqs.D, x.D, shape_str(x.shape())));
+  if (!same_view(x, y) && x.t.buffer == y.t.buffer) {
+    auto [x0, x1] = span(x);
+    auto [y0, y1] = span(y);
+    if (x0 < y1 && y0 < x1)
+      throw Error("rope: y overlaps x in the same tensor without being the same view (in place needs y == x)");
+  }
+  const int64_t half = x.D / 2, total = x.B * x.H * x.N * half;
+  if (total > INT_MAX) throw NotImplemented(fmt::format("rope: {} pairs exceed the 32-bit index range", total));
+  auto off = [](const AttnView& a) { return static_cast<int64_t>(a.offset); };
+  auto& k = rt.kernel("rope.cl", "rope_neox_f32");
+  rt.launch(k, cl::NDRange(round_up(static_cast<size_t>(total), kWG)), cl::NDRange(kWG),  //
+            x.t, off(x), x.sb, x.sh, x.sn, y.t, off(y), y.sb, y.sh, y.sn, positions, freqs.inv_freq,
+            static_cast<cl_int>(x.H), static_cast<cl_int>(x.N), static_cast<cl_int>(half), static_cast<cl_int>(total));
+}
+
+void rope(Runtime& rt, const AttnView& x, const Tensor& positions, float theta, const AttnView& y) {
+  check_view("x", x);
+  if (x.D % 2 != 0) throw Error(fmt::format("rope: head dim D={} of x {} must be even", x.D, shape_str(x.shape())));
+  rope(rt, x, positions, RopeFreqs::make(rt, x.D, theta), y);
+}
+
+}  // namespace dsocr::ops

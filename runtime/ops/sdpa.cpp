@@ -1,0 +1,276 @@
+#include "runtime/ops/sdpa.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <climits>
+
+namespace dsocr::ops {
+
+namespace {
+
+constexpr int64_t kMaxHeadDim = 128;
+// Work-group shapes of sdpa.cl (its defaults, passed explicitly so that the host knows them).
+constexpr int kFlashTQ = 16, kFlashTK = 8;
+constexpr int kDecNT = 128, kDecBK = 32;
+constexpr int kFlagDense = 1, kFlagRelPos = 2, kFlagCausal = 4;
+
+void check_view(const char* name, const AttnView& v) {
+  if (!v.t.defined()) throw Error(fmt::format("sdpa: {} has no tensor", name));
+  if (v.t.dtype != DType::f32)
+    throw Error(fmt::format("sdpa: {} must be f32, got {} {}", name, dtype_name(v.t.dtype), shape_str(v.t.shape)));
+  if (v.B < 1 || v.H < 1 || v.N < 1 || v.D < 1)
+    throw Error(fmt::format("sdpa: {} view shape {} has an empty dimension", name, shape_str(v.shape())));
+  if (v.sb < 0 || v.sh < 0 || v.sn < 0)
+    throw Error(fmt::format("sdpa: {} view has a negative stride (sb {}, sh {}, sn {})", name, v.sb, v.sh, v.sn));
+  int64_t last = static_cast<int64_t>(v.offset) + (v.B - 1) * v.sb + (v.H - 1) * v.sh + (v.N - 1) * v.sn + v.D;
+  if (last > v.t.numel())
+    throw Error(
+        fmt::format("sdpa: {} view {} (offset {}, strides {},{},{}) reaches element {} of a tensor {} with {} elements",
+                    name, shape_str(v.shape()), v.offset, v.sb, v.sh, v.sn, last, shape_str(v.t.shape), v.t.numel()));
+}
+
+Shape dense_strides(const Shape& s) {
+  Shape st(s.size());
+  int64_t acc = 1;
+  for (size_t i = s.size(); i-- > 0;) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+// The flash kernel's tile shape for head dim D: work-group kFlashTQ x kFlashTK, rq query rows and
+// rk keys per work-item, dc4 float4 output chunks per work-item.
+struct FlashTiles {
+  int rq, rk, dc4;
+  int bq() const { return rq * kFlashTQ; }
+  int bk() const { return rk * kFlashTK; }
+  size_t local_bytes() const {
+    size_t ld = 4 * dc4 * kFlashTK + 4;
+    return 4 * (bq() * ld + bk() * ld + bq() * (bk() + 4));
+  }
+};
+
+FlashTiles flash_tiles(int64_t D, uint64_t local_mem) {
+  FlashTiles t{2, D > 64 ? 2 : 4, static_cast<int>(ceil_div(D, 4 * kFlashTK))};
+  while (t.local_bytes() > local_mem && (t.rq > 1 || t.rk > 1)) {  // small-local-memory devices
+    if (t.rq > 1)
+      t.rq /= 2;
+    else
+      t.rk /= 2;
+  }
+  if (t.local_bytes() > local_mem)
+    throw NotImplemented(
+        fmt::format("sdpa: D={} needs {} bytes of local memory, the device has {}", D, t.local_bytes(), local_mem));
+  return t;
+}
+
+// Mesa's llvmpipe stops every loop of a work-item once the work-item has run 65535 loop iterations
+// in all (gallivm's loop limiter), silently. The kernels run about 2-4 iterations per key (measured:
+// flash D=64 ~2, D=128 ~4; decode ~2), so on llvmpipe the keys per work-group are capped far below.
+int64_t max_keys_per_group(const DeviceInfo& dev, int64_t D) {
+  if (dev.name.find("llvmpipe") == std::string::npos) return INT64_MAX;
+  return D > 64 ? 4096 : 8192;
+}
+
+int to_int(int64_t v, const char* what) {
+  if (v > INT_MAX) throw NotImplemented(fmt::format("sdpa: {} = {} exceeds the 32-bit index range", what, v));
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+AttnView AttnView::bhnd(const Tensor& t) {
+  if (t.rank() != 4) throw Error(fmt::format("AttnView::bhnd: expected [B,H,N,D], got {}", shape_str(t.shape)));
+  const auto& s = t.shape;
+  return AttnView{t, 0, s[0], s[1], s[2], s[3], s[1] * s[2] * s[3], s[2] * s[3], s[3]};
+}
+
+AttnView AttnView::bnhd(const Tensor& t) {
+  if (t.rank() != 4) throw Error(fmt::format("AttnView::bnhd: expected [B,N,H,D], got {}", shape_str(t.shape)));
+  const auto& s = t.shape;
+  return AttnView{t, 0, s[0], s[2], s[1], s[3], s[1] * s[2] * s[3], s[3], s[2] * s[3]};
+}
+
+AttnView AttnView::fused(const Tensor& t, int which) {
+  if (t.rank() != 5) throw Error(fmt::format("AttnView::fused: expected [B,N,S,H,D], got {}", shape_str(t.shape)));
+  const auto& s = t.shape;
+  if (which < 0 || which >= s[2])
+    throw Error(fmt::format("AttnView::fused: part {} of {} (tensor {})", which, s[2], shape_str(t.shape)));
+  int64_t sn = s[2] * s[3] * s[4];
+  return AttnView{t, static_cast<size_t>(which * s[3] * s[4]), s[0], s[3], s[1], s[4], s[1] * sn, s[4], sn};
+}
+
+AttnView AttnView::heads(const Tensor& t, int64_t h0, int64_t H) {
+  if (t.rank() != 4) throw Error(fmt::format("AttnView::heads: expected [B,N,Htot,D], got {}", shape_str(t.shape)));
+  const auto& s = t.shape;
+  if (h0 < 0 || H < 1 || h0 + H > s[2])
+    throw Error(fmt::format("AttnView::heads: heads [{},{}) of a tensor {}", h0, h0 + H, shape_str(t.shape)));
+  int64_t sn = s[2] * s[3];
+  return AttnView{t, static_cast<size_t>(h0 * s[3]), s[0], H, s[1], s[3], s[1] * sn, s[3], sn};
+}
+
+AttnBias AttnBias::dense(const Tensor& t) {
+  if (t.rank() < 2 || t.rank() > 4)
+    throw Error(fmt::format("AttnBias::dense: expected [Nq,Nk], [B,Nq,Nk] or [B,H,Nq,Nk], got {}", shape_str(t.shape)));
+  Shape s = t.shape, st = dense_strides(t.shape);
+  while (s.size() < 4) {
+    s.insert(s.begin(), 1);
+    st.insert(st.begin(), 0);
+  }
+  AttnBias b;
+  b.t = t;
+  b.B = s[0];
+  b.H = s[1];
+  b.Nq = s[2];
+  b.Nk = s[3];
+  b.sb = s[0] == 1 ? 0 : st[0];
+  b.sh = s[1] == 1 ? 0 : st[1];
+  b.sq = st[2];
+  return b;
+}
+
+void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, const AttnView& out,
+          const SdpaParams& p) {
+  check_view("q", q);
+  check_view("k", k);
+  check_view("v", v);
+  check_view("out", out);
+  const int64_t B = q.B, H = q.H, Nq = q.N, D = q.D, Hkv = k.H, Nk = k.N;
+  auto expect = [](const char* name, const Shape& got, const Shape& want) {
+    if (got != want) throw Error(fmt::format("sdpa: {} is {}, expected {}", name, shape_str(got), shape_str(want)));
+  };
+  if (k.B != B || k.D != D)
+    throw Error(fmt::format("sdpa: k is {}, expected [{},Hkv,Nk,{}] to match q {}", shape_str(k.shape()), B, D,
+                            shape_str(q.shape())));
+  expect("v", v.shape(), k.shape());
+  expect("out", out.shape(), q.shape());
+  if (H % Hkv != 0)
+    throw Error(
+        fmt::format("sdpa: q has {} heads, not a multiple of the {} kv heads of k {}", H, Hkv, shape_str(k.shape())));
+  if (D > kMaxHeadDim)
+    throw NotImplemented(fmt::format("sdpa: head dim D={} (q {}) is over the supported maximum {}", D,
+                                     shape_str(q.shape()), kMaxHeadDim));
+  to_int(B * H * Nq, "B*H*Nq");
+  to_int(Nk, "Nk");
+
+  int flags = p.causal ? kFlagCausal : 0;
+  Tensor bias_t = q.t;  // unused placeholders when absent
+  int64_t b_off = 0, b_sb = 0, b_sh = 0, b_sq = 0;
+  if (p.bias) {
+    const AttnBias& bb = *p.bias;
+    if (!bb.t.defined()) throw Error("sdpa: bias has no tensor");
+    if (bb.t.dtype != DType::f32) throw Error(fmt::format("sdpa: bias must be f32, got {}", dtype_name(bb.t.dtype)));
+    if ((bb.B != 1 && bb.B != B) || (bb.H != 1 && bb.H != H) || (bb.Nq != 1 && bb.Nq != Nq) || bb.Nk != Nk)
+      throw Error(fmt::format("sdpa: bias [{},{},{},{}] does not broadcast to [B,H,Nq,Nk] = [{},{},{},{}]", bb.B, bb.H,
+                              bb.Nq, bb.Nk, B, H, Nq, Nk));
+    b_sb = bb.B == 1 ? 0 : bb.sb;
+    b_sh = bb.H == 1 ? 0 : bb.sh;
+    b_sq = bb.Nq == 1 ? 0 : bb.sq;  // one row for every query (a per-key bias)
+    if (b_sb < 0 || b_sh < 0 || b_sq < 0) throw Error("sdpa: bias has a negative stride");
+    int64_t last = static_cast<int64_t>(bb.offset) + (bb.B - 1) * b_sb + (bb.H - 1) * b_sh + (Nq - 1) * b_sq + Nk;
+    if (last > bb.t.numel())
+      throw Error(fmt::format("sdpa: bias view (offset {}, strides {},{},{}) reaches element {} of a tensor {}",
+                              bb.offset, b_sb, b_sh, b_sq, last, shape_str(bb.t.shape)));
+    bias_t = bb.t;
+    b_off = static_cast<int64_t>(bb.offset);
+    flags |= kFlagDense;
+  }
+  Tensor relh_t = q.t, relw_t = q.t;
+  int kh = 0, kw = 0;
+  if (p.rel_pos) {
+    const RelPosBias& rp = *p.rel_pos;
+    if (!rp.rel_h.defined() || !rp.rel_w.defined()) throw Error("sdpa: rel_pos needs both rel_h and rel_w");
+    if (rp.rel_h.dtype != DType::f32 || rp.rel_w.dtype != DType::f32) throw Error("sdpa: rel_h and rel_w must be f32");
+    if (rp.rel_h.rank() != 4 || rp.rel_w.rank() != 4)
+      throw Error(fmt::format("sdpa: rel_h {} and rel_w {} must be [B,H,Nq,kh] and [B,H,Nq,kw]",
+                              shape_str(rp.rel_h.shape), shape_str(rp.rel_w.shape)));
+    kh = to_int(rp.rel_h.dim(3), "kh");
+    kw = to_int(rp.rel_w.dim(3), "kw");
+    expect("rel_h", rp.rel_h.shape, {B, H, Nq, kh});
+    expect("rel_w", rp.rel_w.shape, {B, H, Nq, kw});
+    if (static_cast<int64_t>(kh) * kw != Nk)
+      throw Error(fmt::format("sdpa: rel_pos key grid {}x{} = {} keys, but k has Nk = {}", kh, kw,
+                              static_cast<int64_t>(kh) * kw, Nk));
+    relh_t = rp.rel_h;
+    relw_t = rp.rel_w;
+    flags |= kFlagRelPos;
+  }
+
+  SdpaAlgo algo = p.algo;
+  if (algo == SdpaAlgo::automatic) algo = Nq == 1 ? SdpaAlgo::decode : SdpaAlgo::flash;
+  const cl_int iH = static_cast<cl_int>(H), group = static_cast<cl_int>(H / Hkv);
+  const cl_int iNq = static_cast<cl_int>(Nq), iNk = static_cast<cl_int>(Nk);
+  const cl_float scale = p.scale;
+  auto off = [](const AttnView& a) { return static_cast<int64_t>(a.offset); };
+
+  const int64_t rows = B * H * Nq;
+  auto make_part = [&](int64_t nsplit) {
+    if (nsplit == 1) return q.t;  // unused
+    to_int(rows * nsplit, "B*H*Nq*splits");
+    return rt.empty({rows * nsplit * (D + 2)}, DType::f32, "sdpa partials");
+  };
+  auto combine = [&](const Defines& defs, const Tensor& part, int64_t nsplit) {
+    if (nsplit == 1) return;
+    auto& comb = rt.kernel("sdpa.cl", "sdpa_combine_f32", defs);
+    rt.launch(comb, cl::NDRange(round_up(D, 32), rows), cl::NDRange(32, 1), part, static_cast<cl_int>(nsplit), out.t,
+              off(out), out.sb, out.sh, out.sn, iH, iNq);
+  };
+
+  const int64_t max_keys = max_keys_per_group(rt.device(), D);
+  // One program per head dim holds both variants.
+  const FlashTiles t = flash_tiles(D, rt.device().local_mem);
+  const Defines defs{{"HEAD_DIM", std::to_string(D)},     {"FL_TQ", std::to_string(kFlashTQ)},
+                     {"FL_TK", std::to_string(kFlashTK)}, {"FL_RQ", std::to_string(t.rq)},
+                     {"FL_RK", std::to_string(t.rk)},     {"FL_DC4", std::to_string(t.dc4)},
+                     {"DEC_NT", std::to_string(kDecNT)},  {"DEC_BK", std::to_string(kDecBK)}};
+  if (algo == SdpaAlgo::flash) {
+    const int64_t qtiles = ceil_div(Nq, t.bq());
+    int64_t nsplit = p.kv_splits > 0 ? p.kv_splits : 1;
+    nsplit = std::max<int64_t>(nsplit, ceil_div(Nk, max_keys));
+    const int64_t chunk = round_up(ceil_div(Nk, nsplit), t.bk());
+    to_int(qtiles * nsplit, "query tiles * splits");
+    Tensor part = make_part(nsplit);
+    auto& kern = rt.kernel("sdpa.cl", "sdpa_flash_f32", defs);
+    const size_t nt = kFlashTQ * kFlashTK;
+    rt.launch(kern, cl::NDRange(nt, qtiles * nsplit, B * H), cl::NDRange(nt, 1, 1),                         //
+              q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
+              out.t, off(out), out.sb, out.sh, out.sn, bias_t, b_off, b_sb, b_sh, b_sq, relh_t, relw_t,
+              static_cast<cl_int>(kh), static_cast<cl_int>(kw), iH, group, iNq, iNk, scale, static_cast<cl_int>(flags),
+              static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
+    combine(defs, part, nsplit);
+    return;
+  }
+
+  // Decode: split the keys so that the device has enough work-groups.
+  int64_t nsplit = p.kv_splits;
+  if (nsplit <= 0) {
+    int64_t want = ceil_div(4 * std::max<uint32_t>(rt.device().compute_units, 1), rows);
+    int64_t most = ceil_div(Nk, 2 * kDecBK);  // at least 64 keys per split
+    nsplit = std::clamp<int64_t>(want, 1, most);
+  }
+  nsplit = std::max<int64_t>(nsplit, ceil_div(Nk, max_keys));
+  int64_t chunk = round_up(ceil_div(Nk, nsplit), kDecBK);
+  Tensor part = make_part(nsplit);
+  auto& kern = rt.kernel("sdpa.cl", "sdpa_decode_f32", defs);
+  rt.launch(kern, cl::NDRange(kDecNT, nsplit, rows), cl::NDRange(kDecNT, 1, 1),                           //
+            q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
+            out.t, off(out), out.sb, out.sh, out.sn, bias_t, b_off, b_sb, b_sh, b_sq, relh_t, relw_t,
+            static_cast<cl_int>(kh), static_cast<cl_int>(kw), iH, group, iNq, iNk, scale, static_cast<cl_int>(flags),
+            static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
+  combine(defs, part, nsplit);
+}
+
+void sdpa(Runtime& rt, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, Tensor& out, float scale,
+          bool causal) {
+  for (auto [name, t] : {std::pair<const char*, const Tensor*>{"q", &q}, {"k", &k}, {"v", &v}, {"out", &out}})
+    if (t->rank() != 4) throw Error(fmt::format("sdpa: {} must be [B,H,N,D], got {}", name, shape_str(t->shape)));
+  SdpaParams p;
+  p.scale = scale;
+  p.causal = causal;
+  if (bias) p.bias = AttnBias::dense(*bias);
+  sdpa(rt, AttnView::bhnd(q), AttnView::bhnd(k), AttnView::bhnd(v), AttnView::bhnd(out), p);
+}
+
+}  // namespace dsocr::ops

@@ -1,0 +1,85 @@
+// Scaled dot-product attention (kernels/sdpa.cl), fp32:
+//
+//   out = softmax(scale * q k^T + bias) v        per (batch, query head), over the keys
+//
+// q [B,H,Nq,D]; k, v [B,Hkv,Nk,D] with H a multiple of Hkv (query head h uses kv head
+// h / (H/Hkv)); out [B,H,Nq,D]; D <= 128. Each of them is an AttnView: a strided [B,H,N,D] window
+// into a tensor, so that q/k/v can be read straight out of a fused qkv projection [B,N,3,H,D] and
+// out written as [B,N,H,D] without transposes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "runtime/runtime.h"
+
+namespace dsocr::ops {
+
+// A strided [B,H,N,D] view: element (b,h,n,d) is t[offset + b*sb + h*sh + n*sn + d] (elements,
+// d contiguous). The tensor's own shape only bounds the view.
+struct AttnView {
+  Tensor t;
+  size_t offset = 0;
+  int64_t B = 0, H = 0, N = 0, D = 0;  // logical shape
+  int64_t sb = 0, sh = 0, sn = 0;      // strides in elements
+
+  // t [B,H,N,D], dense.
+  static AttnView bhnd(const Tensor& t);
+  // t [B,N,H,D], dense (the layout attention output is projected from).
+  static AttnView bnhd(const Tensor& t);
+  // Part `which` of a fused projection t [B,N,S,H,D] (S parts of H heads each, e.g. qkv: S=3,
+  // which 0/1/2 = q/k/v), dense.
+  static AttnView fused(const Tensor& t, int which);
+  // Heads [h0, h0+H) of t [B,N,Htot,D] (Htot = all heads of a fused projection such as Qwen2's
+  // [q heads | k heads | v heads]), dense.
+  static AttnView heads(const Tensor& t, int64_t h0, int64_t H);
+
+  Shape shape() const { return {B, H, N, D}; }
+};
+
+// A dense additive bias broadcastable to [B,H,Nq,Nk]: element (b,h,i,j) is
+// t[offset + b*sb + h*sh + i*sq + j]; B, H and Nq are 1 (broadcast, stride ignored) or the full size.
+struct AttnBias {
+  Tensor t;
+  size_t offset = 0;
+  int64_t B = 1, H = 1, Nq = 0, Nk = 0;
+  int64_t sb = 0, sh = 0, sq = 0;
+
+  // t [Nq,Nk], [Bb,Nq,Nk] or [Bb,Hb,Nq,Nk] dense, Bb and Hb 1 or full; size-1 dims broadcast.
+  static AttnBias dense(const Tensor& t);
+};
+
+// SAM's decomposed relative position bias: bias[b,h,i,j] = rel_h[b,h,i,j / kw] + rel_w[b,h,i,j % kw]
+// (see rel_pos.h for building the terms). Never materialised as [Nq,Nk].
+struct RelPosBias {
+  Tensor rel_h;  // [B,H,Nq,kh] dense
+  Tensor rel_w;  // [B,H,Nq,kw] dense, kh*kw = Nk
+};
+
+enum class SdpaAlgo {
+  automatic,  // decode for Nq == 1, flash otherwise
+  flash,      // tiled online softmax over key tiles
+  decode,     // one work-group per (query row, key split), then a combine pass
+};
+
+struct SdpaParams {
+  float scale = 1.f;
+  bool causal = false;                  // query i sees keys j <= i + Nk - Nq (aligned to the end)
+  std::optional<AttnBias> bias;         // added to the scaled logits
+  std::optional<RelPosBias> rel_pos;    // added to the scaled logits (and to `bias`)
+  SdpaAlgo algo = SdpaAlgo::automatic;  // tests force a variant; the model leaves it
+  int kv_splits = 0;                    // key splits (partials merged by a combine pass); 0 = auto
+};
+
+// out = softmax(scale*q k^T + bias [+ causal mask]) v. out is written (the Tensor inside the view
+// is shared) and must not overlap k or v. Rows with no visible key come out as zeros.
+// Throws Error on mismatched shapes, dtypes or out-of-bounds views, NotImplemented for D > 128.
+void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, const AttnView& out,
+          const SdpaParams& p);
+
+// Dense layouts: q [B,H,Nq,D], k and v [B,Hkv,Nk,D], bias (or nullptr) [Nq,Nk], [B|1,Nq,Nk] or
+// [B|1,H|1,Nq,Nk], out [B,H,Nq,D].
+void sdpa(Runtime& rt, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, Tensor& out, float scale,
+          bool causal);
+
+}  // namespace dsocr::ops
