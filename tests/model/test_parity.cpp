@@ -134,7 +134,7 @@ TEST_F(Parity, malformed_files_exit_2_and_others_still_run) {
   c.write(p("unknown_op.h5"), "dsocr-golden", 1, "frobnicate");
   c.write(p("missing.h5"), "dsocr-golden", 1, "linear", false);
   c.write(p("shape.h5"), "dsocr-golden", 1, "linear", true, 9);
-  c.write(p("pending.h5"), "dsocr-golden", 1, "model_generate");
+  c.write(p("no_checkpoint.h5"), "dsocr-golden", 1, "model_generate");
   std::ofstream(p("garbage.h5")) << "this is not an HDF5 file at all";
   {  // truncated: the first half of a valid file
     std::ifstream in(p("good.h5"), std::ios::binary);
@@ -142,14 +142,14 @@ TEST_F(Parity, malformed_files_exit_2_and_others_still_run) {
     std::ofstream(p("truncated.h5"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   }
   auto t = run({p("version.h5"), p("format.h5"), p("unknown_op.h5"), p("missing.h5"), p("shape.h5"),
-                p("garbage.h5"), p("truncated.h5"), p("nonexistent.h5"), p("pending.h5"), p("good.h5")});
+                p("garbage.h5"), p("truncated.h5"), p("nonexistent.h5"), p("no_checkpoint.h5"), p("good.h5")});
   EXPECT_EQ(t.passed, 1) << last_output;
   EXPECT_EQ(t.unrunnable, 9) << last_output;
   EXPECT_EQ(t.exit_code(), 2);
   for (const char* expect :
        {"golden schema version 2 is not supported", "format must be 'dsocr-golden'", "unknown op 'frobnicate'",
         "missing dataset /weights/weight", "must end in in_features 17", "not an HDF5 file", "no such file",
-        "op 'model_generate' is not implemented yet", "good.h5  y  [7,5]", "1 passed, 9 failed"})
+        "root attribute checkpoint is missing", "good.h5  y  [7,5]", "1 passed, 9 failed"})
     EXPECT_NE(last_output.find(expect), std::string::npos) << "missing '" << expect << "' in:\n" << last_output;
   EXPECT_NE(last_output.find("truncated.h5  -  -  cannot run"), std::string::npos) << last_output;
 }
