@@ -28,5 +28,6 @@ class Args {
 int cmd_devices(const std::vector<std::string>& args);
 int cmd_warmup(const std::vector<std::string>& args);
 int cmd_parity(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
 
 }  // namespace dsocr

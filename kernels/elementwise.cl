@@ -20,3 +20,17 @@ __kernel void copy_rows_f32(__global const float* x, int x_off, int x_ld, __glob
   if (c >= cols || r >= rows) return;
   y[(size_t)y_off + (size_t)r * y_ld + c] = x[(size_t)x_off + (size_t)r * x_ld + c];
 }
+
+// fill_uniform_f32: y[i] = offset + scale * u(i), u uniform in [-1, 1) from a hash of (i, seed)
+//   (random weights for benchmarks; no state, the same values on every device); global (n↑256).
+__kernel void fill_uniform_f32(__global float* y, int n, uint seed, float offset, float scale) {
+  int i = get_global_id(0);
+  if (i >= n) return;
+  uint h = (uint)i * 0x9E3779B1u ^ seed;
+  h ^= h >> 16;
+  h *= 0x7FEB352Du;
+  h ^= h >> 15;
+  h *= 0x846CA68Bu;
+  h ^= h >> 16;
+  y[i] = offset + scale * ((float)(h >> 8) * (2.0f / 16777216.0f) - 1.0f);
+}

@@ -16,8 +16,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  t0=$SECONDS
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  echo "reference/setup: apt took $((SECONDS - t0)) s"
 fi
 
 venv="$here/.venv"
@@ -29,7 +31,9 @@ stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "reference/setup: pip install -r requirements.txt"
+  t0=$SECONDS
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt"
   echo "$want" > "$stamp"
+  echo "reference/setup: pip took $((SECONDS - t0)) s"
 fi
 "$venv/bin/python" -c "import torch, numpy, h5py, PIL, safetensors, tokenizers; print('reference/setup: torch', torch.__version__, '| numpy', numpy.__version__, '| h5py', h5py.__version__, '| Pillow', PIL.__version__, '| safetensors', safetensors.__version__, '| tokenizers', tokenizers.__version__)"

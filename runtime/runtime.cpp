@@ -17,7 +17,7 @@ Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) 
   profile_csv_ = opts.profile_csv;
   if (profile_csv_.empty())
     if (const char* p = std::getenv("DSOCR_PROFILE"); p && *p) profile_csv_ = p;
-  profiling_ = !profile_csv_.empty();
+  profiling_ = !profile_csv_.empty() || opts.timing;
   cl_command_queue q = clCreateCommandQueue(c, dev_.device, profiling_ ? CL_QUEUE_PROFILING_ENABLE : 0, &err);
   check_cl(err, "clCreateCommandQueue", dev_.label());
   queue_ = cl::CommandQueue(q);
@@ -118,8 +118,11 @@ void Runtime::copy(const Tensor& src, Tensor& dst, size_t bytes, size_t src_off,
   if (src_off + bytes > src.buffer->bytes() || dst_off + bytes > dst.buffer->bytes())
     throw Error(fmt::format("copy of {} bytes out of bounds (src {} at {}, dst {} at {})", bytes, src.buffer->bytes(),
                             src_off, dst.buffer->bytes(), dst_off));
-  check_cl(clEnqueueCopyBuffer(queue_(), src.mem()(), dst.mem()(), src_off, dst_off, bytes, 0, nullptr, nullptr),
+  cl_event ev = nullptr;
+  check_cl(clEnqueueCopyBuffer(queue_(), src.mem()(), dst.mem()(), src_off, dst_off, bytes, 0, nullptr,
+                               profiling_ ? &ev : nullptr),
            "clEnqueueCopyBuffer");
+  record_event("copy_buffer", ev);
 }
 
 Tensor Runtime::clone(const Tensor& src, const std::string& what) {
@@ -174,8 +177,22 @@ void Runtime::record_event(const std::string& name, cl_event ev) {
 
 void Runtime::finish() { check_cl(queue_.finish(), "clFinish"); }
 
+std::vector<LaunchTiming> Runtime::take_timings() {
+  std::vector<LaunchTiming> out;
+  if (!profiling_) return out;
+  finish();
+  for (auto& r : records_) {
+    cl_ulong s = 0, e = 0;
+    clGetEventProfilingInfo(r.ev(), CL_PROFILING_COMMAND_START, sizeof(s), &s, nullptr);
+    clGetEventProfilingInfo(r.ev(), CL_PROFILING_COMMAND_END, sizeof(e), &e, nullptr);
+    out.push_back({r.name, e > s ? (e - s) / 1000.0 : 0.0});
+  }
+  records_.clear();
+  return out;
+}
+
 void Runtime::write_profile() {
-  if (!profiling_ || records_.empty()) return;
+  if (!profiling_ || profile_csv_.empty() || records_.empty()) return;
   finish();
   bool exists = std::ifstream(profile_csv_).good();
   std::ofstream out(profile_csv_, std::ios::app);

@@ -19,6 +19,13 @@ namespace dsocr {
 struct RuntimeOptions {
   std::string device;        // spec, see device.h; empty = $DSOCR_DEVICE or default
   std::string profile_csv;   // when set (or $DSOCR_PROFILE), every launch is timed and written here
+  bool timing = false;       // time every launch with events (for benchmarks: take_timings())
+};
+
+// The device time of one launch (kernel or CLBlast call), from its OpenCL events.
+struct LaunchTiming {
+  std::string name;
+  double us = 0;
 };
 
 // A kernel of a built program; launches go through Runtime::launch.
@@ -76,6 +83,9 @@ class Runtime {
   // Records an event produced outside launch() (CLBlast) under a name.
   void record_event(const std::string& name, cl_event ev);
   void write_profile();  // writes and clears the recorded events (no-op when off)
+  // Waits for the queue, returns the recorded launches' device times and clears them (timing or
+  // profiling on; empty otherwise).
+  std::vector<LaunchTiming> take_timings();
 
   // Capability-driven variants: whether fp16 arithmetic may be used for fast paths.
   bool has_fp16() const { return dev_.fp16; }

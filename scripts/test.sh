@@ -2,8 +2,11 @@
 # The test command: sets up a fresh machine, builds, and runs every test on every OpenCL platform
 # present (PoCL, and rusticl on llvmpipe; NVIDIA etc. where installed). ctest names read
 # "<platform>/<test>".  DSOCR_TEST_DEVICES=pocl,rusticl restricts the platforms.
+# Then the PyTorch reference suite (scripts/test_reference.sh), which also checks that
+# regenerating the goldens reproduces tests/goldens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$(pwd)"
 bash scripts/setup.sh
 bash scripts/build.sh
 export RUSTICL_ENABLE=${RUSTICL_ENABLE:-llvmpipe}
@@ -12,3 +15,6 @@ echo "== OpenCL devices"
 "$build/dsocr" devices
 cd "$build"
 ctest --output-on-failure --timeout 1500 -j1
+cd "$root"
+echo "== reference (PyTorch) suite"
+bash scripts/test_reference.sh

@@ -5,7 +5,12 @@ Layout under --out:
   model/<case>.h5      layer and model cases on the tiny checkpoint (dsocr_ref.goldens_model)
   tiny-ckpt/           the tiny random checkpoint in the official layout (dsocr_ref.checkpoint)
   images/              the test images made by the script (PNG/JPEG), inputs of image_preprocess
-Deterministic: fixed seeds, CPU, single-threaded torch.
+Deterministic: fixed seeds, CPU, single-threaded torch. The committed files were written with
+Debian's torch 1.13.1 dispatching to its AVX2 kernels. torch.randn (float32, >= 16 values) takes a
+vectorised Box-Muller path there, and the AVX512 dispatch takes the same path (checked bit for
+bit); the DEFAULT dispatch (a CPU without AVX2, or ATEN_CPU_CAPABILITY=default) takes a scalar
+one that differs in the last bits, so every random input and weight, and the tiny checkpoint,
+come out slightly different there: a warning says so.
 """
 import argparse
 import os
@@ -13,6 +18,14 @@ import sys
 import time
 
 import torch
+
+
+def cpu_capability():
+    """ATen's kernel dispatch level ("AVX2", "AVX512", "NO AVX" = DEFAULT, ...)."""
+    for line in torch.__config__.show().splitlines():
+        if "CPU capability usage:" in line:
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 def main(argv=None):
@@ -23,6 +36,11 @@ def main(argv=None):
     ap.add_argument("--skip-model", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # determinism of reductions across machines
+    cap = cpu_capability()
+    print(f"torch {torch.__version__}, CPU capability {cap}", flush=True)
+    if cap not in ("AVX2", "AVX512"):
+        print(f"warning: CPU capability {cap}: torch.randn differs from the AVX2/AVX512 kernels the "
+              "committed goldens were written with; the files will not reproduce them", flush=True)
     t0 = time.time()
     n = 0
     if not args.skip_ops:

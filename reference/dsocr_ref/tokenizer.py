@@ -7,9 +7,11 @@ import os
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from . import paths
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "data", "corpus.txt")
-OFFICIAL_TOKCFG = "/work/shared/official/deepseek-ocr/tokenizer_config.json"
+OFFICIAL_TOKCFG = "deepseek-ocr/tokenizer_config.json"  # resolved by paths.official
 
 SPLIT_DIGITS = r"\p{N}{1,3}"
 SPLIT_CJK = "[一-龥぀-ゟ゠-ヿ]+"
@@ -21,14 +23,12 @@ BOS, EOS, PAD = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", 
 
 def official_added_tokens(path=None):
     """[(official id, content, special, normalized)] from the official tokenizer_config.json;
-    falls back to the spec's list when the file is absent."""
-    path = path or OFFICIAL_TOKCFG
-    if os.path.exists(path):
-        with open(path) as f:
-            d = json.load(f)["added_tokens_decoder"]
-        return [(int(k), v["content"], bool(v["special"]), bool(v["normalized"]))
-                for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))]
-    raise FileNotFoundError(path)
+    path defaults to the repository's copy (paths.official); a missing file is an error."""
+    path = path or paths.official(OFFICIAL_TOKCFG)
+    with open(path) as f:
+        d = json.load(f)["added_tokens_decoder"]
+    return [(int(k), v["content"], bool(v["special"]), bool(v["normalized"]))
+            for k, v in sorted(d.items(), key=lambda kv: int(kv[0]))]
 
 
 def pre_tokenizer():

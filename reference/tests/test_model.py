@@ -9,20 +9,23 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import GOLDENS, OFFICIAL
+from conftest import GOLDENS, crosscheck, record
 from dsocr_ref import checkpoint, config, generate, model, preprocess, tokenizer as tokmod
+from dsocr_ref.h5 import read_case
+from dsocr_ref.paths import official
 
-V1 = os.path.join(OFFICIAL, "deepseek-ocr")
-V2 = os.path.join(OFFICIAL, "deepseek-ocr-2")
+V1_CONFIG = official("deepseek-ocr/config.json")
+V2_CONFIG = official("deepseek-ocr-2/config.json")
+V1_INDEX = official("deepseek-ocr/model.safetensors.index.json")
 TINY = os.path.join(GOLDENS, "tiny-ckpt")
 
 
 def released_v1_layout():
     """The released v1 config.json layout (model-spec §1.5): the v2 file's layout with v1's
     vision_config and projector, defaults omitted."""
-    with open(os.path.join(V2, "config.json")) as f:
+    with open(V2_CONFIG) as f:
         d = json.load(f)
-    with open(os.path.join(V1, "config.json")) as f:
+    with open(V1_CONFIG) as f:
         v1 = json.load(f)
     d["vision_config"] = v1["vision_config"]
     d["projector_config"] = v1["projector_config"]
@@ -33,7 +36,7 @@ def released_v1_layout():
 
 
 def test_config_both_layouts_parse_equal():
-    resaved = config.load(os.path.join(V1, "config.json"))
+    resaved = config.load(V1_CONFIG)
     released = config.from_dict(released_v1_layout())
     assert resaved == released
     assert resaved.sam_global_blocks == [2, 5, 8, 11] and resaved.clip_layers == 24
@@ -42,14 +45,14 @@ def test_config_both_layouts_parse_equal():
 
 def test_config_v2_refused():
     with pytest.raises(NotImplementedError):
-        config.load(os.path.join(V2, "config.json"))
+        config.load(V2_CONFIG)
 
 
 def test_full_size_names_shapes_and_count():
-    c = config.load(os.path.join(V1, "config.json"))
+    c = config.load(V1_CONFIG)
     m = model.build(c, "meta")
     sd = m.state_dict()
-    with open(os.path.join(V1, "model.safetensors.index.json")) as f:
+    with open(V1_INDEX) as f:
         keys = set(json.load(f)["weight_map"]) - {"model.vision_model.embeddings.position_ids"}
     assert set(sd) == keys and len(keys) == 2710
     assert sum(v.numel() for v in sd.values()) == 3_336_106_240
@@ -190,3 +193,45 @@ def test_ngram_rule():
     # the window excludes the old occurrence
     assert b([5, 6, 7, 9, 9, 9, 9, 5, 6], 3, 4) == set()
     assert b([1, 1, 1], 2, 90) == {1}
+
+
+def _case_inputs(case, dt):
+    inp = case["inputs"]
+    if "global_view" not in inp:
+        return None
+    t = torch.from_numpy(inp["tiles"]) if "tiles" in inp else torch.zeros(0, 3, 640, 640)
+    return torch.from_numpy(inp["global_view"]).to(dt), t.to(dt), tuple(int(v) for v in inp["grid"])
+
+
+@torch.no_grad()
+def test_model_goldens_against_fp64_recompute(tiny):
+    """The fp32 model goldens against the same model computed in float64: logits within a small
+    fraction of the contract's tolerance, greedy tokens identical with margins that agree, i.e.
+    the committed ids do not hang on fp32 rounding (nor on another CPU's summation order)."""
+    m, c, _ = tiny
+    m64 = copy.deepcopy(m).double()
+    for name in ("model_logits_text", "model_logits_image_tiny"):
+        case = read_case(os.path.join(GOLDENS, "model", name + ".h5"))
+        views = _case_inputs(case, torch.float64)
+        emb = m64.vision_embeddings(*views) if views else None
+        ids = torch.from_numpy(case["inputs"]["input_ids"])
+        lg = m64.logits(ids, emb, int(case["attrs"]["image_token_id"]), {})
+        ref = torch.from_numpy(case["outputs"]["logits"]).double()
+        assert torch.all((lg - ref).abs() <= 0.1 * (1e-4 + 1e-3 * ref.abs())), name
+        crosscheck("model_logits (committed fp32)", "same model in fp64", lg, ref, 1e-5)
+    for name in ("model_generate_image_tiny_ngram3", "model_generate_image_base_ngram30"):
+        case = read_case(os.path.join(GOLDENS, "model", name + ".h5"))
+        a = case["attrs"]
+        emb = m64.vision_embeddings(*_case_inputs(case, torch.float64))
+        st = {}
+        out = generate.generate(m64, torch.from_numpy(case["inputs"]["input_ids"]), emb, int(a["image_token_id"]),
+                                int(a["max_new_tokens"]), int(a["ngram_size"]), int(a["ngram_window"]),
+                                [int(x) for x in a["ngram_whitelist"]], c.eos_token_id, st)
+        ref = case["outputs"]["tokens"]
+        assert out == ref.tolist(), name
+        crosscheck("model_generate tokens (committed)", "same model in fp64 (exact)", torch.tensor(out),
+                   torch.from_numpy(ref), 0)
+        margin = float(a["min_logit_margin"])
+        assert abs(st["min_margin"] - margin) < 0.01 * margin, (name, st["min_margin"], margin)
+        record(f"{name} min_logit_margin {margin:.3g}", "same model in fp64", abs(st["min_margin"] - margin),
+               abs(st["min_margin"] - margin) / margin, 0.01)

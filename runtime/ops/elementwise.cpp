@@ -40,4 +40,14 @@ void copy_rows(Runtime& rt, const Tensor& x, int64_t x_off, int64_t x_ld, Tensor
             (cl_int)y_off, (cl_int)y_ld, (cl_int)rows, (cl_int)cols);
 }
 
+void fill_uniform(Runtime& rt, Tensor& y, uint32_t seed, float offset, float scale) {
+  if (y.dtype != DType::f32 || y.numel() > INT32_MAX)
+    throw Error(fmt::format("fill_uniform: y must be f32 with < 2^31 elements, got {} {}", dtype_name(y.dtype),
+                            shape_str(y.shape)));
+  size_t n = static_cast<size_t>(y.numel());
+  auto& k = rt.kernel("elementwise.cl", "fill_uniform_f32");
+  rt.launch(k, cl::NDRange(round_up(n, 256)), cl::NDRange(256), y, static_cast<cl_int>(n), static_cast<cl_uint>(seed),
+            offset, scale);
+}
+
 }  // namespace dsocr::ops

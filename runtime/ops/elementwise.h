@@ -14,4 +14,8 @@ void add_broadcast(Runtime& rt, const Tensor& a, const Tensor& b, Tensor& y);
 void copy_rows(Runtime& rt, const Tensor& x, int64_t x_off, int64_t x_ld, Tensor& y, int64_t y_off, int64_t y_ld,
                int64_t rows, int64_t cols);
 
+// y[i] = offset + scale * u, u uniform in [-1, 1) from a hash of (i, seed): deterministic random
+// fill on the device (benchmark weights). y f32, fewer than 2^31 elements.
+void fill_uniform(Runtime& rt, Tensor& y, uint32_t seed, float offset, float scale);
+
 }  // namespace dsocr::ops

@@ -96,3 +96,23 @@ TEST(elementwise, copy_rows) {
   EXPECT_TRUE(all_close(rt().read_f32(yt), ref, {9, 11}, 0, 0));
   EXPECT_THROW(ops::copy_rows(rt(), xt, 3, 17, yt, 5 * 11, 11, 5, 7), Error);  // past the end of y
 }
+
+TEST(elementwise, fill_uniform) {
+  Guarded y(rt(), {1000, 17});
+  ops::fill_uniform(rt(), y, 7, 0.5f, 0.25f);
+  auto v = y.read_f32();
+  double mean = 0;
+  for (float f : v) {
+    EXPECT_GE(f, 0.25f);
+    EXPECT_LT(f, 0.75f);
+    mean += f;
+  }
+  mean /= v.size();
+  EXPECT_NEAR(mean, 0.5, 0.01);
+  // deterministic: the same seed gives the same values, another seed others
+  Guarded y2(rt(), {1000, 17}), y3(rt(), {1000, 17});
+  ops::fill_uniform(rt(), y2, 7, 0.5f, 0.25f);
+  ops::fill_uniform(rt(), y3, 8, 0.5f, 0.25f);
+  EXPECT_EQ(y2.read_f32(), v);
+  EXPECT_NE(y3.read_f32(), v);
+}

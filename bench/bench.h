@@ -1,0 +1,48 @@
+// dsocr bench: kernel and end-to-end benchmarks (issue 7, targets in ../shared/docs/targets.md).
+// Every figure is measured in the same run as the device's own peaks (copy bandwidth, SGEMM rate)
+// and reported as a fraction of them. Kernels are timed with OpenCL events after warm-up (median
+// of N runs); nothing is compiled while timing (the warm-up builds every program).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/runtime.h"
+
+namespace dsocr::bench {
+
+struct Options {
+  int runs = 5, warmup = 2;
+  bool small = false;  // reduced shapes (CPU devices, tests): the same code paths, smaller numbers
+};
+
+struct Peak {
+  double copy_gbs = 0;      // device-to-device copy, bytes read + written
+  double sgemm_gflops = 0;  // CLBlast SGEMM, square
+  int64_t copy_bytes = 0, gemm_n = 0;
+};
+
+struct KernelResult {
+  std::string name, bound;  // bound: "compute" or "memory"
+  double ms = 0, gflop = 0, gbytes = 0;
+  double gflops() const { return ms > 0 ? gflop / (ms * 1e-3) : 0; }
+  double gbs() const { return ms > 0 ? gbytes / (ms * 1e-3) : 0; }
+  double pct_peak(const Peak& p) const;
+};
+
+struct ModelResult {
+  double init_s = 0;                 // random-weight initialisation on the device (no file read)
+  double vision_base_ms = 0, vision_gundam_ms = 0, prefill_ms = 0, decode_tok_s = 0;
+  double vision_base_tflop = 0, vision_gundam_tflop = 0, prefill_tflop = 0, decode_gbytes_per_token = 0;
+  int64_t prefill_tokens = 0, decode_tokens = 0;
+  double peak_mem_mib = 0, weights_mib = 0;
+};
+
+// Median device time (ms) of fn over opts.runs runs after opts.warmup, from the launches' events.
+double time_device_ms(Runtime& rt, const Options& opts, const std::function<void()>& fn);
+
+Peak measure_peak(Runtime& rt, const Options& opts);
+std::vector<KernelResult> bench_kernels(Runtime& rt, const Options& opts);
+ModelResult bench_model(Runtime& rt, const Options& opts);
+
+}  // namespace dsocr::bench

@@ -1,0 +1,188 @@
+// dsocr bench model: the full-size DeepSeek-OCR v1 with random weights on the device (same
+// shapes as the released checkpoint, fp32 storage), no download needed.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "bench/bench.h"
+#include "model/config.h"
+#include "model/deepencoder.h"
+#include "model/decoder.h"
+#include "model/generate.h"
+#include "runtime/ops/elementwise.h"
+
+namespace dsocr::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since_ms(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// Weights of the requested shape filled on the device: uniform with variance 1/fan_in for
+// matrices and convolutions (activations stay O(1)), ones (+-5%) for norm scales, small values
+// for biases, tables and embeddings.
+class RandomWeights : public WeightSource {
+ public:
+  bool has(const std::string&) const override { return true; }
+  std::string describe(const std::string& name) const override { return "random tensor " + name; }
+  Tensor load(Runtime& rt, const std::string& name, const Shape& shape) const override {
+    Tensor t = rt.empty(shape, DType::f32, name);
+    const bool norm = name.find("norm") != std::string::npos || name.find("layrnorm") != std::string::npos ||
+                      name.find("neck.1") != std::string::npos || name.find("neck.3") != std::string::npos;
+    float offset = 0.f, scale = 0.02f;
+    if (shape.size() >= 2 && name.find("embed") == std::string::npos && name.find("rel_pos") == std::string::npos) {
+      int64_t fan_in = 1;
+      for (size_t i = 1; i < shape.size(); ++i) fan_in *= shape[i];
+      scale = static_cast<float>(std::sqrt(3.0 / static_cast<double>(fan_in)));
+    } else if (norm && name.size() > 6 && name.compare(name.size() - 6, 6, "weight") == 0) {
+      offset = 1.f;
+      scale = 0.05f;
+    } else if (name.find("embed_tokens") != std::string::npos) {
+      scale = 1.f;
+    }
+    ops::fill_uniform(rt, t, seed_++, offset, scale);
+    return t;
+  }
+
+ private:
+  mutable uint32_t seed_ = 1;
+};
+
+// Multiply-adds x2 of one view of side S through SAM + CLIP + projector (model-spec §1).
+double vision_flop(const ModelConfig& c, int64_t S) {
+  const SamConfig& s = c.sam;
+  const int64_t g = S / s.patch_size, T = g * g, C = s.width, M = s.mlp_dim();
+  double f = 2.0 * T * C * 3 * s.patch_size * s.patch_size;  // patch embedding
+  const int64_t ws = s.window_size, nw = (g + ws - 1) / ws, Tw = nw * nw * ws * ws;
+  for (int64_t b = 0; b < s.layers; ++b) {
+    const bool glob = s.is_global(b);
+    const int64_t Ta = glob ? T : Tw, keys = glob ? T : ws * ws;
+    f += 2.0 * Ta * C * 4 * C;                 // qkv + proj
+    f += 4.0 * Ta * keys * C;                  // q k^T and p v over all heads
+    f += 2.0 * Ta * (glob ? 2 * g : 2 * ws) * C;  // rel-pos terms
+    f += 2.0 * T * C * 2 * M;                  // MLP
+  }
+  const int64_t o = s.out_chans, d1 = s.downsample_channels[0], d2 = s.downsample_channels[1];
+  f += 2.0 * T * C * o + 2.0 * T * o * o * 9 + 2.0 * (T / 4) * o * 9 * d1 + 2.0 * (T / 16) * d1 * 9 * d2;
+  const int64_t Tc = T / 16 + 1, Cc = c.clip.width, Mc = c.clip.mlp_dim();
+  f += c.clip.layers * (2.0 * Tc * Cc * 4 * Cc + 4.0 * Tc * Tc * Cc + 2.0 * Tc * Cc * 2 * Mc);
+  f += 2.0 * (T / 16) * c.projector_input_dim * c.n_embed;
+  return f;
+}
+
+// Prefill of T tokens (lm_head for the last token only).
+double prefill_flop(const LmConfig& c, int64_t T) {
+  const int64_t D = c.hidden_size, hd = c.head_dim(), H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  double f = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    f += 2.0 * T * D * (H + 2 * Hkv) * hd + 2.0 * T * H * hd * D;  // qkv, o
+    f += 4.0 * H * hd * 0.5 * T * (T + 1);                          // causal attention
+    if (c.is_moe_layer(l))
+      f += 6.0 * T * D * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts) +
+           2.0 * T * D * c.n_routed_experts;
+    else
+      f += 6.0 * T * D * c.intermediate_size;
+  }
+  return f + 2.0 * D * c.vocab_size;
+}
+
+// Weight bytes read per generated token (fp32 storage): attention, MLP or chosen experts, lm_head.
+double decode_bytes(const LmConfig& c) {
+  const int64_t D = c.hidden_size, hd = c.head_dim(), H = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  double w = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    w += double(D) * (H + 2 * Hkv) * hd + double(H) * hd * D;
+    w += c.is_moe_layer(l) ? 3.0 * D * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts) +
+                                 double(D) * c.n_routed_experts
+                           : 3.0 * D * c.intermediate_size;
+  }
+  return 4.0 * (w + double(D) * c.vocab_size);
+}
+
+ModelConfig bench_config(bool small) {
+  ModelConfig c;  // the defaults are the official DeepSeek-OCR v1 sizes
+  if (small) {    // reduced widths and depths (CPU devices, tests): every structural feature kept
+    c.lm.num_hidden_layers = 3;
+    c.lm.hidden_size = c.n_embed = 256;
+    c.lm.num_attention_heads = c.lm.num_key_value_heads = 2;
+    c.lm.vocab_size = 4096;
+    c.lm.n_routed_experts = 16;
+    c.lm.moe_intermediate_size = 64;
+    c.lm.intermediate_size = 512;
+    c.sam.width = 96;
+    c.sam.heads = 2;
+    c.sam.layers = 4;
+    c.sam.global_blocks = {1, 3};
+    c.sam.out_chans = 64;
+    c.sam.downsample_channels = {128, 128};
+    c.clip.width = 128;
+    c.clip.heads = 2;
+    c.clip.layers = 2;
+    c.projector_input_dim = c.clip.width + c.sam.downsample_channels[1];
+  }
+  return c;
+}
+
+}  // namespace
+
+ModelResult bench_model(Runtime& rt, const Options& opts) {
+  ModelResult r;
+  const ModelConfig cfg = bench_config(opts.small);
+  RandomWeights w;
+  auto t0 = Clock::now();
+  DeepEncoder enc = load_deepencoder(rt, w, cfg);
+  LanguageModel lm = load_lm(rt, w, cfg.lm);
+  rt.finish();
+  r.init_s = since_ms(t0) / 1000.0;
+  r.weights_mib = rt.memory().current / 1048576.0;
+
+  // Vision: one Base view (1024), one Gundam page (global 1024 + 6 tiles of 640, 2 cols x 3 rows).
+  Tensor global = rt.empty({1, 3, 1024, 1024}, DType::f32, "bench global view");
+  Tensor tiles = rt.empty({6, 3, 640, 640}, DType::f32, "bench tiles");
+  ops::fill_uniform(rt, global, 5, 0.f, 1.f);
+  ops::fill_uniform(rt, tiles, 6, 0.f, 1.f);
+  auto wall = [&](const std::function<void()>& fn) {
+    for (int i = 0; i < opts.warmup; ++i) fn();
+    rt.finish();
+    std::vector<double> ms;
+    for (int i = 0; i < std::max(1, opts.runs); ++i) {
+      auto t = Clock::now();
+      fn();
+      rt.finish();
+      ms.push_back(since_ms(t));
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  r.vision_base_ms = wall([&] { vision_embeddings(rt, enc, global, nullptr, 0, 0); });
+  r.vision_base_tflop = vision_flop(cfg, 1024) / 1e12;
+  r.vision_gundam_ms = wall([&] { vision_embeddings(rt, enc, global, &tiles, 2, 3); });
+  r.vision_gundam_tflop = (vision_flop(cfg, 1024) + 6 * vision_flop(cfg, 640)) / 1e12;
+
+  // Prefill of 1k tokens, then 256 decoded tokens after it.
+  const int64_t P = opts.small ? 128 : 1024, N = opts.small ? 16 : 256;
+  std::vector<int32_t> prompt(static_cast<size_t>(P));
+  for (int64_t i = 0; i < P; ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 13) % 100000 % cfg.lm.vocab_size);
+  r.prefill_tokens = P;
+  r.prefill_ms = wall([&] {
+    KvCache cache = make_kv_cache(rt, cfg.lm, P);
+    lm_forward(rt, lm, lm_embed(rt, lm, prompt, nullptr, -1), cache, true);
+  });
+  r.prefill_tflop = prefill_flop(cfg.lm, P) / 1e12;
+  GenerateOptions g;
+  g.max_new_tokens = N;
+  g.eos_id = -1;  // never stop early
+  std::vector<Clock::time_point> stamps;
+  for (int rep = 0; rep < 2; ++rep) {  // the first run warms up
+    stamps.clear();
+    generate(rt, lm, prompt, nullptr, -1, g, [&](int32_t) { stamps.push_back(Clock::now()); });
+  }
+  r.decode_tokens = static_cast<int64_t>(stamps.size()) - 1;
+  double dec_ms = std::chrono::duration<double, std::milli>(stamps.back() - stamps.front()).count();
+  r.decode_tok_s = dec_ms > 0 ? r.decode_tokens / (dec_ms / 1000.0) : 0;
+  r.decode_gbytes_per_token = decode_bytes(cfg.lm) / 1e9;
+  r.peak_mem_mib = rt.memory().peak / 1048576.0;
+  return r;
+}
+
+}  // namespace dsocr::bench
