@@ -3,6 +3,9 @@
 #include <clblast.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <string>
+
 namespace dsocr {
 namespace {
 
@@ -39,6 +42,14 @@ void check_clblast(clblast::StatusCode s, const char* call, const GemmArgs& g) {
   if (s == clblast::StatusCode::kTempBufferAllocFailure || s == clblast::StatusCode::kOpenCLOutOfResources)
     throw OutOfDeviceMemory(msg);
   throw Error(msg);
+}
+
+constexpr int64_t kGemvMaxRows = 4;
+constexpr size_t kGemvWG = 128;
+// DSOCR_GEMV=0 sends every linear() through CLBlast (benchmark comparisons).
+bool gemv_enabled() {
+  const char* e = std::getenv("DSOCR_GEMV");
+  return !(e && std::string(e) == "0");
 }
 
 clblast::Transpose tr(Trans t) { return t == Trans::T ? clblast::Transpose::kYes : clblast::Transpose::kNo; }
@@ -103,6 +114,16 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
     throw Error(fmt::format("linear: y {} must be [..., {}] with {} rows", shape_str(y.shape), out, rows));
   if (bias && bias->defined() && bias->numel() != out)
     throw Error(fmt::format("linear: bias {} must have {} elements", shape_str(bias->shape), out));
+  if (rows <= kGemvMaxRows && gemv_enabled()) {
+    // A few rows (decode): our matrix-vector kernel reads each weight row once, f16 or f32.
+    Defines d{{"WG", std::to_string(kGemvWG)}};
+    if (w.dtype == DType::f16) d["WEIGHT_F16"] = "1";
+    auto& k = rt.kernel("gemv.cl", "gemv_f32", d);
+    rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
+              static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
+    if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
+    return;
+  }
   Tensor wf = w;
   if (w.dtype == DType::f16) {
     wf = rt.empty(w.shape, DType::f32, "linear fp16 weight widened");

@@ -28,6 +28,8 @@ void gemm_strided_batched(Runtime& rt, const GemmArgs& g, const Tensor& a, size_
                           size_t b_stride, Tensor& c, size_t c_stride, size_t batch);
 
 // y = x W^T + bias. x: [..., in] f32; w: [out, in] f32 or f16; bias: [out] or undefined; y: [..., out].
+// Up to 4 rows (decode) go through our matrix-vector kernel (kernels/gemv.cl), more through
+// CLBlast; DSOCR_GEMV=0 sends everything to CLBlast (for benchmark comparisons).
 void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
 
 // y[r, c] += bias[c] for r < rows, c < cols (row stride ld).

@@ -86,3 +86,32 @@ TEST(gemm, shape_errors_are_reported) {
     EXPECT_NE(std::string(e.what()).find("does not end in in=9"), std::string::npos) << e.what();
   }
 }
+
+TEST(gemm, linear_few_rows_gemv) {
+  // 1..4 rows take the matrix-vector kernel: awkward sizes, the LM's decode shapes, fp16 weights,
+  // bias, and a row count just past the kernel (5: CLBlast) for comparison.
+  struct Case { int rows, in, out; bool bias, f16; };
+  for (auto c : {Case{1, 7, 17, true, false}, Case{2, 61, 127, false, false}, Case{3, 127, 61, true, true},
+                 Case{4, 1280, 384, false, false}, Case{1, 1280, 3840, false, true}, Case{1, 6848, 128, true, false},
+                 Case{5, 129, 33, true, false}}) {
+    auto x = random_floats(static_cast<size_t>(c.rows) * c.in, 31);
+    auto w = random_floats(static_cast<size_t>(c.out) * c.in, 32);
+    auto b = random_floats(c.out, 33);
+    Tensor wt;
+    if (c.f16) {
+      std::vector<uint16_t> h(w.size());
+      for (size_t i = 0; i < w.size(); ++i) {
+        h[i] = float_to_half(w[i]);
+        w[i] = half_to_float(h[i]);
+      }
+      wt = rt().upload(h.data(), {c.out, c.in}, DType::f16);
+    } else {
+      wt = rt().upload(w, {c.out, c.in});
+    }
+    Tensor xt = rt().upload(x, {c.rows, c.in}), bt = rt().upload(b, {c.out});
+    Guarded y(rt(), {c.rows, c.out});
+    linear(rt(), xt, wt, c.bias ? &bt : nullptr, y);
+    auto ref = ref_linear(x, w, c.bias ? &b : nullptr, c.rows, c.in, c.out);
+    EXPECT_TRUE(all_close(y.read_f32(), ref, {c.rows, c.out}, 1e-4, 1e-4)) << c.rows << "x" << c.in << "x" << c.out;
+  }
+}

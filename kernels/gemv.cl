@@ -1,0 +1,48 @@
+// Matrix-vector products for a few rows (decode: M = 1..4), fp32 arithmetic:
+//   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K] (f32, or f16 storage with WEIGHT_F16), y [R, N]
+// CLBlast's GEMM reaches only a fraction of the memory bandwidth at M = 1; here every weight row
+// is read once, coalesced, for all R rows together.
+// Index mapping: one work-group of WG work-items per output feature o; work-item l accumulates
+// k = l, l + WG, ... for up to 4 rows, then work-group tree reductions (reduce.cl).
+// Tunables: WG (power of two, default 128), WEIGHT_F16.
+#ifndef WG
+#define WG 128
+#endif
+#include "reduce.cl"
+
+#ifdef WEIGHT_F16
+#define WTYPE half
+#define LOADW(p, i) vload_half((i), (p))
+#else
+#define WTYPE float
+#define LOADW(p, i) ((p)[i])
+#endif
+
+__kernel void gemv_f32(__global const float* x, __global const WTYPE* w, __global float* y, int R, int K, int N) {
+  __local float scratch[WG];
+  const int o = get_group_id(0), l = get_local_id(0);
+  __global const WTYPE* wr = w + (size_t)o * K;
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  for (int k = l; k < K; k += WG) {
+    float wv = LOADW(wr, k);
+    a0 += wv * x[k];
+    if (R > 1) a1 += wv * x[K + k];
+    if (R > 2) a2 += wv * x[2 * K + k];
+    if (R > 3) a3 += wv * x[3 * K + k];
+  }
+  // R is the same for the whole work-group: the barriers inside are reached uniformly.
+  a0 = wg_reduce_sum(a0, scratch);
+  if (l == 0) y[o] = a0;
+  if (R > 1) {
+    a1 = wg_reduce_sum(a1, scratch);
+    if (l == 0) y[(size_t)N + o] = a1;
+  }
+  if (R > 2) {
+    a2 = wg_reduce_sum(a2, scratch);
+    if (l == 0) y[(size_t)2 * N + o] = a2;
+  }
+  if (R > 3) {
+    a3 = wg_reduce_sum(a3, scratch);
+    if (l == 0) y[(size_t)3 * N + o] = a3;
+  }
+}
