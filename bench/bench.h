@@ -1,7 +1,8 @@
 // dsocr bench: kernel and end-to-end benchmarks (issue 7, targets in ../shared/docs/targets.md).
 // Every figure is measured in the same run as the device's own peaks (copy bandwidth, SGEMM rate)
 // and reported as a fraction of them. Kernels are timed with OpenCL events after warm-up (median
-// of N runs); nothing is compiled while timing (the warm-up builds every program).
+// of N runs, the device time between a marker before and one after); nothing is compiled while
+// timing (the warm-up builds every program).
 #pragma once
 #include <functional>
 #include <string>
@@ -38,7 +39,7 @@ struct ModelResult {
   double peak_mem_mib = 0, weights_mib = 0;
 };
 
-// Median device time (ms) of fn over opts.runs runs after opts.warmup, from the launches' events.
+// Median device time (ms) of fn over opts.runs runs after opts.warmup, between queue markers.
 double time_device_ms(Runtime& rt, const Options& opts, const std::function<void()>& fn);
 
 Peak measure_peak(Runtime& rt, const Options& opts);

@@ -191,6 +191,19 @@ std::vector<LaunchTiming> Runtime::take_timings() {
   return out;
 }
 
+cl::Event Runtime::marker() {
+  cl_event ev = nullptr;
+  check_cl(clEnqueueMarkerWithWaitList(queue_(), 0, nullptr, &ev), "clEnqueueMarkerWithWaitList");
+  return cl::Event(ev);
+}
+
+double Runtime::elapsed_us(const cl::Event& from, const cl::Event& to) {
+  cl_ulong a = 0, b = 0;
+  check_cl(clGetEventProfilingInfo(from(), CL_PROFILING_COMMAND_END, sizeof(a), &a, nullptr), "clGetEventProfilingInfo");
+  check_cl(clGetEventProfilingInfo(to(), CL_PROFILING_COMMAND_END, sizeof(b), &b, nullptr), "clGetEventProfilingInfo");
+  return b > a ? (b - a) / 1000.0 : 0.0;
+}
+
 void Runtime::write_profile() {
   if (!profiling_ || profile_csv_.empty() || records_.empty()) return;
   finish();

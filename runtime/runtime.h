@@ -86,6 +86,10 @@ class Runtime {
   // Waits for the queue, returns the recorded launches' device times and clears them (timing or
   // profiling on; empty otherwise).
   std::vector<LaunchTiming> take_timings();
+  // A marker in the queue (profiling or timing on): the device time between two markers spans
+  // everything enqueued between them, CLBlast's internal kernels included.
+  cl::Event marker();
+  static double elapsed_us(const cl::Event& from, const cl::Event& to);
 
   // Capability-driven variants: whether fp16 arithmetic may be used for fast paths.
   bool has_fp16() const { return dev_.fp16; }
