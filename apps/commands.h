@@ -28,6 +28,7 @@ class Args {
 int cmd_devices(const std::vector<std::string>& args);
 int cmd_warmup(const std::vector<std::string>& args);
 int cmd_parity(const std::vector<std::string>& args);
+int cmd_ocr(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 
 }  // namespace dsocr

@@ -20,6 +20,7 @@ void usage(std::FILE* f) {
       "  warmup [--device SPEC]   compile every kernel into the program cache, print cache hits/misses\n"
       "  parity CASE.h5 [...] [--device SPEC] [--verbose]\n"
       "                           run golden cases and compare (exit 0 pass, 1 fail, 2 cannot run)\n"
+      "  ocr INPUT... [options]   images and PDF pages to text, markdown or JSON (dsocr ocr --help)\n"
       "  bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--json F] [--csv F]\n"
       "                           benchmarks against the device's measured copy and SGEMM peaks\n"
       "\n"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     if (cmd == "devices") return dsocr::cmd_devices(args);
     if (cmd == "warmup") return dsocr::cmd_warmup(args);
     if (cmd == "parity") return dsocr::cmd_parity(args);
+    if (cmd == "ocr") return dsocr::cmd_ocr(args);
     if (cmd == "bench") return dsocr::cmd_bench(args);
     std::fprintf(stderr, "dsocr: unknown command '%s'\n\n", cmd.c_str());
     usage(stderr);

@@ -1,0 +1,196 @@
+# dsocr ocr end to end on the tiny random checkpoint (tests/goldens/tiny-ckpt): the golden
+# generation through the CLI, streamed output, inputs (folders, stdin, PDF pages), options, and
+# every failure with its message, exit status and an empty stdout.
+source "$(dirname "$0")/lib.sh" "$@"
+SRC=${DSOCR_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+CKPT=$SRC/tests/goldens/tiny-ckpt
+IMG=$SRC/tests/goldens/images
+export HF_HOME=$WORK/hf-empty
+unset HF_HUB_CACHE HUGGINGFACE_HUB_CACHE DSOCR_MODEL
+case $DSOCR in /*) ;; *) DSOCR=$PWD/$DSOCR ;; esac
+cd "$WORK" || exit 1  # the default --out-dir ./dsocr-out lands here
+FAST=(--model "$CKPT" --device "$DEVICE" --mode tiny --max-new-tokens 6 --ngram 3 --ngram-window 24)
+
+# ocr_run NAME ARGS...: runs dsocr ocr with stdout in $WORK/NAME.out, stderr in $WORK/NAME.err; sets rc
+ocr_run() {
+  local name=$1
+  shift
+  "$DSOCR" ocr "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
+  rc=$?
+}
+# expect_failure NAME RC PATTERN ARGS...: exit status RC, PATTERN on stderr, nothing on stdout
+expect_failure() {
+  local name=$1 want=$2 pat=$3
+  shift 3
+  ocr_run "$name" "$@"
+  expect_rc "$name" "$want" "$rc"
+  expect_contains "$name: message" "$WORK/$name.err" "$pat"
+  if [ -s "$WORK/$name.out" ]; then fail "$name: output on stdout"; sed 's/^/    | /' "$WORK/$name.out" | head -5
+  else pass "$name: nothing on stdout"; fi
+}
+ids_of() { grep -o '"generated_ids":\[[0-9,]*\]' "$1" | sed 's/.*\[//; s/\]//'; }
+
+# A PDF of pages "W H CONTENT" (points) with a correct xref table.
+make_pdf() {
+  local out=$1
+  shift
+  local n=$# i=0 kids="" objs=()
+  for ((i = 0; i < n; i++)); do kids+="$((3 + 2 * i)) 0 R "; done
+  objs+=("<< /Type /Catalog /Pages 2 0 R >>" "<< /Type /Pages /Kids [$kids] /Count $n >>")
+  i=0
+  for page in "$@"; do
+    read -r w h content <<<"$page"
+    objs+=("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 $w $h] /Contents $((4 + 2 * i)) 0 R >>")
+    objs+=("<< /Length ${#content} >>"$'\nstream\n'"$content"$'\nendstream')
+    i=$((i + 1))
+  done
+  local pdf=$'%PDF-1.4\n' offs=() k
+  for ((k = 0; k < ${#objs[@]}; k++)); do
+    offs+=(${#pdf})
+    pdf+="$((k + 1)) 0 obj"$'\n'"${objs[$k]}"$'\nendobj\n'
+  done
+  local xref=${#pdf}
+  pdf+="xref"$'\n'"0 $((${#objs[@]} + 1))"$'\n'"0000000000 65535 f "$'\n'
+  for o in "${offs[@]}"; do pdf+="$(printf '%010d' "$o") 00000 n "$'\n'; done
+  pdf+="trailer"$'\n'"<< /Size $((${#objs[@]} + 1)) /Root 1 0 R >>"$'\n'"startxref"$'\n'"$xref"$'\n%%EOF\n'
+  printf '%s' "$pdf" >"$out"
+}
+
+# ---- the golden generation through the CLI: model_generate_image_tiny_ngram3.h5 (prompt
+# "<image>\nFree OCR.", tiny, 80 new tokens, n-gram 3 / window 24). These are its /outputs/tokens;
+# tests/model/test_ocr.cpp (page_matches_golden_generation) reads them from the file itself, and
+# test_parity_goldens.sh checks the file against the model.
+GOLDEN_IDS="1052,746,979,460,443,301,968,917,165,968,917,630,603,917,630,1264,159,1037,458,424,721,746,520,478,917,630,214,730,66,45,375,130,589,1013,85,726,650,458,424,776,968,917,630,1264,159,1037,458,424,721,746,979,460,443,301,968,917,165,968,347,968,347,895,1130,568,114,1194,227,176,1037,458,1115,654,774,1282,1052,828,1019,987,288,996"
+ocr_run golden --model "$CKPT" --device "$DEVICE" "$IMG/text_page.png" --mode tiny --task free \
+  --max-new-tokens 80 --ngram 3 --ngram-window 24 --format json
+expect_rc "golden run" 0 "$rc"
+if [ "$(ids_of "$WORK/golden.out")" = "$GOLDEN_IDS" ]; then pass "generated ids equal the golden's"
+else fail "generated ids differ from the golden:"; echo "    got  $(ids_of "$WORK/golden.out")"; echo "    want $GOLDEN_IDS"; fi
+expect_contains "json: token counts" "$WORK/golden.out" '"tokens":\{"prompt":81,"image":73,"generated":80\}'
+expect_contains "json: size, mode, prompt" "$WORK/golden.out" '"width":900,"height":1200,"mode":"tiny".*"prompt":"<image>\\nFree OCR\."'
+expect_contains "json: timings" "$WORK/golden.out" '"timings":\{"load_s":[0-9.e-]+,"preprocess_s":.*"decode_tok_s":'
+expect_contains "json: stop reason" "$WORK/golden.out" '"stop":"max_new_tokens"'
+[ "$(wc -l <"$WORK/golden.out")" -eq 1 ] && pass "json: one line per page" || fail "json: not one line"
+expect_contains "progress on stderr" "$WORK/golden.err" "loading .*tiny-ckpt"
+expect_contains "per-page progress" "$WORK/golden.err" "^\[1\] .*text_page.png: 900x1200$"
+expect_contains "per-page summary" "$WORK/golden.err" "^\[1\] done: tiny, 73 image tokens; vision .* 80 tokens at [0-9.]+ tok/s"
+expect_contains "no-EOS warning" "$WORK/golden.err" "without an end-of-sequence token"
+
+# the same page from stdin through --prompt ("\n" = newline): the golden's first ids
+"$DSOCR" ocr "${FAST[@]}" --prompt '<image>\nFree OCR.' --format json --quiet - <"$IMG/text_page.png" \
+  >"$WORK/stdin.out" 2>"$WORK/stdin.err"
+expect_rc "stdin, --prompt" 0 $?
+[ "$(ids_of "$WORK/stdin.out")" = "$(echo "$GOLDEN_IDS" | cut -d, -f1-6)" ] && pass "stdin + --prompt = file + --task free" \
+  || fail "stdin + --prompt ids $(ids_of "$WORK/stdin.out")"
+expect_contains "stdin named" "$WORK/stdin.out" '"source":"<stdin>"'
+
+# ---- several inputs, text streamed: a folder (sorted, other files ignored), pages split
+mkdir -p "$WORK/dir"
+cp "$IMG/gradient.png" "$WORK/dir/b.png"
+cp "$IMG/exif_rot6.jpg" "$WORK/dir/a.JPG"
+echo "not an image" >"$WORK/dir/notes.txt"
+ocr_run dir "${FAST[@]}" --task free "$WORK/dir"
+expect_rc "folder" 0 "$rc"
+expect_contains "folder: first a.JPG, EXIF rotation applied" "$WORK/dir.err" "^\[1\] .*/a.JPG: 400x1000"
+expect_contains "folder: then b.png" "$WORK/dir.err" "^\[2\] .*/b.png: 333x517"
+grep -q "notes.txt" "$WORK/dir.err" && fail "folder: notes.txt read" || pass "folder: other files ignored"
+[ "$(grep -c '^<--- Page Split --->$' "$WORK/dir.out")" -eq 1 ] && pass "one page split between two pages" \
+  || fail "page splits: $(grep -c 'Page Split' "$WORK/dir.out")"
+[ "$(tail -c1 "$WORK/dir.out" | od -An -c | tr -d ' ')" = '\n' ] && pass "text ends with a newline" || fail "no final newline"
+
+# ---- PDF pages
+make_pdf "$WORK/doc.pdf" "200 100 1 0 0 rg 20 20 60 40 re f" "100 300 0 0 1 rg 0 0 50 50 re f"
+ocr_run pdfprobe --model "$CKPT" --device "$DEVICE" --quiet "$WORK/doc.pdf" --pages 99
+if grep -q "without PDF support" "$WORK/pdfprobe.err"; then
+  echo "SKIP: PDF tests (built without poppler-cpp)"
+else
+  ocr_run pdf "${FAST[@]}" --task free --format json --quiet --dpi 72 "$WORK/doc.pdf" --boxes "$WORK/boxes.png"
+  expect_rc "pdf, all pages" 0 "$rc"
+  [ "$(wc -l <"$WORK/pdf.out")" -eq 2 ] && pass "pdf: two pages" || fail "pdf: $(wc -l <"$WORK/pdf.out") lines"
+  expect_contains "pdf page 1 at 72 dpi" "$WORK/pdf.out" '"page":1,"width":200,"height":100'
+  expect_contains "pdf page 2 at 72 dpi" "$WORK/pdf.out" '"page":2,"width":100,"height":300'
+  grep -q "loading" "$WORK/pdf.err" && fail "--quiet still shows progress" || pass "--quiet silences progress"
+  for k in 1 2; do
+    if [ "$(head -c 4 "$WORK/boxes-$k.png" 2>/dev/null | od -An -c | tr -d ' ')" = '211PNG' ]; then pass "--boxes page $k: PNG written"
+    else fail "--boxes page $k: no PNG at $WORK/boxes-$k.png"; fi
+  done
+  "$DSOCR" ocr "${FAST[@]}" --task free --format json --quiet --pages 2 - <"$WORK/doc.pdf" >"$WORK/pdfin.out" 2>"$WORK/pdfin.err"
+  expect_rc "pdf from stdin, --pages 2" 0 $?
+  [ "$(wc -l <"$WORK/pdfin.out")" -eq 1 ] && pass "--pages 2: one page" || fail "--pages 2: $(wc -l <"$WORK/pdfin.out") lines"
+  expect_contains "--pages 2 at the default 144 dpi" "$WORK/pdfin.out" '"source":"<stdin>","page":2,"width":200,"height":600'
+  expect_failure "pdf --pages past the end" 1 "selects none of its 2 pages" "${FAST[@]}" "$WORK/doc.pdf" --pages 5-9
+  printf '%%PDF-1.4\nthis is not a PDF body\n' >"$WORK/bad.pdf"
+  expect_failure "corrupt pdf" 1 "bad.pdf: corrupt or unreadable PDF" "${FAST[@]}" "$WORK/bad.pdf"
+fi
+
+# ---- a working model from the Hugging Face cache layout (refs/main -> snapshot)
+mkdir -p "$WORK/hf/hub/models--test--tiny/snapshots/r1" "$WORK/hf/hub/models--test--tiny/refs"
+cp "$CKPT"/* "$WORK/hf/hub/models--test--tiny/snapshots/r1/"
+echo r1 >"$WORK/hf/hub/models--test--tiny/refs/main"
+HF_HOME=$WORK/hf "$DSOCR" ocr --model test/tiny --device "$DEVICE" --mode tiny --max-new-tokens 2 "$IMG/gradient.png" \
+  >"$WORK/hf.out" 2>"$WORK/hf.err"
+expect_rc "model from the HF cache" 0 $?
+expect_contains "HF cache snapshot named" "$WORK/hf.err" "test/tiny \(Hugging Face cache, snapshot r1\)"
+
+# ---- usage errors (exit 2)
+expect_failure "no input" 2 "no input" --model "$CKPT"
+expect_failure "unknown option" 2 "unknown option --frobnicate" --frobnicate "$IMG/gradient.png"
+expect_failure "bad mode" 2 "unknown mode 'huge'" --mode huge "$IMG/gradient.png"
+expect_failure "bad format" 2 "--format yaml" --format yaml "$IMG/gradient.png"
+expect_failure "locate without --ref" 2 "needs --ref" --task locate "$IMG/gradient.png"
+expect_failure "unknown task" 2 "unknown task 'poem'" --task poem "$IMG/gradient.png"
+expect_failure "prompt without <image>" 2 "must hold <image> exactly once" --prompt "Free OCR." "$IMG/gradient.png"
+expect_failure "bad --pages" 2 "--pages '3-1'" --pages 3-1 "$IMG/gradient.png"
+expect_failure "bad --max-tiles" 2 "--max-tiles 12: must be in 2..9" --max-tiles 12 "$IMG/gradient.png"
+expect_failure "bad --max-new-tokens" 2 "not an integer" --max-new-tokens lots "$IMG/gradient.png"
+expect_failure "bad --dpi" 2 "--dpi 0" --dpi 0 "$IMG/gradient.png"
+"$DSOCR" ocr --help >"$WORK/help" 2>&1
+expect_rc "ocr --help" 0 $?
+expect_contains "help lists the options" "$WORK/help" "--max-tiles N"
+
+# ---- input errors (exit 1, before the model loads)
+head -c 3000 "$IMG/text_page.png" >"$WORK/truncated.png"
+expect_failure "truncated png" 1 "truncated.png: corrupt PNG" "${FAST[@]}" "$WORK/truncated.png"
+printf '\x89PNG\r\n\x1a\ngarbage garbage garbage garbage' >"$WORK/garbage.png"
+expect_failure "corrupt png" 1 "garbage.png: corrupt PNG" "${FAST[@]}" "$WORK/garbage.png"
+printf '\xff\xd8\xff\xe0 not really a jpeg' >"$WORK/bad.jpg"
+expect_failure "corrupt jpeg" 1 "bad.jpg: corrupt JPEG" "${FAST[@]}" "$WORK/bad.jpg"
+printf 'GIF89a\x01\x00\x01\x00' >"$WORK/pic.gif"
+expect_failure "unsupported format" 1 "pic.gif: unsupported input \(GIF\)" "${FAST[@]}" "$WORK/pic.gif"
+echo "hello" >"$WORK/notes.png"
+expect_failure "text file named .png" 1 "notes.png: unsupported input" "${FAST[@]}" "$WORK/notes.png"
+: >"$WORK/empty.png"
+expect_failure "empty file" 1 "empty.png: unsupported input \(an empty file\)" "${FAST[@]}" "$WORK/empty.png"
+expect_failure "missing input" 1 "input .*missing.png does not exist" "${FAST[@]}" "$WORK/missing.png"
+mkdir -p "$WORK/nothing"
+expect_failure "empty folder" 1 "holds no PNG, JPEG or PDF file" "${FAST[@]}" "$WORK/nothing"
+
+# one bad input among good ones: the good one is processed, the bad one reported, exit 1
+ocr_run mixed "${FAST[@]}" --task free --format json --quiet "$IMG/gradient.png" "$WORK/truncated.png"
+expect_rc "good + corrupt" 1 "$rc"
+[ "$(wc -l <"$WORK/mixed.out")" -eq 1 ] && pass "good + corrupt: the good page is out" || fail "good + corrupt: $(wc -l <"$WORK/mixed.out") lines"
+expect_contains "good + corrupt: error named" "$WORK/mixed.err" "truncated.png: corrupt PNG"
+expect_contains "good + corrupt: summary" "$WORK/mixed.err" "1 of 2 inputs failed"
+
+# ---- model errors (exit 1)
+expect_failure "missing model dir" 1 "model directory .*no-such-ckpt does not exist" \
+  --model "$WORK/no-such-ckpt" --device "$DEVICE" "$IMG/gradient.png"
+expect_failure "default model not downloaded" 1 "huggingface-cli download deepseek-ai/DeepSeek-OCR" \
+  --device "$DEVICE" "$IMG/gradient.png"
+expect_contains "download hint: hf download" "$WORK/default model not downloaded.err" "hf download deepseek-ai/DeepSeek-OCR"
+expect_failure "repo id not cached" 1 "model org/none is not in the Hugging Face cache" --model org/none "$IMG/gradient.png"
+mkdir -p "$WORK/notok"
+cp "$CKPT"/* "$WORK/notok/"
+rm "$WORK/notok/tokenizer.json"
+expect_failure "missing tokenizer.json" 1 "has no tokenizer.json" --model "$WORK/notok" --device "$DEVICE" "$IMG/gradient.png"
+mkdir -p "$WORK/mismatch"
+cp "$CKPT"/* "$WORK/mismatch/"
+sed -i 's/"hidden_size": 128/"hidden_size": 96/' "$WORK/mismatch/config.json"
+expect_failure "config-weights mismatch" 1 "hidden_size 96|shape .*config" --model "$WORK/mismatch" --device "$DEVICE" "$IMG/gradient.png"
+mkdir -p "$WORK/hostile"
+cp "$CKPT"/* "$WORK/hostile/"
+printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$WORK/hostile/model-00001-of-000001.safetensors" bs=1 seek=0 count=8 conv=notrunc 2>/dev/null
+expect_failure "hostile safetensors header" 1 "safetensors header length" --model "$WORK/hostile" --device "$DEVICE" "$IMG/gradient.png"
+expect_failure "missing device" 1 "no OpenCL device matches 'no-such-device-xyz'" \
+  --model "$CKPT" --device no-such-device-xyz "$IMG/gradient.png"
+finish
