@@ -12,16 +12,6 @@
 #include "runtime/ops/sdpa.h"
 
 namespace dsocr {
-namespace {
-Tensor view(const Tensor& t, const Shape& s) {
-  if (shape_numel(s) != t.numel())
-    throw Error(fmt::format("internal: cannot view {} as {}", shape_str(t.shape), shape_str(s)));
-  Tensor v = t;
-  v.shape = s;
-  return v;
-}
-}  // namespace
-
 Clip load_clip(Runtime& rt, const WeightSource& w, const ClipConfig& cfg) {
   Clip c;
   c.cfg = cfg;
@@ -78,14 +68,14 @@ void clip_layer_forward(Runtime& rt, const ClipConfig& cfg, const ClipLayer& l, 
   ops::layer_norm(rt, x, l.ln1_w, l.ln1_b, xn, eps);
   Tensor qkv = rt.empty({B, T, 3 * C}, DType::f32, "clip qkv");
   linear(rt, xn, l.qkv_w, &l.qkv_b, qkv);
-  Tensor qkv5 = view(qkv, {B, T, 3, H, hd});
+  Tensor qkv5 = reshaped(qkv, {B, T, 3, H, hd});
   Tensor att = rt.empty({B, T, H, hd}, DType::f32, "clip attention");
   ops::SdpaParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
   ops::sdpa(rt, ops::AttnView::fused(qkv5, 0), ops::AttnView::fused(qkv5, 1), ops::AttnView::fused(qkv5, 2),
             ops::AttnView::bnhd(att), p);
   Tensor o = rt.empty(x.shape, DType::f32, "clip out_proj");
-  linear(rt, view(att, {B, T, C}), l.out_w, &l.out_b, o);
+  linear(rt, reshaped(att, {B, T, C}), l.out_w, &l.out_b, o);
   ops::add(rt, x, o, x);
   ops::layer_norm(rt, x, l.ln2_w, l.ln2_b, xn, eps);
   Tensor h = rt.empty({B, T, M}, DType::f32, "clip mlp hidden");

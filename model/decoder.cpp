@@ -15,14 +15,6 @@
 namespace dsocr {
 namespace {
 
-Tensor view(const Tensor& t, const Shape& s) {
-  if (shape_numel(s) != t.numel())
-    throw Error(fmt::format("internal: cannot view {} as {}", shape_str(t.shape), shape_str(s)));
-  Tensor v = t;
-  v.shape = s;
-  return v;
-}
-
 // Stacks row blocks into one tensor: parts loaded one after another at row offsets.
 Tensor stack_rows(Runtime& rt, const WeightSource& w, const std::vector<std::string>& names, int64_t rows, int64_t cols,
                   const std::string& what) {
@@ -194,8 +186,8 @@ void lm_layer_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const op
   ops::rope(rt, k, positions, rope, k);
   ops::copy_rows(rt, qkv, Q, Ntot * hd, k_cache, past * KV, KV, T, KV);
   ops::copy_rows(rt, qkv, Q + KV, Ntot * hd, v_cache, past * KV, KV, T, KV);
-  ops::AttnView kc = ops::AttnView::bnhd(view(k_cache, {1, cap, Hkv, hd}));
-  ops::AttnView vc = ops::AttnView::bnhd(view(v_cache, {1, cap, Hkv, hd}));
+  ops::AttnView kc = ops::AttnView::bnhd(reshaped(k_cache, {1, cap, Hkv, hd}));
+  ops::AttnView vc = ops::AttnView::bnhd(reshaped(v_cache, {1, cap, Hkv, hd}));
   kc.N = vc.N = past + T;
   Tensor att = rt.empty({1, T, H, hd}, DType::f32, "lm attention");
   ops::SdpaParams p;
@@ -203,7 +195,7 @@ void lm_layer_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const op
   p.causal = true;
   ops::sdpa(rt, q, kc, vc, ops::AttnView::bnhd(att), p);
   Tensor o = rt.empty(x.shape, DType::f32, "lm o_proj");
-  linear(rt, view(att, {T, Q}), l.o_w, nullptr, o);
+  linear(rt, reshaped(att, {T, Q}), l.o_w, nullptr, o);
   ops::add(rt, x, o, x);
   if (taps) (*taps)[prefix + "attn_residual"] = rt.clone(x, "tap attn_residual");
 

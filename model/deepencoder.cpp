@@ -13,13 +13,6 @@
 
 namespace dsocr {
 namespace {
-Tensor view(const Tensor& t, const Shape& s) {
-  if (shape_numel(s) != t.numel())
-    throw Error(fmt::format("internal: cannot view {} as {}", shape_str(t.shape), shape_str(s)));
-  Tensor v = t;
-  v.shape = s;
-  return v;
-}
 int64_t isqrt_exact(int64_t n, const char* what) {
   int64_t s = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
   if (s * s != n) throw Error(fmt::format("{}: {} tokens do not form a square grid", what, n));

@@ -15,14 +15,6 @@
 namespace dsocr {
 namespace {
 
-Tensor reshaped(const Tensor& t, const Shape& s) {
-  if (shape_numel(s) != t.numel())
-    throw Error(fmt::format("internal: cannot view {} as {}", shape_str(t.shape), shape_str(s)));
-  Tensor v = t;
-  v.shape = s;
-  return v;
-}
-
 std::vector<float> host_f32(Runtime& rt, const Tensor& t) { return rt.read_f32(t); }
 
 }  // namespace

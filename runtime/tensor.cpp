@@ -8,18 +8,24 @@ namespace dsocr {
 
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::f32: return 4;
-    case DType::f16: return 2;
-    case DType::i32: return 4;
+    case DType::f32:
+      return 4;
+    case DType::f16:
+      return 2;
+    case DType::i32:
+      return 4;
   }
   return 0;
 }
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::f32: return "f32";
-    case DType::f16: return "f16";
-    case DType::i32: return "i32";
+    case DType::f32:
+      return "f32";
+    case DType::f16:
+      return "f16";
+    case DType::i32:
+      return "i32";
   }
   return "?";
 }
@@ -44,6 +50,14 @@ Buffer::~Buffer() { stats_->current -= bytes_; }
 const cl::Buffer& Tensor::mem() const {
   if (!buffer) throw Error("tensor has no device buffer");
   return buffer->mem();
+}
+
+Tensor reshaped(const Tensor& t, const Shape& shape) {
+  if (shape_numel(shape) != t.numel())
+    throw Error("cannot view a tensor " + shape_str(t.shape) + " as " + shape_str(shape));
+  Tensor v = t;
+  v.shape = shape;
+  return v;
 }
 
 }  // namespace dsocr

@@ -54,4 +54,7 @@ struct Tensor {
   bool defined() const { return buffer != nullptr; }
 };
 
+// The same buffer seen with another shape of as many elements (throws Error otherwise).
+Tensor reshaped(const Tensor& t, const Shape& shape);
+
 }  // namespace dsocr
