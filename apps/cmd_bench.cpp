@@ -19,11 +19,14 @@ int cmd_bench(const std::vector<std::string>& argv) {
   bench::Options o;
   o.runs = std::stoi(a.value("--runs", "5"));
   o.small = a.flag("--small");
+  o.only = a.value("--only");
   std::string json_path = a.value("--json"), csv_path = a.value("--csv");
   auto pos = a.positional();
   std::string what = pos.empty() ? "all" : pos[0];
   if (pos.size() > 1 || (what != "peak" && what != "kernels" && what != "model" && what != "all"))
-    throw UsageError("usage: dsocr bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--json F] [--csv F]");
+    throw UsageError(
+        "usage: dsocr bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--only NAME] [--json F] "
+        "[--csv F]");
   if (o.runs < 1) throw UsageError("--runs must be at least 1");
 
   Runtime rt(ro);

@@ -21,7 +21,7 @@ void usage(std::FILE* f) {
       "  parity CASE.h5 [...] [--device SPEC] [--verbose]\n"
       "                           run golden cases and compare (exit 0 pass, 1 fail, 2 cannot run)\n"
       "  ocr INPUT... [options]   images and PDF pages to text, markdown or JSON (dsocr ocr --help)\n"
-      "  bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--json F] [--csv F]\n"
+      "  bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--only NAME] [--json F] [--csv F]\n"
       "                           benchmarks against the device's measured copy and SGEMM peaks\n"
       "\n"
       "device selection: --device NAME[:INDEX] or $DSOCR_DEVICE (platform or device name substring,\n"

@@ -15,6 +15,7 @@ namespace dsocr::bench {
 struct Options {
   int runs = 5, warmup = 2;
   bool small = false;  // reduced shapes (CPU devices, tests): the same code paths, smaller numbers
+  std::string only;    // kernels: time only those whose name contains this
 };
 
 struct Peak {
@@ -39,7 +40,8 @@ struct ModelResult {
   double peak_mem_mib = 0, weights_mib = 0;
 };
 
-// Median device time (ms) of fn over opts.runs runs after opts.warmup, between queue markers.
+// Median device time (ms) of fn over opts.runs runs after opts.warmup, between queue markers
+// (wall clock around a finished queue where the driver gives no profiling timestamps).
 double time_device_ms(Runtime& rt, const Options& opts, const std::function<void()>& fn);
 
 Peak measure_peak(Runtime& rt, const Options& opts);

@@ -155,6 +155,7 @@ std::vector<KernelResult> bench_kernels(Runtime& rt, const Options& opts) {
   rt.finish();
   std::vector<KernelResult> out;
   for (auto& c : cases) {
+    if (!opts.only.empty() && c.name.find(opts.only) == std::string::npos) continue;
     KernelResult r;
     r.name = c.name;
     r.bound = c.bound;

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <chrono>
 
 #include "bench/bench.h"
 #include "runtime/gemm.h"
@@ -18,11 +19,15 @@ double time_device_ms(Runtime& rt, const Options& opts, const std::function<void
   for (int i = 0; i < std::max(opts.runs, 1); ++i) {
     // Device time from a marker before to a marker after: every kernel in between, including
     // CLBlast's internal ones (its own event covers only its last kernel).
+    auto t0 = std::chrono::steady_clock::now();
     cl::Event a = rt.marker();
     fn();
     cl::Event b = rt.marker();
     rt.finish();
-    ms.push_back(Runtime::elapsed_us(a, b) / 1000.0);
+    double us = Runtime::elapsed_us(a, b);
+    // Drivers without profiling timestamps (Mesa 22's rusticl reports zeros): wall clock instead.
+    if (us <= 0) us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    ms.push_back(us / 1000.0);
     rt.take_timings();  // drop the per-launch records
   }
   std::sort(ms.begin(), ms.end());
