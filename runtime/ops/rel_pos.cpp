@@ -11,18 +11,12 @@ constexpr int kWK = 32, kWN = 8, kDMax = 128;  // rel_pos.cl's work-group shape 
 void rel_pos_terms(Runtime& rt, const AttnView& q, const Tensor& tab_h, const Tensor& tab_w, int kh, int kw,
                    Tensor& rel_h, Tensor& rel_w) {
   if (kh < 1 || kw < 1) throw Error(fmt::format("rel_pos_terms: grid {}x{} is empty", kh, kw));
+  q.check("rel_pos_terms", "q");
   const int64_t B = q.B, H = q.H, N = q.N, D = q.D;
-  if (!q.t.defined() || q.t.dtype != DType::f32) throw Error("rel_pos_terms: q must be a defined f32 tensor");
   if (N != static_cast<int64_t>(kh) * kw)
     throw Error(fmt::format("rel_pos_terms: q {} has {} tokens, expected the grid {}x{} = {}", shape_str(q.shape()), N,
                             kh, kw, static_cast<int64_t>(kh) * kw));
-  if (B < 1 || H < 1 || D < 1) throw Error(fmt::format("rel_pos_terms: q {} is empty", shape_str(q.shape())));
   if (D > kDMax) throw NotImplemented(fmt::format("rel_pos_terms: head dim {} over the supported {}", D, kDMax));
-  if (q.sb < 0 || q.sh < 0 || q.sn < 0) throw Error("rel_pos_terms: q has a negative stride");
-  int64_t last = static_cast<int64_t>(q.offset) + (B - 1) * q.sb + (H - 1) * q.sh + (N - 1) * q.sn + D;
-  if (last > q.t.numel())
-    throw Error(fmt::format("rel_pos_terms: q view {} (offset {}, strides {},{},{}) reaches element {} of a tensor {}",
-                            shape_str(q.shape()), q.offset, q.sb, q.sh, q.sn, last, shape_str(q.t.shape)));
   auto expect = [](const char* name, const Tensor& t, const Shape& want) {
     if (!t.defined() || t.dtype != DType::f32 || t.shape != want)
       throw Error(fmt::format("rel_pos_terms: {} is {} {}, expected f32 {}", name,

@@ -10,21 +10,6 @@ namespace {
 
 constexpr size_t kWG = 64;
 
-void check_view(const char* name, const AttnView& v) {
-  if (!v.t.defined()) throw Error(fmt::format("rope: {} has no tensor", name));
-  if (v.t.dtype != DType::f32)
-    throw Error(fmt::format("rope: {} must be f32, got {} {}", name, dtype_name(v.t.dtype), shape_str(v.t.shape)));
-  if (v.B < 1 || v.H < 1 || v.N < 1 || v.D < 1)
-    throw Error(fmt::format("rope: {} view shape {} has an empty dimension", name, shape_str(v.shape())));
-  if (v.sb < 0 || v.sh < 0 || v.sn < 0)
-    throw Error(fmt::format("rope: {} view has a negative stride (sb {}, sh {}, sn {})", name, v.sb, v.sh, v.sn));
-  int64_t last = static_cast<int64_t>(v.offset) + (v.B - 1) * v.sb + (v.H - 1) * v.sh + (v.N - 1) * v.sn + v.D;
-  if (last > v.t.numel())
-    throw Error(
-        fmt::format("rope: {} view {} (offset {}, strides {},{},{}) reaches element {} of a tensor {} with {} elements",
-                    name, shape_str(v.shape()), v.offset, v.sb, v.sh, v.sn, last, shape_str(v.t.shape), v.t.numel()));
-}
-
 bool same_view(const AttnView& a, const AttnView& b) {
   return a.t.buffer == b.t.buffer && a.offset == b.offset && a.shape() == b.shape() && a.sb == b.sb && a.sh == b.sh &&
          a.sn == b.sn;
@@ -61,8 +46,8 @@ RopeFreqs RopeFreqs::make(Runtime& rt, int64_t D, float theta) {
 }
 
 void rope(Runtime& rt, const AttnView& x, const Tensor& positions, const RopeFreqs& freqs, const AttnView& y) {
-  check_view("x", x);
-  check_view("y", y);
+  x.check("rope", "x");
+  y.check("rope", "y");
   if (y.shape() != x.shape())
     throw Error(fmt::format("rope: y is {}, expected the shape of x {}", shape_str(y.shape()), shape_str(x.shape())));
   if (x.D % 2 != 0) throw Error(fmt::format("rope: head dim D={} of x {} must be even", x.D, shape_str(x.shape())));
@@ -89,7 +74,7 @@ void rope(Runtime& rt, const AttnView& x, const Tensor& positions, const RopeFre
 }
 
 void rope(Runtime& rt, const AttnView& x, const Tensor& positions, float theta, const AttnView& y) {
-  check_view("x", x);
+  x.check("rope", "x");
   if (x.D % 2 != 0) throw Error(fmt::format("rope: head dim D={} of x {} must be even", x.D, shape_str(x.shape())));
   rope(rt, x, positions, RopeFreqs::make(rt, x.D, theta), y);
 }

@@ -15,21 +15,6 @@ constexpr int kFlashTQ = 16, kFlashTK = 8;
 constexpr int kDecNT = 128, kDecBK = 32;
 constexpr int kFlagDense = 1, kFlagRelPos = 2, kFlagCausal = 4;
 
-void check_view(const char* name, const AttnView& v) {
-  if (!v.t.defined()) throw Error(fmt::format("sdpa: {} has no tensor", name));
-  if (v.t.dtype != DType::f32)
-    throw Error(fmt::format("sdpa: {} must be f32, got {} {}", name, dtype_name(v.t.dtype), shape_str(v.t.shape)));
-  if (v.B < 1 || v.H < 1 || v.N < 1 || v.D < 1)
-    throw Error(fmt::format("sdpa: {} view shape {} has an empty dimension", name, shape_str(v.shape())));
-  if (v.sb < 0 || v.sh < 0 || v.sn < 0)
-    throw Error(fmt::format("sdpa: {} view has a negative stride (sb {}, sh {}, sn {})", name, v.sb, v.sh, v.sn));
-  int64_t last = static_cast<int64_t>(v.offset) + (v.B - 1) * v.sb + (v.H - 1) * v.sh + (v.N - 1) * v.sn + v.D;
-  if (last > v.t.numel())
-    throw Error(
-        fmt::format("sdpa: {} view {} (offset {}, strides {},{},{}) reaches element {} of a tensor {} with {} elements",
-                    name, shape_str(v.shape()), v.offset, v.sb, v.sh, v.sn, last, shape_str(v.t.shape), v.t.numel()));
-}
-
 Shape dense_strides(const Shape& s) {
   Shape st(s.size());
   int64_t acc = 1;
@@ -80,6 +65,22 @@ int to_int(int64_t v, const char* what) {
 }
 
 }  // namespace
+
+void AttnView::check(const char* op, const char* name) const {
+  const AttnView& v = *this;
+  if (!v.t.defined()) throw Error(fmt::format("{}: {} has no tensor", op, name));
+  if (v.t.dtype != DType::f32)
+    throw Error(fmt::format("{}: {} must be f32, got {} {}", op, name, dtype_name(v.t.dtype), shape_str(v.t.shape)));
+  if (v.B < 1 || v.H < 1 || v.N < 1 || v.D < 1)
+    throw Error(fmt::format("{}: {} view shape {} has an empty dimension", op, name, shape_str(v.shape())));
+  if (v.sb < 0 || v.sh < 0 || v.sn < 0)
+    throw Error(fmt::format("{}: {} view has a negative stride (sb {}, sh {}, sn {})", op, name, v.sb, v.sh, v.sn));
+  int64_t last = static_cast<int64_t>(v.offset) + (v.B - 1) * v.sb + (v.H - 1) * v.sh + (v.N - 1) * v.sn + v.D;
+  if (last > v.t.numel())
+    throw Error(fmt::format(
+        "{}: {} view {} (offset {}, strides {},{},{}) reaches element {} of a tensor {} with {} elements", op, name,
+        shape_str(v.shape()), v.offset, v.sb, v.sh, v.sn, last, shape_str(v.t.shape), v.t.numel()));
+}
 
 AttnView AttnView::bhnd(const Tensor& t) {
   if (t.rank() != 4) throw Error(fmt::format("AttnView::bhnd: expected [B,H,N,D], got {}", shape_str(t.shape)));
@@ -133,10 +134,10 @@ AttnBias AttnBias::dense(const Tensor& t) {
 
 void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, const AttnView& out,
           const SdpaParams& p) {
-  check_view("q", q);
-  check_view("k", k);
-  check_view("v", v);
-  check_view("out", out);
+  q.check("sdpa", "q");
+  k.check("sdpa", "k");
+  v.check("sdpa", "v");
+  out.check("sdpa", "out");
   const int64_t B = q.B, H = q.H, Nq = q.N, D = q.D, Hkv = k.H, Nk = k.N;
   auto expect = [](const char* name, const Shape& got, const Shape& want) {
     if (got != want) throw Error(fmt::format("sdpa: {} is {}, expected {}", name, shape_str(got), shape_str(want)));

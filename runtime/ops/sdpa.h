@@ -35,6 +35,9 @@ struct AttnView {
   static AttnView heads(const Tensor& t, int64_t h0, int64_t H);
 
   Shape shape() const { return {B, H, N, D}; }
+  // Throws Error "<op>: <name> ..." unless the view has an f32 tensor, no empty dimension, no
+  // negative stride, and stays inside the tensor.
+  void check(const char* op, const char* name) const;
 };
 
 // A dense additive bias broadcastable to [B,H,Nq,Nk]: element (b,h,i,j) is
