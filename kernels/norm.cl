@@ -6,6 +6,10 @@
 //                      one work-item per pixel, looping over C (reads coalesced across pixels).
 //   rms_norm_f32:      rows of C: y = x * rsqrt(mean(x^2) + eps) * w  (the weight applied after
 //                      the normalisation, as DeepSeek-V2 / Qwen2 do in fp32).
+//   add_rms_norm_f32:  the residual add fused in front of rms_norm_f32: x += a (nadd 1) or
+//                      x += (a + b) (nadd 2, the order of `(a + b)` then `x + ...` as separate adds
+//                      would round), written back to x, and y = rms_norm(x); bit-identical to
+//                      add(s) followed by rms_norm_f32. One work-group per row.
 // Tunables: WG (work-group size for row kernels, power of two, default 256).
 #include "reduce.cl"
 
@@ -53,6 +57,25 @@ __kernel void rms_norm_f32(__global const float* x, __global const float* w, __g
   __global const float* xr = x + row * C;
   float s = 0.0f;
   for (int c = l; c < C; c += WG) s += xr[c] * xr[c];
+  float r = rsqrt(wg_reduce_sum(s, scratch) / C + eps);
+  __global float* yr = y + row * C;
+  for (int c = l; c < C; c += WG) yr[c] = xr[c] * r * w[c];
+}
+
+__kernel void add_rms_norm_f32(__global float* x, __global const float* a, __global const float* b, int nadd,
+                               __global const float* w, __global float* y, int C, float eps) {
+  __local float scratch[WG];
+  size_t row = get_group_id(0);
+  int l = get_local_id(0);
+  __global float* xr = x + row * C;
+  __global const float* ar = a + row * C;
+  __global const float* br = b + row * C;
+  float s = 0.0f;
+  for (int c = l; c < C; c += WG) {
+    float v = xr[c] + (nadd > 1 ? ar[c] + br[c] : ar[c]);
+    xr[c] = v;
+    s += v * v;
+  }
   float r = rsqrt(wg_reduce_sum(s, scratch) / C + eps);
   __global float* yr = y + row * C;
   for (int c = l; c < C; c += WG) yr[c] = xr[c] * r * w[c];

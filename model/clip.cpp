@@ -27,13 +27,13 @@ Clip load_clip(Runtime& rt, const WeightSource& w, const ClipConfig& cfg) {
     l.ln1_b = lw.load(rt, "layer_norm1.bias", {C});
     l.ln2_w = lw.load(rt, "layer_norm2.weight", {C});
     l.ln2_b = lw.load(rt, "layer_norm2.bias", {C});
-    l.qkv_w = lw.load(rt, "self_attn.qkv_proj.weight", {3 * C, C});
+    l.qkv_w = lw.load_matrix(rt, "self_attn.qkv_proj.weight", {3 * C, C});
     l.qkv_b = lw.load(rt, "self_attn.qkv_proj.bias", {3 * C});
-    l.out_w = lw.load(rt, "self_attn.out_proj.weight", {C, C});
+    l.out_w = lw.load_matrix(rt, "self_attn.out_proj.weight", {C, C});
     l.out_b = lw.load(rt, "self_attn.out_proj.bias", {C});
-    l.fc1_w = lw.load(rt, "mlp.fc1.weight", {M, C});
+    l.fc1_w = lw.load_matrix(rt, "mlp.fc1.weight", {M, C});
     l.fc1_b = lw.load(rt, "mlp.fc1.bias", {M});
-    l.fc2_w = lw.load(rt, "mlp.fc2.weight", {C, M});
+    l.fc2_w = lw.load_matrix(rt, "mlp.fc2.weight", {C, M});
     l.fc2_b = lw.load(rt, "mlp.fc2.bias", {C});
     c.layers.push_back(std::move(l));
   }

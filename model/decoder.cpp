@@ -15,26 +15,22 @@
 namespace dsocr {
 namespace {
 
-// Stacks row blocks into one tensor: parts loaded one after another at row offsets.
-Tensor stack_rows(Runtime& rt, const WeightSource& w, const std::vector<std::string>& names, int64_t rows, int64_t cols,
-                  const std::string& what) {
-  Tensor out = rt.empty({static_cast<int64_t>(names.size()) * rows, cols}, DType::f32, what);
-  for (size_t i = 0; i < names.size(); ++i) {
-    Tensor part = w.load(rt, names[i], {rows, cols});
-    rt.copy(part, out, part.bytes(), 0, i * part.bytes());
-  }
-  return out;
-}
-
-// [a_rows + b_rows + ..., cols] from tensors of different row counts.
+// [rows_0 + rows_1 + ..., cols]: weight matrices stacked by rows, kept in their storage dtype
+// when they share one (bf16 from the checkpoint), else all in fp32.
 Tensor concat_rows(Runtime& rt, const WeightSource& w, const std::vector<std::pair<std::string, int64_t>>& parts,
                    int64_t cols, const std::string& what) {
   int64_t rows = 0;
-  for (auto& p : parts) rows += p.second;
-  Tensor out = rt.empty({rows, cols}, DType::f32, what);
-  size_t off = 0;
+  std::vector<Tensor> loaded;
+  bool same = true;
   for (auto& [name, r] : parts) {
-    Tensor part = w.load(rt, name, {r, cols});
+    rows += r;
+    loaded.push_back(w.load_matrix(rt, name, {r, cols}));
+    same = same && loaded.back().dtype == loaded.front().dtype;
+  }
+  for (size_t i = 0; !same && i < parts.size(); ++i) loaded[i] = w.load(rt, parts[i].first, {parts[i].second, cols});
+  Tensor out = rt.empty({rows, cols}, loaded.front().dtype, what);
+  size_t off = 0;
+  for (const Tensor& part : loaded) {
     rt.copy(part, out, part.bytes(), 0, off);
     off += part.bytes();
   }
@@ -58,27 +54,38 @@ void load_lm_moe(Runtime& rt, const WeightSource& w, const LmConfig& c, LmLayer&
   const int64_t D = c.hidden_size;
   l.moe = true;
   const int64_t E = c.n_routed_experts, I = c.moe_intermediate_size;
-  l.router_w = w.load(rt, "gate.weight", {E, D});
+  l.router_w = w.load_matrix(rt, "gate.weight", {E, D});
   ops::MoeExperts& ex = l.experts;
   ex.E = E;
   ex.I = I;
   ex.H = D;
-  ex.gate_up = rt.empty({E, 2 * I, D}, DType::f32, fmt::format("layer {} experts gate|up", idx));
-  ex.down = rt.empty({E, D, I}, DType::f32, fmt::format("layer {} experts down", idx));
-  const size_t gu_bytes = static_cast<size_t>(2 * I * D) * 4, dn_bytes = static_cast<size_t>(D * I) * 4;
-  for (int64_t e = 0; e < E; ++e) {
-    std::string p = fmt::format("experts.{}.", e);
-    Tensor g = w.load(rt, p + "gate_proj.weight", {I, D}), u = w.load(rt, p + "up_proj.weight", {I, D});
-    Tensor d = w.load(rt, p + "down_proj.weight", {D, I});
-    rt.copy(g, ex.gate_up, g.bytes(), 0, e * gu_bytes);
-    rt.copy(u, ex.gate_up, u.bytes(), 0, e * gu_bytes + g.bytes());
-    rt.copy(d, ex.down, dn_bytes, 0, e * dn_bytes);
-  }
+  // Every expert's three matrices in one storage dtype: that of the checkpoint where they all
+  // share it, else fp32.
+  auto load_experts = [&](bool compact) {
+    auto get = [&](const std::string& n, const Shape& s) {
+      return compact ? w.load_matrix(rt, n, s) : w.load(rt, n, s);
+    };
+    for (int64_t e = 0; e < E; ++e) {
+      std::string p = fmt::format("experts.{}.", e);
+      Tensor g = get(p + "gate_proj.weight", {I, D}), u = get(p + "up_proj.weight", {I, D});
+      Tensor d = get(p + "down_proj.weight", {D, I});
+      if (e == 0) {
+        ex.gate_up = rt.empty({E, 2 * I, D}, g.dtype, fmt::format("layer {} experts gate|up", idx));
+        ex.down = rt.empty({E, D, I}, g.dtype, fmt::format("layer {} experts down", idx));
+      }
+      if (g.dtype != ex.gate_up.dtype || u.dtype != g.dtype || d.dtype != g.dtype) return false;
+      rt.copy(g, ex.gate_up, g.bytes(), 0, e * 2 * g.bytes());
+      rt.copy(u, ex.gate_up, u.bytes(), 0, e * 2 * g.bytes() + g.bytes());
+      rt.copy(d, ex.down, d.bytes(), 0, e * d.bytes());
+    }
+    return true;
+  };
+  if (!load_experts(true)) load_experts(false);
   if (c.n_shared_experts > 0) {
     const int64_t Is = I * c.n_shared_experts;
-    l.shared_gate_up = stack_rows(rt, w, {"shared_experts.gate_proj.weight", "shared_experts.up_proj.weight"}, Is, D,
-                                  "shared gate|up");
-    l.shared_down = w.load(rt, "shared_experts.down_proj.weight", {D, Is});
+    l.shared_gate_up = concat_rows(
+        rt, w, {{"shared_experts.gate_proj.weight", Is}, {"shared_experts.up_proj.weight", Is}}, D, "shared gate|up");
+    l.shared_down = w.load_matrix(rt, "shared_experts.down_proj.weight", {D, Is});
   }
 }
 
@@ -95,12 +102,12 @@ LmLayer load_lm_layer(Runtime& rt, const WeightSource& w, const LmConfig& c, int
                          {"self_attn.k_proj.weight", Hkv * hd},
                          {"self_attn.v_proj.weight", Hkv * hd}},
                         D, fmt::format("layer {} qkv", idx));
-  l.o_w = w.load(rt, "self_attn.o_proj.weight", {D, H * hd});
+  l.o_w = w.load_matrix(rt, "self_attn.o_proj.weight", {D, H * hd});
   l.moe = c.is_moe_layer(idx);
   if (!l.moe) {
     const int64_t I = c.intermediate_size;
-    l.mlp_gate_up = stack_rows(rt, w, {"mlp.gate_proj.weight", "mlp.up_proj.weight"}, I, D, "dense gate|up");
-    l.mlp_down = w.load(rt, "mlp.down_proj.weight", {D, I});
+    l.mlp_gate_up = concat_rows(rt, w, {{"mlp.gate_proj.weight", I}, {"mlp.up_proj.weight", I}}, D, "dense gate|up");
+    l.mlp_down = w.load_matrix(rt, "mlp.down_proj.weight", {D, I});
     return l;
   }
   load_lm_moe(rt, SubWeights(w, "mlp."), c, l, idx);
@@ -110,11 +117,12 @@ LmLayer load_lm_layer(Runtime& rt, const WeightSource& w, const LmConfig& c, int
 LanguageModel load_lm(Runtime& rt, const WeightSource& w, const LmConfig& c) {
   LanguageModel lm;
   lm.cfg = c;
-  lm.embed = w.load(rt, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  lm.embed = w.load_matrix(rt, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
     lm.layers.push_back(load_lm_layer(rt, SubWeights(w, fmt::format("model.layers.{}.", i)), c, i));
   lm.norm = w.load(rt, "model.norm.weight", {c.hidden_size});
-  lm.lm_head = w.load(rt, "lm_head.weight", {c.vocab_size, c.hidden_size});
+  lm.lm_head = w.load_matrix(rt, "lm_head.weight", {c.vocab_size, c.hidden_size});
+  rt.trim();  // the parts of the fused matrices, freed, are not needed again
   lm.rope = ops::RopeFreqs::make(rt, c.head_dim(), static_cast<float>(c.rope_theta));
   return lm;
 }
@@ -132,17 +140,39 @@ KvCache make_kv_cache(Runtime& rt, const LmConfig& c, int64_t capacity) {
         total / 1048576.0));
   KvCache kv;
   kv.capacity = capacity;
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    kv.k.push_back(
-        rt.empty({capacity, c.num_key_value_heads, c.head_dim()}, DType::f32, fmt::format("KV cache k {}", i)));
-    kv.v.push_back(
-        rt.empty({capacity, c.num_key_value_heads, c.head_dim()}, DType::f32, fmt::format("KV cache v {}", i)));
-  }
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+    kv.kv.push_back(
+        rt.empty({capacity, 2, c.num_key_value_heads, c.head_dim()}, DType::f32, fmt::format("KV cache {}", i)));
   return kv;
 }
 
-void lm_moe_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& o, Taps* taps,
-                    const std::string& prefix) {
+namespace {
+
+// Residual additions not yet made: the output(s) of the sublayer before, added to x by the next
+// norm in the same launch (x += a, or x += (a + b) for the routed and shared experts).
+struct Pending {
+  Tensor a, b;
+};
+
+// x += pending, then y = rms_norm(x) with weight w: one launch either way.
+void add_norm(Runtime& rt, Tensor& x, Pending& p, const Tensor& w, Tensor& y, float eps) {
+  if (p.a.defined())
+    ops::add_rms_norm(rt, x, p.a, p.b.defined() ? &p.b : nullptr, w, y, eps);
+  else
+    ops::rms_norm(rt, x, w, y, eps);
+  p = {};
+}
+
+// x += pending, without a norm (taps, the end of a layer called on its own).
+void add_pending(Runtime& rt, Tensor& x, Pending& p) {
+  if (p.b.defined()) ops::add(rt, p.a, p.b, p.a);
+  if (p.a.defined()) ops::add(rt, x, p.a, x);
+  p = {};
+}
+
+// Routed experts into `routed`, shared experts (when the layer has them) into `shared`.
+void moe_parts(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& routed, Tensor& shared,
+               Taps* taps, const std::string& prefix) {
   const int64_t T = xn.dim(0);
   const int64_t E = l.experts.E, K = c.num_experts_per_tok;
   Tensor logits = rt.empty({T, E}, DType::f32, "router logits");
@@ -154,41 +184,54 @@ void lm_moe_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tens
     (*taps)[prefix + "topk_ids"] = ids;
     (*taps)[prefix + "topk_weights"] = w;
   }
-  ops::moe_experts(rt, xn, l.experts, ids, w, o);
+  ops::moe_experts(rt, xn, l.experts, ids, w, routed);
   if (l.shared_gate_up.defined()) {
-    Tensor s = rt.empty(xn.shape, DType::f32, "shared experts");
-    swiglu_mlp(rt, xn, l.shared_gate_up, l.shared_down, s);
-    ops::add(rt, o, s, o);
+    shared = rt.empty(xn.shape, DType::f32, "shared experts");
+    swiglu_mlp(rt, xn, l.shared_gate_up, l.shared_down, shared);
   }
 }
 
-void lm_layer_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
-                      const Tensor& positions, Tensor& k_cache, Tensor& v_cache, int64_t past, Taps* taps,
-                      const std::string& prefix) {
+// One decoder layer. `pend` holds the previous layer's MLP output on entry (added to x with the
+// input norm) and this layer's on return (not yet added to x).
+void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
+                const Tensor& positions, Tensor& kv_cache, int64_t past, Pending& pend, Taps* taps,
+                const std::string& prefix) {
   const int64_t D = c.hidden_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
   if (x.rank() != 2 || x.dim(1) != D)
     throw Error(fmt::format("decoder layer: x must be [T,{}], got {}", D, shape_str(x.shape)));
   const int64_t T = x.dim(0), Ntot = H + 2 * Hkv, Q = H * hd, KV = Hkv * hd;
   if (positions.numel() != T || positions.dtype != DType::i32)
     throw Error(fmt::format("decoder layer: positions must be i32 [{}], got {}", T, shape_str(positions.shape)));
-  const int64_t cap = k_cache.dim(0);
+  if (kv_cache.rank() != 4 || kv_cache.dim(1) != 2 || kv_cache.dim(2) != Hkv || kv_cache.dim(3) != hd ||
+      kv_cache.dtype != DType::f32)
+    throw Error(fmt::format("decoder layer: the KV cache must be f32 [capacity,2,{},{}], got {} {}", Hkv, hd,
+                            shape_str(kv_cache.shape), dtype_name(kv_cache.dtype)));
+  const int64_t cap = kv_cache.dim(0);
   if (past < 0 || past + T > cap)
     throw Error(fmt::format("decoder layer: {} past + {} new tokens exceed the KV cache of {}", past, T, cap));
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   Tensor xn = rt.empty(x.shape, DType::f32, "lm norm");
-  ops::rms_norm(rt, x, l.in_norm, xn, eps);
+  add_norm(rt, x, pend, l.in_norm, xn, eps);
   Tensor qkv = rt.empty({T, Ntot * hd}, DType::f32, "lm qkv");
   linear(rt, xn, l.qkv_w, nullptr, qkv);
   qkv.shape = {1, T, Ntot, hd};
-  ops::AttnView q = ops::AttnView::heads(qkv, 0, H), k = ops::AttnView::heads(qkv, H, Hkv);
-  ops::rope(rt, q, positions, rope, q);
-  ops::rope(rt, k, positions, rope, k);
-  ops::copy_rows(rt, qkv, Q, Ntot * hd, k_cache, past * KV, KV, T, KV);
-  ops::copy_rows(rt, qkv, Q + KV, Ntot * hd, v_cache, past * KV, KV, T, KV);
-  ops::AttnView kc = ops::AttnView::bnhd(reshaped(k_cache, {1, cap, Hkv, hd}));
-  ops::AttnView vc = ops::AttnView::bnhd(reshaped(v_cache, {1, cap, Hkv, hd}));
-  kc.N = vc.N = past + T;
+  // q and k heads are adjacent in the fused projection: one rope launch for both.
+  ops::AttnView qk = ops::AttnView::heads(qkv, 0, H + Hkv), q = ops::AttnView::heads(qkv, 0, H);
+  ops::rope(rt, qk, positions, rope, qk);
+  // k | v of every new token, adjacent in qkv and in the cache row: one copy.
+  ops::copy_rows(rt, qkv, Q, Ntot * hd, kv_cache, past * 2 * KV, 2 * KV, T, 2 * KV);
+  ops::AttnView kc;  // [1, Hkv, past+T, hd] inside kv_cache [cap, 2, Hkv, hd]
+  kc.t = kv_cache;
+  kc.B = 1;
+  kc.H = Hkv;
+  kc.N = past + T;
+  kc.D = hd;
+  kc.sb = cap * 2 * KV;
+  kc.sh = hd;
+  kc.sn = 2 * KV;
+  ops::AttnView vc = kc;
+  vc.offset = static_cast<size_t>(KV);
   Tensor att = rt.empty({1, T, H, hd}, DType::f32, "lm attention");
   ops::SdpaParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -196,17 +239,38 @@ void lm_layer_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const op
   ops::sdpa(rt, q, kc, vc, ops::AttnView::bnhd(att), p);
   Tensor o = rt.empty(x.shape, DType::f32, "lm o_proj");
   linear(rt, reshaped(att, {T, Q}), l.o_w, nullptr, o);
-  ops::add(rt, x, o, x);
-  if (taps) (*taps)[prefix + "attn_residual"] = rt.clone(x, "tap attn_residual");
-
-  ops::rms_norm(rt, x, l.post_norm, xn, eps);
+  pend.a = o;
+  if (taps) {
+    add_pending(rt, x, pend);
+    (*taps)[prefix + "attn_residual"] = rt.clone(x, "tap attn_residual");
+  }
+  add_norm(rt, x, pend, l.post_norm, xn, eps);
+  Tensor y = rt.empty(x.shape, DType::f32, "lm mlp");
   if (!l.moe) {
-    swiglu_mlp(rt, xn, l.mlp_gate_up, l.mlp_down, o);
-    ops::add(rt, x, o, x);
+    swiglu_mlp(rt, xn, l.mlp_gate_up, l.mlp_down, y);
+    pend.a = y;
     return;
   }
-  lm_moe_forward(rt, c, l, xn, o, taps, prefix);
-  ops::add(rt, x, o, x);
+  Tensor shared;
+  moe_parts(rt, c, l, xn, y, shared, taps, prefix);
+  pend.a = y;
+  pend.b = shared;
+}
+
+}  // namespace
+
+void lm_moe_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& o, Taps* taps,
+                    const std::string& prefix) {
+  Tensor shared;
+  moe_parts(rt, c, l, xn, o, shared, taps, prefix);
+  if (shared.defined()) ops::add(rt, o, shared, o);
+}
+
+void lm_layer_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
+                      const Tensor& positions, Tensor& kv_cache, int64_t past, Taps* taps, const std::string& prefix) {
+  Pending pend;
+  layer_impl(rt, c, l, rope, x, positions, kv_cache, past, pend, taps, prefix);
+  add_pending(rt, x, pend);
 }
 
 Tensor lm_embed(Runtime& rt, const LanguageModel& lm, const std::vector<int32_t>& ids, const Tensor* image_embeds,
@@ -257,21 +321,31 @@ Tensor lm_forward(Runtime& rt, const LanguageModel& lm, Tensor x, KvCache& cache
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t i = 0; i < T; ++i) pos[i] = static_cast<int32_t>(cache.length + i);
   Tensor positions = rt.upload(pos, {T});
+  Pending pend;
   for (size_t i = 0; i < lm.layers.size(); ++i) {
     std::string p = fmt::format("layers.{}", i);
-    lm_layer_forward(rt, c, lm.layers[i], lm.rope, x, positions, cache.k[i], cache.v[i], cache.length, taps, p + ".");
-    if (taps) (*taps)[p] = rt.clone(x, "tap " + p);
+    layer_impl(rt, c, lm.layers[i], lm.rope, x, positions, cache.kv[i], cache.length, pend, taps, p + ".");
+    if (taps) {
+      add_pending(rt, x, pend);
+      (*taps)[p] = rt.clone(x, "tap " + p);
+    }
+    rt.flush();  // let the device start on this layer while the host enqueues the next
   }
   cache.length += T;
-  Tensor h = x;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  Tensor hn;
   if (last_only && T > 1) {
-    h = rt.empty({1, D}, DType::f32, "last hidden");
+    add_pending(rt, x, pend);
+    Tensor h = rt.empty({1, D}, DType::f32, "last hidden");
     rt.copy(x, h, static_cast<size_t>(D) * 4, static_cast<size_t>((T - 1) * D) * 4, 0);
+    hn = rt.empty(h.shape, DType::f32, "final norm");
+    ops::rms_norm(rt, h, lm.norm, hn, eps);
+  } else {
+    hn = rt.empty(x.shape, DType::f32, "final norm");
+    add_norm(rt, x, pend, lm.norm, hn, eps);
   }
-  Tensor hn = rt.empty(h.shape, DType::f32, "final norm");
-  ops::rms_norm(rt, h, lm.norm, hn, static_cast<float>(c.rms_norm_eps));
   if (taps) (*taps)["norm"] = hn;
-  Tensor logits = rt.empty({h.dim(0), c.vocab_size}, DType::f32, "logits");
+  Tensor logits = rt.empty({hn.dim(0), c.vocab_size}, DType::f32, "logits");
   linear(rt, hn, lm.lm_head, nullptr, logits);
   return logits;
 }

@@ -48,20 +48,21 @@ void lm_moe_forward(Runtime& rt, const LmConfig& cfg, const LmLayer& l, const Te
 // The whole LM; names relative to the checkpoint root (model.embed_tokens.weight, model.layers.N., lm_head.weight).
 LanguageModel load_lm(Runtime& rt, const WeightSource& w, const LmConfig& cfg);
 
-// Per-layer K and V of past tokens: [capacity, Hkv, hd] each, `length` rows filled.
+// Per-layer keys and values of past tokens, side by side: [capacity, 2, Hkv, hd] (k then v of a
+// token in one row, so one copy appends both), `length` rows filled.
 struct KvCache {
   int64_t capacity = 0, length = 0;
-  std::vector<Tensor> k, v;
+  std::vector<Tensor> kv;
 };
 // Preallocates `capacity` tokens for every layer; throws OutOfDeviceMemory saying how much is
 // needed and how much the device has left.
 KvCache make_kv_cache(Runtime& rt, const LmConfig& cfg, int64_t capacity);
 
 // x [T, hidden] updated in place by layer `idx`; positions [T] i32 (RoPE with `rope`, see ops::RopeFreqs); the T new
-// tokens are appended to (k, v) at row `past` and attend causally to rows 0..past+T-1. taps (optional) get
-// "<prefix>attn_residual", and for MoE layers "<prefix>topk_ids" / "<prefix>topk_weights".
+// tokens are appended to kv_cache [capacity, 2, Hkv, hd] at row `past` and attend causally to rows 0..past+T-1. taps
+// (optional) get "<prefix>attn_residual", and for MoE layers "<prefix>topk_ids" / "<prefix>topk_weights".
 void lm_layer_forward(Runtime& rt, const LmConfig& cfg, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
-                      const Tensor& positions, Tensor& k_cache, Tensor& v_cache, int64_t past, Taps* taps = nullptr,
+                      const Tensor& positions, Tensor& kv_cache, int64_t past, Taps* taps = nullptr,
                       const std::string& prefix = {});
 
 // Token embeddings for ids (validated against the vocabulary), with image_embeds [n, hidden]

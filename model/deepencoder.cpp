@@ -98,7 +98,7 @@ DeepEncoder load_deepencoder(Runtime& rt, const WeightSource& w, const ModelConf
   e.cfg = cfg;
   e.sam = load_sam(rt, SubWeights(w, "sam_model."), cfg.sam);
   e.clip = load_clip(rt, SubWeights(w, "vision_model."), cfg.clip);
-  e.proj_w = w.load(rt, "projector.layers.weight", {cfg.n_embed, cfg.projector_input_dim});
+  e.proj_w = w.load_matrix(rt, "projector.layers.weight", {cfg.n_embed, cfg.projector_input_dim});
   e.proj_b = w.load(rt, "projector.layers.bias", {cfg.n_embed});
   e.newline = w.load(rt, "image_newline", {cfg.n_embed});
   e.separator = w.load(rt, "view_seperator", {cfg.n_embed});

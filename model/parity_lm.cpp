@@ -109,10 +109,10 @@ ParityOutputs op_decoder_layer(Runtime& rt, const GoldenCase& c) {
   LmLayer l = load_lm_layer(rt, GoldenWeights(c), k, idx);
   Tensor xt = to_device(rt, x, "x"), pt = to_device(rt, pos, "positions");
   const int64_t T = x.shape[0];
-  Tensor kc = rt.empty({T, k.num_key_value_heads, k.head_dim()}), vc = rt.empty(kc.shape);
+  Tensor kv = rt.empty({T, 2, k.num_key_value_heads, k.head_dim()});
   Taps taps;
-  lm_layer_forward(rt, k, l, ops::RopeFreqs::make(rt, k.head_dim(), static_cast<float>(k.rope_theta)), xt, pt, kc, vc,
-                   0, &taps);
+  lm_layer_forward(rt, k, l, ops::RopeFreqs::make(rt, k.head_dim(), static_cast<float>(k.rope_theta)), xt, pt, kv, 0,
+                   &taps);
   ParityOutputs out{{"y", from_device_f32(rt, xt)}};
   add_taps(rt, taps, out);
   return out;

@@ -19,8 +19,8 @@ constexpr uint64_t kMaxHeader = 100ull << 20;
 
 bool parse_dtype(const std::string& s, StDType& out) {
   static const std::map<std::string, StDType> m = {
-      {"F32", StDType::f32}, {"F16", StDType::f16}, {"BF16", StDType::bf16}, {"F64", StDType::f64},
-      {"I64", StDType::i64}, {"I32", StDType::i32}, {"I16", StDType::i16},  {"I8", StDType::i8},
+      {"F32", StDType::f32}, {"F16", StDType::f16},     {"BF16", StDType::bf16}, {"F64", StDType::f64},
+      {"I64", StDType::i64}, {"I32", StDType::i32},     {"I16", StDType::i16},   {"I8", StDType::i8},
       {"U8", StDType::u8},   {"BOOL", StDType::boolean}};
   auto it = m.find(s);
   if (it == m.end()) return false;
@@ -38,7 +38,8 @@ float bf16_to_f32(uint16_t h) {
 float f16_to_f32(uint16_t h) {
   uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, x;
   if (exp == 0) {
-    if (mant == 0) x = sign;
+    if (mant == 0)
+      x = sign;
     else {
       int e = -1;
       do {
@@ -82,26 +83,44 @@ uint16_t f32_to_f16(float f) {
 
 const char* st_dtype_name(StDType t) {
   switch (t) {
-    case StDType::f32: return "F32";
-    case StDType::f16: return "F16";
-    case StDType::bf16: return "BF16";
-    case StDType::f64: return "F64";
-    case StDType::i64: return "I64";
-    case StDType::i32: return "I32";
-    case StDType::i16: return "I16";
-    case StDType::i8: return "I8";
-    case StDType::u8: return "U8";
-    case StDType::boolean: return "BOOL";
+    case StDType::f32:
+      return "F32";
+    case StDType::f16:
+      return "F16";
+    case StDType::bf16:
+      return "BF16";
+    case StDType::f64:
+      return "F64";
+    case StDType::i64:
+      return "I64";
+    case StDType::i32:
+      return "I32";
+    case StDType::i16:
+      return "I16";
+    case StDType::i8:
+      return "I8";
+    case StDType::u8:
+      return "U8";
+    case StDType::boolean:
+      return "BOOL";
   }
   return "?";
 }
 
 size_t st_dtype_size(StDType t) {
   switch (t) {
-    case StDType::f64: case StDType::i64: return 8;
-    case StDType::f32: case StDType::i32: return 4;
-    case StDType::f16: case StDType::bf16: case StDType::i16: return 2;
-    default: return 1;
+    case StDType::f64:
+    case StDType::i64:
+      return 8;
+    case StDType::f32:
+    case StDType::i32:
+      return 4;
+    case StDType::f16:
+    case StDType::bf16:
+    case StDType::i16:
+      return 2;
+    default:
+      return 1;
   }
 }
 
@@ -116,7 +135,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   size_ = static_cast<size_t>(st.st_size);
   if (size_ < 8) {
     ::close(fd);
-    throw Error(fmt::format("{}: not a safetensors file ({} bytes, shorter than the 8-byte header length)", path, size_));
+    throw Error(
+        fmt::format("{}: not a safetensors file ({} bytes, shorter than the 8-byte header length)", path, size_));
   }
   map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
@@ -129,11 +149,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     uint64_t hlen = 0;
     std::memcpy(&hlen, base, 8);  // little-endian hosts only (x86-64, arm64)
     if (hlen > kMaxHeader || hlen > size_ - 8)
-      throw Error(fmt::format("{}: safetensors header length {} exceeds the file ({} bytes) or the 100 MiB limit "
-                              "(truncated or not a safetensors file)", path, hlen, size_));
+      throw Error(
+          fmt::format("{}: safetensors header length {} exceeds the file ({} bytes) or the 100 MiB limit "
+                      "(truncated or not a safetensors file)",
+                      path, hlen, size_));
     std::string header(reinterpret_cast<const char*>(base + 8), hlen);
     nlohmann::json j = nlohmann::json::parse(header, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw Error(fmt::format("{}: safetensors header is not a JSON object", path));
+    if (j.is_discarded() || !j.is_object())
+      throw Error(fmt::format("{}: safetensors header is not a JSON object", path));
     const uint8_t* data = base + 8 + hlen;
     uint64_t data_size = size_ - 8 - hlen;
     std::vector<std::pair<uint64_t, uint64_t>> ranges;
@@ -156,7 +179,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (!v["shape"].is_array()) throw bad("shape is not an array");
       uint64_t numel = 1;
       for (auto& d : v["shape"]) {
-        if (!d.is_number_unsigned()) throw bad(fmt::format("shape {} has a non-integer or negative entry", v["shape"].dump()));
+        if (!d.is_number_unsigned())
+          throw bad(fmt::format("shape {} has a non-integer or negative entry", v["shape"].dump()));
         uint64_t dv = d.get<uint64_t>();
         if (dv > (1ull << 40) || (dv && numel > (1ull << 62) / dv)) throw bad("shape is absurdly large");
         numel *= dv;
@@ -187,8 +211,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (b == e) continue;  // empty tensors occupy no bytes
       if (b < max_end)
         throw Error(fmt::format("{}: tensors {} and {} overlap (bytes [{}, {}) and [{}, {}))", path,
-                                range_names[max_idx], range_names[k], ranges[max_idx].first, ranges[max_idx].second,
-                                b, e));
+                                range_names[max_idx], range_names[k], ranges[max_idx].first, ranges[max_idx].second, b,
+                                e));
       max_end = e;
       max_idx = k;
     }
@@ -228,7 +252,8 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
       throw Error(fmt::format("{}: not a safetensors index (no weight_map object)", index.string()));
     std::vector<std::string> shards;
     for (auto& [name, shard] : j["weight_map"].items()) {
-      if (!shard.is_string()) throw Error(fmt::format("{}: weight_map entry {} is not a file name", index.string(), name));
+      if (!shard.is_string())
+        throw Error(fmt::format("{}: weight_map entry {} is not a file name", index.string(), name));
       std::string s = shard.get<std::string>();
       if (s.find('/') != std::string::npos || s.find("..") != std::string::npos)
         throw Error(fmt::format("{}: shard name {} must be a plain file name", index.string(), s));
@@ -236,13 +261,15 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
     }
     for (auto& s : shards) {
       fs::path p = fs::path(dir) / s;
-      if (!fs::exists(p)) throw Error(fmt::format("checkpoint shard {} (listed in {}) is missing", p.string(), index.string()));
+      if (!fs::exists(p))
+        throw Error(fmt::format("checkpoint shard {} (listed in {}) is missing", p.string(), index.string()));
       files.push_back(p.string());
     }
     WeightStore ws = open_files(files);
     for (auto& [name, shard] : j["weight_map"].items())
       if (!ws.has(name))
-        throw Error(fmt::format("tensor {} is listed in {} but not found in {}", name, index.string(), shard.get<std::string>()));
+        throw Error(fmt::format("tensor {} is listed in {} but not found in {}", name, index.string(),
+                                shard.get<std::string>()));
     return ws;
   }
   if (!fs::is_directory(dir)) throw Error(fmt::format("checkpoint directory {} does not exist", dir));
@@ -262,8 +289,10 @@ const TensorView& WeightStore::get(const std::string& name) const {
 const TensorView& WeightStore::get(const std::string& name, const Shape& expected) const {
   const TensorView& t = get(name);
   if (t.shape != expected)
-    throw Error(fmt::format("checkpoint tensor {} has shape {}, but the config implies {} (config and weights do not "
-                            "match)", name, shape_str(t.shape), shape_str(expected)));
+    throw Error(
+        fmt::format("checkpoint tensor {} has shape {}, but the config implies {} (config and weights do not "
+                    "match)",
+                    name, shape_str(t.shape), shape_str(expected)));
   return t;
 }
 
@@ -283,7 +312,9 @@ std::vector<float> WeightStore::to_f32(const TensorView& t) {
   size_t n = static_cast<size_t>(t.numel());
   std::vector<float> out(n);
   switch (t.dtype) {
-    case StDType::f32: std::memcpy(out.data(), t.data, n * 4); break;
+    case StDType::f32:
+      std::memcpy(out.data(), t.data, n * 4);
+      break;
     case StDType::bf16:
       for (size_t k = 0; k < n; ++k) {
         uint16_t h;
@@ -307,6 +338,8 @@ std::vector<float> WeightStore::to_f32(const TensorView& t) {
 
 Tensor WeightStore::upload(Runtime& rt, const std::string& name, const Shape& expected, DType dtype) const {
   const TensorView& t = get(name, expected);
+  if (dtype == DType::bf16 && t.dtype == StDType::bf16) return rt.upload(t.data, t.shape, DType::bf16, name);
+  if (dtype == DType::f16 && t.dtype == StDType::f16) return rt.upload(t.data, t.shape, DType::f16, name);
   std::vector<float> f = to_f32(t);
   if (dtype == DType::f32) return rt.upload(f.data(), t.shape, DType::f32, name);
   if (dtype == DType::f16) {

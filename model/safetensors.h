@@ -69,7 +69,10 @@ class WeightStore {
   // Host conversion to fp32 (from f32, f16, bf16).
   static std::vector<float> to_f32(const TensorView& t);
   // Uploads as fp32 (or fp16 storage when dtype == DType::f16).
+  // Uploads as dtype: f32 (converted), f16 (converted, or as stored), bf16 only from BF16 (raw bits).
   Tensor upload(Runtime& rt, const std::string& name, const Shape& expected, DType dtype = DType::f32) const;
+  // The tensor's dtype in the file (after a shape check).
+  StDType stored_dtype(const std::string& name, const Shape& expected) const { return get(name, expected).dtype; }
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> files_;

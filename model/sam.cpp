@@ -41,13 +41,13 @@ SamBlock load_sam_block(Runtime& rt, const WeightSource& w, const SamConfig& cfg
   b.norm1_b = w.load(rt, "norm1.bias", {C});
   b.norm2_w = w.load(rt, "norm2.weight", {C});
   b.norm2_b = w.load(rt, "norm2.bias", {C});
-  b.qkv_w = w.load(rt, "attn.qkv.weight", {3 * C, C});
+  b.qkv_w = w.load_matrix(rt, "attn.qkv.weight", {3 * C, C});
   b.qkv_b = w.load(rt, "attn.qkv.bias", {3 * C});
-  b.proj_w = w.load(rt, "attn.proj.weight", {C, C});
+  b.proj_w = w.load_matrix(rt, "attn.proj.weight", {C, C});
   b.proj_b = w.load(rt, "attn.proj.bias", {C});
-  b.lin1_w = w.load(rt, "mlp.lin1.weight", {M, C});
+  b.lin1_w = w.load_matrix(rt, "mlp.lin1.weight", {M, C});
   b.lin1_b = w.load(rt, "mlp.lin1.bias", {M});
-  b.lin2_w = w.load(rt, "mlp.lin2.weight", {C, M});
+  b.lin2_w = w.load_matrix(rt, "mlp.lin2.weight", {C, M});
   b.lin2_b = w.load(rt, "mlp.lin2.bias", {C});
   b.rel_h = host_f32(rt, w.load(rt, "attn.rel_pos_h", {b.table_len, hd}));
   b.rel_w = host_f32(rt, w.load(rt, "attn.rel_pos_w", {b.table_len, hd}));

@@ -22,7 +22,8 @@ Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) 
   check_cl(err, "clCreateCommandQueue", dev_.label());
   queue_ = cl::CommandQueue(q);
   programs_ = std::make_unique<ProgramCache>(ctx_, dev_);
-  mem_ = std::make_shared<MemoryStats>();
+  const char* pool = std::getenv("DSOCR_POOL");
+  pool_ = std::make_shared<BufferPool>(!(pool && std::string(pool) == "0"));
 }
 
 Runtime::~Runtime() {
@@ -35,28 +36,42 @@ Runtime::~Runtime() {
 }
 
 std::string Runtime::memory_summary() const {
-  return fmt::format("device memory: {:.1f} MiB held, {:.1f} MiB peak, {} allocations", mem_->current / 1048576.0,
-                     mem_->peak / 1048576.0, mem_->allocations);
+  const MemoryStats& m = pool_->stats;
+  return fmt::format(
+      "device memory: {:.1f} MiB live, {:.1f} MiB cached for reuse, {:.1f} MiB peak live, {:.1f} MiB peak held, {} "
+      "allocations ({} reused)",
+      m.current / 1048576.0, m.cached / 1048576.0, m.peak / 1048576.0, m.peak_held / 1048576.0, m.allocations,
+      m.reused);
 }
 
 std::shared_ptr<Buffer> Runtime::alloc(size_t bytes, const std::string& what) {
   if (bytes == 0) bytes = 4;  // OpenCL forbids empty buffers
   auto oom = [&](const char* why) {
-    return OutOfDeviceMemory(fmt::format(
-        "out of device memory allocating {}{:.1f} MiB on {}: {} (held {:.1f} MiB, device total {:.1f} MiB, "
-        "largest single allocation {:.1f} MiB)",
-        what.empty() ? "" : what + ", ", bytes / 1048576.0, dev_.label(), why, mem_->current / 1048576.0,
-        dev_.global_mem / 1048576.0, dev_.max_alloc / 1048576.0));
+    return OutOfDeviceMemory(
+        fmt::format("out of device memory allocating {}{:.1f} MiB on {}: {} (held {:.1f} MiB, device total {:.1f} MiB, "
+                    "largest single allocation {:.1f} MiB)",
+                    what.empty() ? "" : what + ", ", bytes / 1048576.0, dev_.label(), why,
+                    pool_->stats.current / 1048576.0, dev_.global_mem / 1048576.0, dev_.max_alloc / 1048576.0));
   };
   if (bytes > dev_.max_alloc) throw oom("larger than the device's maximum allocation");
-  if (mem_->current + bytes > dev_.global_mem) throw oom("exceeds the device's global memory");
+  MemoryStats& m = pool_->stats;
+  size_t got = 0;
+  if (cl_mem reuse = pool_->take(bytes, got)) return std::make_shared<Buffer>(cl::Buffer(reuse), bytes, got, pool_);
+  if (m.current + m.cached + bytes > dev_.global_mem) pool_->drain();
+  if (m.current + bytes > dev_.global_mem) throw oom("exceeds the device's global memory");
   cl_int err = CL_SUCCESS;
-  cl_mem m = clCreateBuffer(ctx_(), CL_MEM_READ_WRITE, bytes, nullptr, &err);
-  if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY ||
-      err == CL_INVALID_BUFFER_SIZE)
-    throw oom(cl_error_name(err));
+  cl_mem mem = clCreateBuffer(ctx_(), CL_MEM_READ_WRITE, bytes, nullptr, &err);
+  auto failed = [](cl_int e) {
+    return e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES || e == CL_OUT_OF_HOST_MEMORY ||
+           e == CL_INVALID_BUFFER_SIZE;
+  };
+  if (failed(err) && m.cached > 0) {  // the cache may hold what the driver needs: release it, try again
+    pool_->drain();
+    mem = clCreateBuffer(ctx_(), CL_MEM_READ_WRITE, bytes, nullptr, &err);
+  }
+  if (failed(err)) throw oom(cl_error_name(err));
   check_cl(err, "clCreateBuffer", what);
-  return std::make_shared<Buffer>(cl::Buffer(m), bytes, mem_);
+  return std::make_shared<Buffer>(cl::Buffer(mem), bytes, bytes, pool_);
 }
 
 Tensor Runtime::empty(const Shape& shape, DType dtype, const std::string& what) {
@@ -155,8 +170,9 @@ void Runtime::enqueue(Kernel& k, const cl::NDRange& global, const cl::NDRange& l
   for (cl_uint d = 0; d < dims; ++d)
     if (global[d] == 0) return;  // empty launch: nothing to do
   cl_event ev = nullptr;
-  cl_int err = clEnqueueNDRangeKernel(queue_(), k.k(), dims, nullptr, global, local.dimensions() ? (const size_t*)local : nullptr,
-                                      0, nullptr, profiling_ ? &ev : nullptr);
+  cl_int err = clEnqueueNDRangeKernel(queue_(), k.k(), dims, nullptr, global,
+                                      local.dimensions() ? (const size_t*)local : nullptr, 0, nullptr,
+                                      profiling_ ? &ev : nullptr);
   if (err != CL_SUCCESS) {
     std::string g, l;
     for (cl_uint d = 0; d < dims; ++d) g += fmt::format("{}{}", d ? "x" : "", global[d]);
@@ -171,11 +187,15 @@ void Runtime::enqueue(Kernel& k, const cl::NDRange& global, const cl::NDRange& l
 }
 
 void Runtime::record_event(const std::string& name, cl_event ev) {
-  if (profiling_ && ev) records_.push_back({name, cl::Event(ev), ""});
-  else if (ev) clReleaseEvent(ev);
+  if (profiling_ && ev)
+    records_.push_back({name, cl::Event(ev), ""});
+  else if (ev)
+    clReleaseEvent(ev);
 }
 
 void Runtime::finish() { check_cl(queue_.finish(), "clFinish"); }
+
+void Runtime::flush() { check_cl(queue_.flush(), "clFlush"); }
 
 std::vector<LaunchTiming> Runtime::take_timings() {
   std::vector<LaunchTiming> out;
@@ -199,7 +219,8 @@ cl::Event Runtime::marker() {
 
 double Runtime::elapsed_us(const cl::Event& from, const cl::Event& to) {
   cl_ulong a = 0, b = 0;
-  check_cl(clGetEventProfilingInfo(from(), CL_PROFILING_COMMAND_END, sizeof(a), &a, nullptr), "clGetEventProfilingInfo");
+  check_cl(clGetEventProfilingInfo(from(), CL_PROFILING_COMMAND_END, sizeof(a), &a, nullptr),
+           "clGetEventProfilingInfo");
   check_cl(clGetEventProfilingInfo(to(), CL_PROFILING_COMMAND_END, sizeof(b), &b, nullptr), "clGetEventProfilingInfo");
   return b > a ? (b - a) / 1000.0 : 0.0;
 }

@@ -17,9 +17,9 @@
 namespace dsocr {
 
 struct RuntimeOptions {
-  std::string device;        // spec, see device.h; empty = $DSOCR_DEVICE or default
-  std::string profile_csv;   // when set (or $DSOCR_PROFILE), every launch is timed and written here
-  bool timing = false;       // time every launch with events (for benchmarks: take_timings())
+  std::string device;       // spec, see device.h; empty = $DSOCR_DEVICE or default
+  std::string profile_csv;  // when set (or $DSOCR_PROFILE), every launch is timed and written here
+  bool timing = false;      // time every launch with events (for benchmarks: take_timings())
 };
 
 // The device time of one launch (kernel or CLBlast call), from its OpenCL events.
@@ -45,8 +45,10 @@ class Runtime {
   const cl::Context& context() const { return ctx_; }
   cl::CommandQueue& queue() { return queue_; }
   ProgramCache& programs() { return *programs_; }
-  const MemoryStats& memory() const { return *mem_; }
+  const MemoryStats& memory() const { return pool_->stats; }
   std::string memory_summary() const;
+  // Releases the freed buffers kept for reuse (after loading a model, say). DSOCR_POOL=0 keeps none.
+  void trim() { pool_->drain(); }
 
   // --- memory ---------------------------------------------------------------
   // Allocates; throws OutOfDeviceMemory with needed/held/total bytes when it cannot.
@@ -79,6 +81,7 @@ class Runtime {
   }
 
   void finish();
+  void flush();  // submits what is queued without waiting (clFlush)
   bool profiling() const { return profiling_; }
   // Records an event produced outside launch() (CLBlast) under a name.
   void record_event(const std::string& name, cl_event ev);
@@ -107,7 +110,7 @@ class Runtime {
   cl::Context ctx_;
   cl::CommandQueue queue_;
   std::unique_ptr<ProgramCache> programs_;
-  std::shared_ptr<MemoryStats> mem_;
+  std::shared_ptr<BufferPool> pool_;
   bool profiling_ = false;
   std::string profile_csv_;
   struct Record {

@@ -11,6 +11,7 @@ size_t dtype_size(DType t) {
     case DType::f32:
       return 4;
     case DType::f16:
+    case DType::bf16:
       return 2;
     case DType::i32:
       return 4;
@@ -24,6 +25,8 @@ const char* dtype_name(DType t) {
       return "f32";
     case DType::f16:
       return "f16";
+    case DType::bf16:
+      return "bf16";
     case DType::i32:
       return "i32";
   }
@@ -39,13 +42,50 @@ int64_t shape_numel(const Shape& s) {
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
 
 Buffer::Buffer(cl::Buffer mem, size_t bytes, std::shared_ptr<MemoryStats> stats)
-    : mem_(std::move(mem)), bytes_(bytes), stats_(std::move(stats)) {
-  stats_->current += bytes_;
+    : mem_(std::move(mem)), bytes_(bytes), held_(bytes), stats_(std::move(stats)) {
+  stats_->current += held_;
   stats_->allocations++;
-  if (stats_->current > stats_->peak) stats_->peak = stats_->current;
+  stats_->note_peak();
 }
 
-Buffer::~Buffer() { stats_->current -= bytes_; }
+Buffer::Buffer(cl::Buffer mem, size_t bytes, size_t held, std::shared_ptr<BufferPool> pool)
+    : mem_(std::move(mem)), bytes_(bytes), held_(held), stats_(pool, &pool->stats), pool_(std::move(pool)) {
+  stats_->current += held_;
+  stats_->allocations++;
+  stats_->note_peak();
+}
+
+Buffer::~Buffer() {
+  stats_->current -= held_;
+  if (pool_ && mem_() && clRetainMemObject(mem_()) == CL_SUCCESS) pool_->give(mem_(), held_);
+}
+
+cl_mem BufferPool::take(size_t bytes, size_t& got) {
+  auto it = free_.lower_bound(bytes);
+  if (it == free_.end() || it->first > bytes + bytes / 4) return nullptr;
+  got = it->first;
+  cl_mem m = it->second;
+  free_.erase(it);
+  stats.cached -= got;
+  stats.reused++;
+  return m;
+}
+
+void BufferPool::give(cl_mem m, size_t bytes) {
+  if (!enabled_) {
+    clReleaseMemObject(m);
+    return;
+  }
+  free_.emplace(bytes, m);
+  stats.cached += bytes;
+  stats.note_peak();
+}
+
+void BufferPool::drain() {
+  for (auto& [bytes, m] : free_) clReleaseMemObject(m);
+  free_.clear();
+  stats.cached = 0;
+}
 
 const cl::Buffer& Tensor::mem() const {
   if (!buffer) throw Error("tensor has no device buffer");

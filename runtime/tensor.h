@@ -2,6 +2,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,7 +11,8 @@
 
 namespace dsocr {
 
-enum class DType : uint8_t { f32, f16, i32 };
+// bf16: raw bfloat16 bits (the checkpoint's storage); kernels widen with a 16-bit shift, exact.
+enum class DType : uint8_t { f32, f16, bf16, i32 };
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 
@@ -18,15 +20,48 @@ using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);  // "[2,3,4]"
 
-// Current and peak bytes of device memory held by one Runtime's buffers.
+// Device memory of one Runtime. current: bytes of live buffers; cached: bytes of freed buffers
+// kept for reuse (BufferPool); peak_held: the most ever held, live and cached together.
 struct MemoryStats {
   uint64_t current = 0, peak = 0, allocations = 0;
+  uint64_t cached = 0, peak_held = 0, reused = 0;
+  void note_peak() {
+    if (current > peak) peak = current;
+    if (current + cached > peak_held) peak_held = current + cached;
+  }
 };
 
-// One cl_mem; releases it and updates the accounting when destroyed. Move-only.
+// Freed buffers kept for reuse, by size: a decode step allocates the same intermediates every
+// token, and clCreateBuffer/clReleaseMemObject cost far more than a kernel launch on some
+// drivers. Safe with one in-order queue: a buffer handed back while commands that use it are
+// still queued can be handed out again, since whatever uses it next is enqueued after them.
+class BufferPool {
+ public:
+  explicit BufferPool(bool enabled) : enabled_(enabled) {}
+  ~BufferPool() { drain(); }
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  // A cached buffer of at least `bytes` and at most a quarter more (its size in `got`), or null.
+  cl_mem take(size_t bytes, size_t& got);
+  // Keeps m (one reference, now owned by the pool), or releases it when pooling is off.
+  void give(cl_mem m, size_t bytes);
+  void drain();  // releases every cached buffer
+  bool enabled() const { return enabled_; }
+
+  MemoryStats stats;
+
+ private:
+  bool enabled_;
+  std::multimap<size_t, cl_mem> free_;
+};
+
+// One cl_mem; releases it (or hands it to its pool) and updates the accounting when destroyed.
+// bytes: the size asked for (bounds checks); held: the size of the cl_mem (accounting).
 class Buffer {
  public:
-  Buffer(cl::Buffer mem, size_t bytes, std::shared_ptr<MemoryStats> stats);
+  Buffer(cl::Buffer mem, size_t bytes, std::shared_ptr<MemoryStats> stats);  // not pooled
+  Buffer(cl::Buffer mem, size_t bytes, size_t held, std::shared_ptr<BufferPool> pool);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -36,8 +71,9 @@ class Buffer {
 
  private:
   cl::Buffer mem_;
-  size_t bytes_;
+  size_t bytes_, held_;
   std::shared_ptr<MemoryStats> stats_;
+  std::shared_ptr<BufferPool> pool_;
 };
 
 // A dense, C-order array on the device. Copies share the buffer.

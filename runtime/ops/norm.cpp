@@ -8,13 +8,12 @@ namespace {
 constexpr size_t kWG = 256;
 
 void check_affine(const char* op, const Tensor& x, const Tensor& y, const Tensor& w, const Tensor* b, int64_t C) {
-  if (x.dtype != DType::f32 || y.dtype != DType::f32)
-    throw Error(fmt::format("{}: x and y must be f32", op));
+  if (x.dtype != DType::f32 || y.dtype != DType::f32) throw Error(fmt::format("{}: x and y must be f32", op));
   if (y.shape != x.shape)
     throw Error(fmt::format("{}: y {} must have the shape of x {}", op, shape_str(y.shape), shape_str(x.shape)));
   if (w.numel() != C || w.dtype != DType::f32)
-    throw Error(fmt::format("{}: weight {} ({}) must be f32 with {} elements", op, shape_str(w.shape),
-                            dtype_name(w.dtype), C));
+    throw Error(
+        fmt::format("{}: weight {} ({}) must be f32 with {} elements", op, shape_str(w.shape), dtype_name(w.dtype), C));
   if (b && (b->numel() != C || b->dtype != DType::f32))
     throw Error(fmt::format("{}: bias {} must be f32 with {} elements", op, shape_str(b->shape), C));
 }
@@ -44,6 +43,21 @@ void rms_norm(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, float ep
   check_affine("rms_norm", x, y, w, nullptr, C);
   auto& k = rt.kernel("norm.cl", "rms_norm_f32");
   rt.launch(k, cl::NDRange(rows * kWG), cl::NDRange(kWG), x, w, y, static_cast<cl_int>(C), eps);
+}
+
+void add_rms_norm(Runtime& rt, Tensor& x, const Tensor& a, const Tensor* b, const Tensor& w, Tensor& y, float eps) {
+  if (x.rank() < 1) throw Error("add_rms_norm: x must have at least one dimension");
+  int64_t C = x.dim(-1), rows = x.numel() / std::max<int64_t>(C, 1);
+  check_affine("add_rms_norm", x, y, w, nullptr, C);
+  for (const Tensor* t : {&a, b})
+    if (t && (t->dtype != DType::f32 || t->numel() != x.numel()))
+      throw Error(fmt::format("add_rms_norm: addend {} {} must be f32 with the {} elements of x {}",
+                              t->defined() ? shape_str(t->shape) : "undefined",
+                              t->defined() ? dtype_name(t->dtype) : "", x.numel(), shape_str(x.shape)));
+  if (y.buffer == x.buffer) throw Error("add_rms_norm: y must not be x (x keeps the sum)");
+  auto& k = rt.kernel("norm.cl", "add_rms_norm_f32");
+  rt.launch(k, cl::NDRange(rows * kWG), cl::NDRange(kWG), x, a, b ? *b : a, static_cast<cl_int>(b ? 2 : 1), w, y,
+            static_cast<cl_int>(C), eps);
 }
 
 }  // namespace dsocr::ops

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "harness/harness.h"
+#include "runtime/ops/elementwise.h"
 #include "runtime/ops/norm.h"
 
 using namespace dsocr;
@@ -36,8 +37,12 @@ std::vector<double> ref_rows(const std::vector<float>& x, const std::vector<floa
 
 TEST(norm, layer_norm) {
   // awkward sizes, SAM (768, eps 1e-6), CLIP (1024, eps 1e-5); an offset mean tests the two-pass variance.
-  struct Case { int64_t rows, C; float eps; };
-  for (auto c : {Case{7, 7, 1e-5f}, Case{17, 61, 1e-5f}, Case{61, 127, 1e-6f}, Case{127, 768, 1e-6f}, Case{101, 1024, 1e-5f}}) {
+  struct Case {
+    int64_t rows, C;
+    float eps;
+  };
+  for (auto c :
+       {Case{7, 7, 1e-5f}, Case{17, 61, 1e-5f}, Case{61, 127, 1e-6f}, Case{127, 768, 1e-6f}, Case{101, 1024, 1e-5f}}) {
     auto x = random_floats(c.rows * c.C, 41, 2.f, 6.f);
     auto w = random_floats(c.C, 42, 0.5f, 1.5f), b = random_floats(c.C, 43);
     Tensor xt = rt().upload(x, {c.rows, c.C}), wt = rt().upload(w, {c.C}), bt = rt().upload(b, {c.C});
@@ -49,7 +54,9 @@ TEST(norm, layer_norm) {
 }
 
 TEST(norm, rms_norm) {
-  struct Case { int64_t rows, C; };
+  struct Case {
+    int64_t rows, C;
+  };
   for (auto c : {Case{7, 7}, Case{17, 61}, Case{61, 127}, Case{61, 1280}, Case{3, 896}}) {
     auto x = random_floats(c.rows * c.C, 51, -3.f, 3.f);
     auto w = random_floats(c.C, 52, 0.5f, 1.5f);
@@ -58,6 +65,48 @@ TEST(norm, rms_norm) {
     ops::rms_norm(rt(), xt, wt, y, 1e-6f);
     EXPECT_TRUE(all_close(y.read_f32(), ref_rows(x, w, w, c.rows, c.C, 1e-6, 1), {c.rows, c.C}, 1e-5, 1e-4))
         << c.rows << "x" << c.C;
+  }
+}
+
+// add_rms_norm must equal the two ops it replaces bit for bit (x + a, or x + (a + b), then rms_norm),
+// and x must hold the sum afterwards.
+TEST(norm, add_rms_norm) {
+  struct Case {
+    int64_t rows, C;
+    bool two;
+  };
+  for (auto c :
+       {Case{1, 7, false}, Case{17, 61, true}, Case{1, 1280, true}, Case{5, 1280, false}, Case{3, 896, true}}) {
+    const int64_t n = c.rows * c.C;
+    auto x = random_floats(n, 71, -3.f, 3.f), a = random_floats(n, 72, -1.f, 1.f), b = random_floats(n, 73);
+    auto w = random_floats(c.C, 74, 0.5f, 1.5f);
+    Tensor xt = rt().upload(x, {c.rows, c.C}), at = rt().upload(a, {c.rows, c.C}), bt = rt().upload(b, {c.rows, c.C});
+    Tensor wt = rt().upload(w, {c.C});
+    Guarded y(rt(), {c.rows, c.C});
+    ops::add_rms_norm(rt(), xt, at, c.two ? &bt : nullptr, wt, y, 1e-6f);
+    // The separate ops on a copy of x.
+    Tensor x2 = rt().upload(x, {c.rows, c.C}), y2 = rt().empty({c.rows, c.C});
+    if (c.two) {
+      Tensor s = rt().empty({c.rows, c.C});
+      ops::add(rt(), at, bt, s);
+      ops::add(rt(), x2, s, x2);
+    } else {
+      ops::add(rt(), x2, at, x2);
+    }
+    ops::rms_norm(rt(), x2, wt, y2, 1e-6f);
+    EXPECT_EQ(rt().read_f32(xt), rt().read_f32(x2)) << c.rows << "x" << c.C;
+    EXPECT_EQ(y.read_f32(), rt().read_f32(y2)) << c.rows << "x" << c.C;
+    // And against double precision.
+    std::vector<float> sum(n);
+    for (int64_t i = 0; i < n; ++i) sum[i] = x[i] + (c.two ? a[i] + b[i] : a[i]);
+    EXPECT_TRUE(all_close(y.read_f32(), ref_rows(sum, w, w, c.rows, c.C, 1e-6, 1), {c.rows, c.C}, 1e-5, 1e-4));
+  }
+  Tensor x = rt().empty({4, 8}), a = rt().empty({4, 7}), w = rt().empty({8}), y = rt().empty({4, 8});
+  try {
+    ops::add_rms_norm(rt(), x, a, nullptr, w, y, 1e-6f);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("addend [4,7]"), std::string::npos) << e.what();
   }
 }
 
