@@ -1,18 +1,26 @@
 // Matrix-vector products for a few rows (decode: M = 1..4), fp32 arithmetic:
-//   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K] (f32, or f16 storage with WEIGHT_F16), y [R, N]
+//   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K], y [R, N]
+// w is f32, or 16-bit storage widened on load: f16 (WEIGHT_F16, vload_half) or bf16 (WEIGHT_BF16:
+// raw bfloat16 bits as ushort, widened exactly with as_float(bits << 16)); no extension needed.
 // CLBlast's GEMM reaches only a fraction of the memory bandwidth at M = 1; here every weight row
 // is read once, coalesced, for all R rows together.
 // Index mapping: one work-group of WG work-items per output feature o; work-item l accumulates
 // k = l, l + WG, ... for up to 4 rows, then work-group tree reductions (reduce.cl).
-// Tunables: WG (power of two, default 128), WEIGHT_F16.
+// Tunables: WG (power of two, default 128), WEIGHT_F16 or WEIGHT_BF16 (defined: weight storage).
 #ifndef WG
 #define WG 128
 #endif
 #include "reduce.cl"
 
-#ifdef WEIGHT_F16
+#if defined(WEIGHT_F16) && defined(WEIGHT_BF16)
+#error "WEIGHT_F16 and WEIGHT_BF16 are exclusive"
+#endif
+#if defined(WEIGHT_F16)
 #define WTYPE half
 #define LOADW(p, i) vload_half((i), (p))
+#elif defined(WEIGHT_BF16)
+#define WTYPE ushort
+#define LOADW(p, i) as_float((uint)(p)[i] << 16)
 #else
 #define WTYPE float
 #define LOADW(p, i) ((p)[i])

@@ -3,6 +3,7 @@
 #include <clblast.h>
 #include <fmt/format.h>
 
+#include <climits>
 #include <cstdlib>
 #include <string>
 
@@ -98,14 +99,46 @@ void add_bias(Runtime& rt, Tensor& y, const Tensor& bias, size_t rows, size_t co
 }
 
 void widen_to_f32(Runtime& rt, const Tensor& src, Tensor& dst) {
-  if (dst.dtype != DType::f32 || dst.numel() != src.numel()) throw Error("widen_to_f32: dst must be f32 of equal size");
-  auto& k = rt.kernel("gemm_epilogue.cl", src.dtype == DType::f16 ? "widen_f16" : "copy_f32");
+  if (dst.dtype != DType::f32 || dst.numel() != src.numel())
+    throw Error(fmt::format("widen_to_f32: dst is {} {}, expected f32 with the {} elements of src {} {}",
+                            shape_str(dst.shape), dtype_name(dst.dtype), src.numel(), shape_str(src.shape),
+                            dtype_name(src.dtype)));
+  const char* name = src.dtype == DType::f16    ? "widen_f16"
+                     : src.dtype == DType::bf16 ? "widen_bf16"
+                     : src.dtype == DType::f32  ? "copy_f32"
+                                                : nullptr;
+  if (!name)
+    throw Error(fmt::format("widen_to_f32: src is {} {}, expected f32, f16 or bf16", shape_str(src.shape),
+                            dtype_name(src.dtype)));
   size_t n = static_cast<size_t>(src.numel());
+  if (n > static_cast<size_t>(INT_MAX))
+    throw NotImplemented(fmt::format("widen_to_f32: {} elements exceed the 32-bit index range", n));
+  if (n == 0) return;
+  auto& k = rt.kernel("gemm_epilogue.cl", name);
+  rt.launch(k, cl::NDRange(round_up(n, 256)), cl::NDRange(256), src, dst, static_cast<cl_int>(n));
+}
+
+void narrow_to_bf16(Runtime& rt, const Tensor& src, Tensor& dst) {
+  if (src.dtype != DType::f32)
+    throw Error(fmt::format("narrow_to_bf16: src is {} {}, expected f32", shape_str(src.shape), dtype_name(src.dtype)));
+  if (dst.dtype != DType::bf16 || dst.numel() != src.numel())
+    throw Error(fmt::format("narrow_to_bf16: dst is {} {}, expected bf16 with the {} elements of src {}",
+                            shape_str(dst.shape), dtype_name(dst.dtype), src.numel(), shape_str(src.shape)));
+  size_t n = static_cast<size_t>(src.numel());
+  if (n > static_cast<size_t>(INT_MAX))
+    throw NotImplemented(fmt::format("narrow_to_bf16: {} elements exceed the 32-bit index range", n));
+  if (n == 0) return;
+  auto& k = rt.kernel("gemm_epilogue.cl", "narrow_bf16");
   rt.launch(k, cl::NDRange(round_up(n, 256)), cl::NDRange(256), src, dst, static_cast<cl_int>(n));
 }
 
 void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   if (w.rank() != 2) throw Error(fmt::format("linear: weight must be [out,in], got {}", shape_str(w.shape)));
+  if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
+    throw Error(
+        fmt::format("linear: weight {} is {}, expected f32, f16 or bf16", shape_str(w.shape), dtype_name(w.dtype)));
+  if (x.dtype != DType::f32 || y.dtype != DType::f32)
+    throw Error(fmt::format("linear: x ({}) and y ({}) must be f32", dtype_name(x.dtype), dtype_name(y.dtype)));
   int64_t out = w.dim(0), in = w.dim(1);
   if (x.rank() < 1 || x.dim(-1) != in)
     throw Error(fmt::format("linear: x {} does not end in in={} of weight {}", shape_str(x.shape), in, shape_str(w.shape)));
@@ -115,9 +148,9 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
   if (bias && bias->defined() && bias->numel() != out)
     throw Error(fmt::format("linear: bias {} must have {} elements", shape_str(bias->shape), out));
   if (rows <= kGemvMaxRows && gemv_enabled()) {
-    // A few rows (decode): our matrix-vector kernel reads each weight row once, f16 or f32.
+    // A few rows (decode): our matrix-vector kernel reads each weight row once, f32, f16 or bf16.
     Defines d{{"WG", std::to_string(kGemvWG)}};
-    if (w.dtype == DType::f16) d["WEIGHT_F16"] = "1";
+    if (w.dtype != DType::f32) d[w.dtype == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
     auto& k = rt.kernel("gemv.cl", "gemv_f32", d);
     rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
               static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
@@ -125,8 +158,9 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
     return;
   }
   Tensor wf = w;
-  if (w.dtype == DType::f16) {
-    wf = rt.empty(w.shape, DType::f32, "linear fp16 weight widened");
+  if (w.dtype != DType::f32) {
+    wf = rt.empty(w.shape, DType::f32,
+                  w.dtype == DType::f16 ? "linear fp16 weight widened" : "linear bf16 weight widened");
     widen_to_f32(rt, w, wf);
   }
   GemmArgs g;

@@ -4,7 +4,7 @@
 
 namespace dsocr::ops {
 
-// table [V,C] f32 or f16; ids [T] i32; y [T,C] f32 (fp16 rows are widened exactly).
+// table [V,C] f32, f16 or bf16; ids [T] i32; y [T,C] f32 (fp16 and bf16 rows are widened exactly).
 // The op does not read ids back: callers validate token ids on the host before uploading them.
 // As a device-side guard, an id outside [0,V) yields a row of zeros (never an out-of-bounds read).
 // Throws Error on mismatched shapes or dtypes.

@@ -58,12 +58,12 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   constexpr const char* op = "moe_experts";
   const int64_t E = ex.E, I = ex.I, H = ex.H;
   if (E < 1 || I < 1 || H < 1) throw Error(fmt::format("{}: experts have E = {}, I = {}, H = {}", op, E, I, H));
-  const bool f16 = ex.gate_up.defined() && ex.gate_up.dtype == DType::f16;
+  const DType wt = ex.gate_up.dtype;
   expect(ex.gate_up.defined() && ex.gate_up.shape == Shape{E, 2 * I, H} &&
-             (ex.gate_up.dtype == DType::f32 || ex.gate_up.dtype == DType::f16),
-         op, "gate_up", ex.gate_up, fmt::format("[{},{},{}] f32 or f16", E, 2 * I, H));
-  expect(ex.down.defined() && ex.down.shape == Shape{E, H, I} && ex.down.dtype == ex.gate_up.dtype, op, "down", ex.down,
-         fmt::format("[{},{},{}] {} (the dtype of gate_up)", E, H, I, f16 ? "f16" : "f32"));
+             (wt == DType::f32 || wt == DType::f16 || wt == DType::bf16),
+         op, "gate_up", ex.gate_up, fmt::format("[{},{},{}] f32, f16 or bf16", E, 2 * I, H));
+  expect(ex.down.defined() && ex.down.shape == Shape{E, H, I} && ex.down.dtype == wt, op, "down", ex.down,
+         fmt::format("[{},{},{}] {} (the dtype of gate_up)", E, H, I, dtype_name(wt)));
   expect(x.defined() && x.rank() == 2 && x.dim(1) == H && x.dtype == DType::f32, op, "x", x,
          fmt::format("[T,{}] f32", H));
   const int64_t T = x.dim(0);
@@ -83,7 +83,7 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   if (path == MoePath::automatic) path = T <= kMoeDecodeMaxTokens ? MoePath::decode : MoePath::grouped;
 
   Defines defs;
-  if (f16) defs["WEIGHT_F16"] = "1";
+  if (wt != DType::f32) defs[wt == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
   const cl_int cH = static_cast<cl_int>(H), cI = static_cast<cl_int>(I), cK = static_cast<cl_int>(K),
                cE = static_cast<cl_int>(E);
   Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");

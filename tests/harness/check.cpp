@@ -86,6 +86,14 @@ std::vector<int32_t> Guarded::read_i32() {
   return rt_.read_i32(view_);
 }
 
+std::vector<uint16_t> Guarded::read_u16() {
+  check_guards();
+  if (dtype_size(view_.dtype) != 2) throw Error(fmt::format("read_u16 of a {} tensor", dtype_name(view_.dtype)));
+  std::vector<uint16_t> v(view_.numel());
+  rt_.read(view_, v.data(), view_.bytes());
+  return v;
+}
+
 ::testing::AssertionResult all_close(const std::vector<float>& out, const std::vector<double>& ref,
                                      const Shape& shape, double atol, double rtol) {
   if (out.size() != ref.size() || static_cast<int64_t>(out.size()) != shape_numel(shape))
@@ -161,6 +169,20 @@ float half_to_float(uint16_t h) {
   } else {
     x = sign | ((exp + 127 - 15) << 23) | (mant << 13);
   }
+  float f;
+  std::memcpy(&f, &x, 4);
+  return f;
+}
+
+uint16_t float_to_bf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+float bf16_to_float(uint16_t b) {
+  uint32_t x = static_cast<uint32_t>(b) << 16;
   float f;
   std::memcpy(&f, &x, 4);
   return f;

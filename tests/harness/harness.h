@@ -28,6 +28,7 @@ class Guarded {
   // Reads the output back and fails the test if any guard byte changed.
   std::vector<float> read_f32();
   std::vector<int32_t> read_i32();
+  std::vector<uint16_t> read_u16();  // the raw bits of a 16-bit output (f16, bf16)
 
  private:
   void check_guards();
@@ -48,5 +49,10 @@ std::vector<double> to_double(const std::vector<float>& v);
 // fp16 helpers for weights stored as half (round to nearest even).
 uint16_t float_to_half(float f);
 float half_to_float(uint16_t h);
+
+// bf16 helpers for weights stored as raw bfloat16 bits: round to nearest even, overflow to ±inf,
+// NaN kept NaN (quiet bit set, sign kept); widening is exact.
+uint16_t float_to_bf16(float f);
+float bf16_to_float(uint16_t b);
 
 }  // namespace dsocr::test

@@ -56,35 +56,39 @@ HostExperts make_experts(int64_t E, int64_t I, int64_t H, uint32_t seed) {
   return {E, I, H, random_floats(E * 2 * I * H, seed, -a, a), random_floats(E * H * I, seed + 1, -2 * b, 2 * b)};
 }
 
-// Rounds the weights to fp16 (what the device reads back) and uploads the half bits.
-ops::MoeExperts upload(const HostExperts& h, bool f16, HostExperts* rounded = nullptr) {
+// Uploads the weights as dt: f32 as they are; f16 or bf16 rounded to nearest even (what the device
+// reads back, given in *rounded for the reference) and uploaded as their 16-bit patterns.
+ops::MoeExperts upload(const HostExperts& h, DType dt, HostExperts* rounded = nullptr) {
   ops::MoeExperts ex;
   ex.E = h.E;
   ex.I = h.I;
   ex.H = h.H;
   Shape gu{h.E, 2 * h.I, h.H}, dn{h.E, h.H, h.I};
-  if (!f16) {
+  if (dt == DType::f32) {
     ex.gate_up = rt().upload(h.gate_up, gu);
     ex.down = rt().upload(h.down, dn);
     if (rounded) *rounded = h;
     return ex;
   }
-  auto to_half = [](const std::vector<float>& v, std::vector<float>& back) {
+  auto narrow = [dt](const std::vector<float>& v, std::vector<float>& back) {
     std::vector<uint16_t> out(v.size());
     back.resize(v.size());
     for (size_t i = 0; i < v.size(); ++i) {
-      out[i] = float_to_half(v[i]);
-      back[i] = half_to_float(out[i]);
+      out[i] = dt == DType::f16 ? float_to_half(v[i]) : float_to_bf16(v[i]);
+      back[i] = dt == DType::f16 ? half_to_float(out[i]) : bf16_to_float(out[i]);
     }
     return out;
   };
   HostExperts r{h.E, h.I, h.H, {}, {}};
-  auto gu16 = to_half(h.gate_up, r.gate_up), dn16 = to_half(h.down, r.down);
-  ex.gate_up = rt().upload(gu16.data(), gu, DType::f16);
-  ex.down = rt().upload(dn16.data(), dn, DType::f16);
+  auto gu16 = narrow(h.gate_up, r.gate_up), dn16 = narrow(h.down, r.down);
+  ex.gate_up = rt().upload(gu16.data(), gu, dt);
+  ex.down = rt().upload(dn16.data(), dn, dt);
   if (rounded) *rounded = std::move(r);
   return ex;
 }
+
+// Weight storages every expert test runs through.
+constexpr DType kWeightTypes[] = {DType::f32, DType::f16, DType::bf16};
 
 // y[t] = sum_s w[t,s] * down(silu(gate x) * up x) of expert ids[t,s]; ids outside [0,E) skipped.
 std::vector<double> ref_experts(const std::vector<float>& x, const HostExperts& h, const std::vector<int32_t>& ids,
@@ -198,7 +202,7 @@ TEST(moe, route_ties_lower_id_first) {
 }
 
 TEST(moe, experts_awkward) {
-  // T=7, H=17, E=8, I=5, k=3, through every path, f32 and f16 weights.
+  // T=7, H=17, E=8, I=5, k=3, through every path, f32, f16 and bf16 weights.
   const int64_t T = 7, H = 17, E = 8, I = 5;
   const int k = 3;
   auto host = make_experts(E, I, H, 201);
@@ -206,13 +210,13 @@ TEST(moe, experts_awkward) {
   std::vector<int32_t> ids;
   std::vector<float> w;
   random_routing(T, E, k, 205, ids, w);
-  for (bool f16 : {false, true}) {
+  for (DType dt : kWeightTypes) {
     HostExperts used;
-    auto ex = upload(host, f16, &used);
+    auto ex = upload(host, dt, &used);
     auto ref = ref_experts(x, used, ids, w, T, k);
     for (auto p : kPaths)
       EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, T, k, p), ref, {T, H}, 1e-5, 1e-4))
-          << path_name(p) << (f16 ? " f16" : " f32");
+          << path_name(p) << " " << dtype_name(dt);
   }
 }
 
@@ -225,12 +229,12 @@ TEST(moe, decode_t1_real_width) {
   std::vector<int32_t> ids;
   std::vector<float> w;
   random_routing(T, E, k, 305, ids, w);
-  for (bool f16 : {false, true}) {
+  for (DType dt : kWeightTypes) {
     HostExperts used;
-    auto ex = upload(host, f16, &used);
+    auto ex = upload(host, dt, &used);
     auto ref = ref_experts(x, used, ids, w, T, k);
     EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, T, k, ops::MoePath::automatic), ref, {T, H}, 1e-5, 1e-4))
-        << (f16 ? "f16" : "f32");
+        << dtype_name(dt);
   }
 }
 
@@ -247,13 +251,13 @@ TEST(moe, prefill_t61) {
     std::vector<int32_t> ids;
     std::vector<float> w;
     random_routing(c.T, c.E, c.k, 405, ids, w);
-    for (bool f16 : {false, true}) {
+    for (DType dt : kWeightTypes) {
       HostExperts used;
-      auto ex = upload(host, f16, &used);
+      auto ex = upload(host, dt, &used);
       auto ref = ref_experts(x, used, ids, w, c.T, c.k);
       for (auto p : {ops::MoePath::automatic, ops::MoePath::grouped})
-        EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, c.T, c.k, p), ref, {c.T, c.H}, 1e-5, 1e-4)) << fmt::format(
-            "T={} H={} E={} I={} k={} {} {}", c.T, c.H, c.E, c.I, c.k, path_name(p), f16 ? "f16" : "f32");
+        EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, c.T, c.k, p), ref, {c.T, c.H}, 1e-5, 1e-4))
+            << fmt::format("T={} H={} E={} I={} k={} {} {}", c.T, c.H, c.E, c.I, c.k, path_name(p), dtype_name(dt));
     }
   }
 }
@@ -270,11 +274,13 @@ TEST(moe, paths_agree) {
     std::vector<int32_t> ids;
     std::vector<float> w;
     random_routing(c.T, c.E, c.k, 505, ids, w);
-    auto ex = upload(host, false);
-    auto dec = run_experts(x, ex, ids, w, c.T, c.k, ops::MoePath::decode);
-    auto grp = run_experts(x, ex, ids, w, c.T, c.k, ops::MoePath::grouped);
-    EXPECT_TRUE(all_close(grp, to_double(dec), {c.T, c.H}, 1e-6, 1e-5))
-        << fmt::format("T={} H={} E={} I={} k={}", c.T, c.H, c.E, c.I, c.k);
+    for (DType dt : kWeightTypes) {
+      auto ex = upload(host, dt);
+      auto dec = run_experts(x, ex, ids, w, c.T, c.k, ops::MoePath::decode);
+      auto grp = run_experts(x, ex, ids, w, c.T, c.k, ops::MoePath::grouped);
+      EXPECT_TRUE(all_close(grp, to_double(dec), {c.T, c.H}, 1e-6, 1e-5))
+          << fmt::format("T={} H={} E={} I={} k={} {}", c.T, c.H, c.E, c.I, c.k, dtype_name(dt));
+    }
   }
 }
 
@@ -289,10 +295,14 @@ TEST(moe, ids_out_of_range_contribute_nothing) {
   ids[1] = -1;
   ids[5] = 8;
   ids[12] = 1000;
-  auto ex = upload(host, false);
-  auto ref = ref_experts(x, host, ids, w, T, k);
-  for (auto p : {ops::MoePath::decode, ops::MoePath::grouped})
-    EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, T, k, p), ref, {T, H}, 1e-5, 1e-4)) << path_name(p);
+  for (DType dt : kWeightTypes) {
+    HostExperts used;
+    auto ex = upload(host, dt, &used);
+    auto ref = ref_experts(x, used, ids, w, T, k);
+    for (auto p : {ops::MoePath::decode, ops::MoePath::grouped})
+      EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, T, k, p), ref, {T, H}, 1e-5, 1e-4))
+          << path_name(p) << " " << dtype_name(dt);
+  }
 }
 
 TEST(moe, real_shape_route_and_experts) {
@@ -320,13 +330,16 @@ TEST(moe, real_shape_route_and_experts) {
   EXPECT_TRUE(all_close(w_out, route.w, {T, k}, 1e-7, 1e-5));
 
   auto host = make_experts(E, I, H, 703);
-  auto ex = upload(host, false);
-  auto ref = ref_experts(x, host, ids_out, w_out, T, k);
   Tensor xt = rt().upload(x, {T, H});
-  for (auto p : {ops::MoePath::decode, ops::MoePath::grouped}) {  // automatic = grouped here
-    Guarded y(rt(), {T, H});
-    ops::moe_experts(rt(), xt, ex, ids, w, y, p);  // ids and weights straight from the router
-    EXPECT_TRUE(all_close(y.read_f32(), ref, {T, H}, 1e-5, 1e-4)) << path_name(p);
+  for (DType dt : kWeightTypes) {
+    HostExperts used;
+    auto ex = upload(host, dt, &used);
+    auto ref = ref_experts(x, used, ids_out, w_out, T, k);
+    for (auto p : {ops::MoePath::decode, ops::MoePath::grouped}) {  // automatic = grouped here
+      Guarded y(rt(), {T, H});
+      ops::moe_experts(rt(), xt, ex, ids, w, y, p);  // ids and weights straight from the router
+      EXPECT_TRUE(all_close(y.read_f32(), ref, {T, H}, 1e-5, 1e-4)) << path_name(p) << " " << dtype_name(dt);
+    }
   }
 }
 
@@ -368,6 +381,38 @@ TEST(moe, rejects_bad_shapes) {
   expect_error([&] { ops::moe_experts(rt(), x, ex, ids, w_bad, y); }, "weights is [4,2] f32, expected [4,3] f32");
 }
 
+TEST(moe, rejects_mixed_or_bad_weight_dtypes) {
+  auto expect_error = [](auto&& fn, const std::string& needle) {
+    try {
+      fn();
+      ADD_FAILURE() << "expected an error containing '" << needle << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  Tensor ids = rt().empty({4, 3}, DType::i32), w = rt().empty({4, 3});
+  Tensor x = rt().empty({4, 16}), y = rt().empty({4, 16});
+  ops::MoeExperts ex;
+  ex.E = 8;
+  ex.I = 5;
+  ex.H = 16;
+  ex.gate_up = rt().empty({8, 10, 16}, DType::bf16);
+  ex.down = rt().empty({8, 16, 5}, DType::f16);
+  expect_error([&] { ops::moe_experts(rt(), x, ex, ids, w, y); },
+               "down is [8,16,5] f16, expected [8,16,5] bf16 (the dtype of gate_up)");
+  ex.down = rt().empty({8, 16, 5});
+  expect_error([&] { ops::moe_experts(rt(), x, ex, ids, w, y); },
+               "down is [8,16,5] f32, expected [8,16,5] bf16 (the dtype of gate_up)");
+  ex.gate_up = rt().empty({8, 10, 16}, DType::f16);
+  ex.down = rt().empty({8, 16, 5}, DType::bf16);
+  expect_error([&] { ops::moe_experts(rt(), x, ex, ids, w, y); },
+               "down is [8,16,5] bf16, expected [8,16,5] f16 (the dtype of gate_up)");
+  ex.gate_up = rt().empty({8, 10, 16}, DType::i32);
+  ex.down = rt().empty({8, 16, 5}, DType::i32);
+  expect_error([&] { ops::moe_experts(rt(), x, ex, ids, w, y); },
+               "gate_up is [8,10,16] i32, expected [8,10,16] f32, f16 or bf16");
+}
+
 // Heavy (run with --gtest_also_run_disabled_tests): the full DeepSeek-OCR expert shapes with a
 // prefill batch, grouped against the double reference and against the decode path.
 TEST(moe, DISABLED_full_shape_prefill) {
@@ -378,13 +423,13 @@ TEST(moe, DISABLED_full_shape_prefill) {
   std::vector<int32_t> ids;
   std::vector<float> w;
   random_routing(T, E, k, 805, ids, w);
-  for (bool f16 : {false, true}) {
+  for (DType dt : kWeightTypes) {
     HostExperts used;
-    auto ex = upload(host, f16, &used);
+    auto ex = upload(host, dt, &used);
     auto ref = ref_experts(x, used, ids, w, T, k);
     auto grp = run_experts(x, ex, ids, w, T, k, ops::MoePath::grouped);
-    EXPECT_TRUE(all_close(grp, ref, {T, H}, 1e-5, 1e-4)) << (f16 ? "f16" : "f32");
+    EXPECT_TRUE(all_close(grp, ref, {T, H}, 1e-5, 1e-4)) << dtype_name(dt);
     auto dec = run_experts(x, ex, ids, w, T, k, ops::MoePath::decode);
-    EXPECT_TRUE(all_close(dec, ref, {T, H}, 1e-5, 1e-4)) << (f16 ? "f16" : "f32");
+    EXPECT_TRUE(all_close(dec, ref, {T, H}, 1e-5, 1e-4)) << dtype_name(dt);
   }
 }
