@@ -32,6 +32,8 @@ model and device:
                         ($HF_HOME/hub, ~/.cache/huggingface/hub); default $DSOCR_MODEL, else
                         deepseek-ai/DeepSeek-OCR (download: huggingface-cli download deepseek-ai/DeepSeek-OCR)
   --device SPEC         OpenCL device (see dsocr devices); default $DSOCR_DEVICE, else the first GPU
+  --weights S           compact (default): bf16 weight matrices kept as the checkpoint stores them
+                        (exact, half the memory); f32: everything widened to fp32 on the device
 
 what to ask:
   --task T              markdown (default): <|grounding|>Convert the document to markdown.
@@ -133,6 +135,7 @@ int cmd_ocr(const std::vector<std::string>& argv) {
   std::string out_dir = a.value("--out-dir", "dsocr-out");
   std::string boxes_path = a.value("--boxes");
   std::string pages_spec = a.value("--pages");
+  const WeightStorage storage = weight_storage_from_string(a.value("--weights", "compact"));
   std::string dpi_s = a.value("--dpi", "144");
   const bool explicit_max = [&] {
     for (auto& s : argv)
@@ -237,7 +240,7 @@ int cmd_ocr(const std::vector<std::string>& argv) {
     rt_holder = std::make_unique<Runtime>(ro);
     note(fmt::format("dsocr: device {}", rt_holder->device().label()));
     note(fmt::format("dsocr: loading {}", loc.origin));
-    engine_holder = std::make_unique<OcrEngine>(load_engine(*rt_holder, loc.dir));
+    engine_holder = std::make_unique<OcrEngine>(load_engine(*rt_holder, loc.dir, storage));
     load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
     note(fmt::format("dsocr: loaded in {:.1f} s ({})", load_s, rt_holder->memory_summary()));
     load_failed = false;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/weights.h"
 #include "runtime/runtime.h"
 
 namespace dsocr::bench {
@@ -16,6 +17,7 @@ struct Options {
   int runs = 5, warmup = 2;
   bool small = false;  // reduced shapes (CPU devices, tests): the same code paths, smaller numbers
   std::string only;    // kernels: time only those whose name contains this
+  WeightStorage storage = WeightStorage::compact;  // model: bf16 matrices as the checkpoint, or f32
 };
 
 struct Peak {
@@ -37,7 +39,7 @@ struct ModelResult {
   double vision_base_ms = 0, vision_gundam_ms = 0, prefill_ms = 0, decode_tok_s = 0;
   double vision_base_tflop = 0, vision_gundam_tflop = 0, prefill_tflop = 0, decode_gbytes_per_token = 0;
   int64_t prefill_tokens = 0, decode_tokens = 0;
-  double peak_mem_mib = 0, weights_mib = 0;
+  double peak_mem_mib = 0, peak_held_mib = 0, weights_mib = 0;  // live; live + cached for reuse
 };
 
 // Median device time (ms) of fn over opts.runs runs after opts.warmup, between queue markers

@@ -6,11 +6,11 @@
 
 namespace dsocr {
 
-OcrModel load_model(Runtime& rt, const std::string& dir) {
+OcrModel load_model(Runtime& rt, const std::string& dir, WeightStorage storage) {
   OcrModel m;
   m.cfg = load_config((std::filesystem::path(dir) / "config.json").string());
   WeightStore store = WeightStore::open_dir(dir);
-  StoreWeights root(store, "");
+  StoreWeights root(store, "", storage);
   m.vision = load_deepencoder(rt, SubWeights(root, "model."), m.cfg);
   m.lm = load_lm(rt, root, m.cfg.lm);
   return m;

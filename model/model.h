@@ -7,6 +7,7 @@
 #include "model/config.h"
 #include "model/decoder.h"
 #include "model/deepencoder.h"
+#include "model/weights.h"
 
 namespace dsocr {
 
@@ -17,6 +18,7 @@ struct OcrModel {
 };
 
 // Throws Error naming the file or tensor that is missing, malformed or of the wrong shape.
-OcrModel load_model(Runtime& rt, const std::string& dir);
+// storage: bf16 matrices kept as stored (compact, the default) or everything widened to fp32.
+OcrModel load_model(Runtime& rt, const std::string& dir, WeightStorage storage = WeightStorage::compact);
 
 }  // namespace dsocr

@@ -641,12 +641,12 @@ std::string effective_mode(const OcrOptions& o) {
   return (o.mode == "gundam" && !o.crop) ? std::string("base") : o.mode;
 }
 
-OcrEngine load_engine(Runtime& rt, const std::string& dir) {
+OcrEngine load_engine(Runtime& rt, const std::string& dir, WeightStorage storage) {
   const std::string tj = (fs::path(dir) / "tokenizer.json").string();
   std::error_code ec;
   if (!fs::is_regular_file(tj, ec)) throw Error(fmt::format("checkpoint {} has no tokenizer.json", dir));
   Tokenizer tok = Tokenizer::from_file(tj);
-  OcrEngine e{load_model(rt, dir), std::move(tok), -1, 0, 1, {}};
+  OcrEngine e{load_model(rt, dir, storage), std::move(tok), -1, 0, 1, {}};
   const LmConfig& lm = e.model.cfg.lm;
   e.image_id = e.tok.token_id("<image>");
   if (e.image_id < 0) throw Error(fmt::format("{}: the tokenizer has no <image> token", tj));
@@ -694,6 +694,7 @@ PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std
     if (v.n_tiles > 0) tiles = rt.upload(v.tiles, {v.n_tiles, 3, v.tile_size, v.tile_size});
     emb = vision_embeddings(rt, e.model.vision, g, v.n_tiles > 0 ? &tiles : nullptr, v.cols, v.rows);
     rt.finish();
+    rt.trim();  // the encoder's freed activations are not needed by the decoder
   }
   auto t2 = Clock::now();
   if (emb.dim(0) != r.n_image_tokens)

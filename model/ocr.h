@@ -176,7 +176,7 @@ struct OcrEngine {
   std::vector<int32_t> ngram_whitelist;  // <td>, </td> where the tokenizer has them
 };
 // Loads dir/tokenizer.json and the model; throws Error naming what is wrong.
-OcrEngine load_engine(Runtime& rt, const std::string& dir);
+OcrEngine load_engine(Runtime& rt, const std::string& dir, WeightStorage storage = WeightStorage::compact);
 
 // One image: views, vision embeddings, prompt, generation. on_token gets each generated id.
 PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt, const OcrOptions& o,

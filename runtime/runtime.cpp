@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -23,7 +24,9 @@ Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) 
   queue_ = cl::CommandQueue(q);
   programs_ = std::make_unique<ProgramCache>(ctx_, dev_);
   const char* pool = std::getenv("DSOCR_POOL");
-  pool_ = std::make_shared<BufferPool>(!(pool && std::string(pool) == "0"));
+  // Up to an eighth of the device's memory (at most 1 GiB) of freed buffers is kept for reuse.
+  pool_ = std::make_shared<BufferPool>(!(pool && std::string(pool) == "0"),
+                                       std::min<uint64_t>(dev_.global_mem / 8, uint64_t(1) << 30));
 }
 
 Runtime::~Runtime() {

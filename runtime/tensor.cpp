@@ -72,7 +72,7 @@ cl_mem BufferPool::take(size_t bytes, size_t& got) {
 }
 
 void BufferPool::give(cl_mem m, size_t bytes) {
-  if (!enabled_) {
+  if (!enabled_ || stats.cached + bytes > limit_) {
     clReleaseMemObject(m);
     return;
   }

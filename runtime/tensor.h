@@ -37,7 +37,8 @@ struct MemoryStats {
 // still queued can be handed out again, since whatever uses it next is enqueued after them.
 class BufferPool {
  public:
-  explicit BufferPool(bool enabled) : enabled_(enabled) {}
+  // Keeps at most `limit` bytes of freed buffers; a buffer that would go over is released.
+  BufferPool(bool enabled, uint64_t limit) : enabled_(enabled), limit_(limit) {}
   ~BufferPool() { drain(); }
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
@@ -53,6 +54,7 @@ class BufferPool {
 
  private:
   bool enabled_;
+  uint64_t limit_;
   std::multimap<size_t, cl_mem> free_;
 };
 

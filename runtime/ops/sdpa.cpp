@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 
 namespace dsocr::ops {
 
@@ -37,8 +39,16 @@ struct FlashTiles {
   }
 };
 
+// $DSOCR_SDPA_TILES = "rq,rk" overrides the choice below (tile sweeps in benchmarks).
 FlashTiles flash_tiles(int64_t D, uint64_t local_mem) {
   FlashTiles t{2, D > 64 ? 2 : 4, static_cast<int>(ceil_div(D, 4 * kFlashTK))};
+  if (const char* e = std::getenv("DSOCR_SDPA_TILES"); e && *e) {
+    int rq = 0, rk = 0;
+    if (std::sscanf(e, "%d,%d", &rq, &rk) != 2 || rq < 1 || rq > 16 || rk < 1 || rk > 16 || (rk * kFlashTK) % 4)
+      throw Error(fmt::format("DSOCR_SDPA_TILES='{}': expected rq,rk with 1 <= rq, rk <= 16", e));
+    t.rq = rq;
+    t.rk = rk;
+  }
   while (t.local_bytes() > local_mem && (t.rq > 1 || t.rk > 1)) {  // small-local-memory devices
     if (t.rq > 1)
       t.rq /= 2;
