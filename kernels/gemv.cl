@@ -6,6 +6,9 @@
 // is read once, coalesced, for all R rows together.
 // Index mapping: one work-group of WG work-items per output feature o; work-item l accumulates
 // k = l, l + WG, ... for up to 4 rows, then work-group tree reductions (reduce.cl).
+// X_SWIGLU (defined): the input row is the SwiGLU product of a fused gate|up row, x [R, 2K]:
+//   x'[r, k] = silu(x[r, k]) * x[r, K + k]   (the expression of activation.cl's swiglu_f32)
+// so that an MLP's down projection in decode needs no separate activation launch.
 // Tunables: WG (power of two, default 128), WEIGHT_F16 or WEIGHT_BF16 (defined: weight storage).
 #ifndef WG
 #define WG 128
@@ -26,6 +29,16 @@
 #define LOADW(p, i) ((p)[i])
 #endif
 
+#ifdef X_SWIGLU
+inline float swiglu_in(__global const float* x, int K, int r, int k) {
+  float g = x[(size_t)r * 2 * K + k];
+  return g * (1.0f / (1.0f + exp(-g))) * x[(size_t)r * 2 * K + K + k];
+}
+#define LOADX(r, k) swiglu_in(x, K, (r), (k))
+#else
+#define LOADX(r, k) x[(r) * K + (k)]
+#endif
+
 __kernel void gemv_f32(__global const float* x, __global const WTYPE* w, __global float* y, int R, int K, int N) {
   __local float scratch[WG];
   const int o = get_group_id(0), l = get_local_id(0);
@@ -33,10 +46,10 @@ __kernel void gemv_f32(__global const float* x, __global const WTYPE* w, __globa
   float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
   for (int k = l; k < K; k += WG) {
     float wv = LOADW(wr, k);
-    a0 += wv * x[k];
-    if (R > 1) a1 += wv * x[K + k];
-    if (R > 2) a2 += wv * x[2 * K + k];
-    if (R > 3) a3 += wv * x[3 * K + k];
+    a0 += wv * LOADX(0, k);
+    if (R > 1) a1 += wv * LOADX(1, k);
+    if (R > 2) a2 += wv * LOADX(2, k);
+    if (R > 3) a3 += wv * LOADX(3, k);
   }
   // R is the same for the whole work-group: the barriers inside are reached uniformly.
   a0 = wg_reduce_sum(a0, scratch);

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "runtime/ops/activation.h"
+
 namespace dsocr {
 namespace {
 
@@ -57,6 +59,18 @@ clblast::Transpose tr(Trans t) { return t == Trans::T ? clblast::Transpose::kYes
 
 void require_f32(const Tensor& t, const char* which) {
   if (t.dtype != DType::f32) throw Error(fmt::format("gemm: {} must be f32, got {}", which, dtype_name(t.dtype)));
+}
+
+// y [rows, out] = x' w^T by the matrix-vector kernel; x' = x [rows, in], or with swiglu the
+// SwiGLU product of x [rows, 2*in] (gate | up).
+void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
+          bool swiglu) {
+  Defines d{{"WG", std::to_string(kGemvWG)}};
+  if (w.dtype != DType::f32) d[w.dtype == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
+  if (swiglu) d["X_SWIGLU"] = "1";
+  auto& k = rt.kernel("gemv.cl", "gemv_f32", d);
+  rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
+            static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
 }
 
 }  // namespace
@@ -148,12 +162,7 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
   if (bias && bias->defined() && bias->numel() != out)
     throw Error(fmt::format("linear: bias {} must have {} elements", shape_str(bias->shape), out));
   if (rows <= kGemvMaxRows && gemv_enabled()) {
-    // A few rows (decode): our matrix-vector kernel reads each weight row once, f32, f16 or bf16.
-    Defines d{{"WG", std::to_string(kGemvWG)}};
-    if (w.dtype != DType::f32) d[w.dtype == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
-    auto& k = rt.kernel("gemv.cl", "gemv_f32", d);
-    rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
-              static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
+    gemv(rt, x, w, y, rows, in, out, false);
     if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
     return;
   }
@@ -174,6 +183,27 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
   g.ldc = out;
   gemm(rt, g, x, wf, y);
   if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
+}
+
+void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y) {
+  if (w.rank() != 2) throw Error(fmt::format("linear_swiglu: weight must be [out,in], got {}", shape_str(w.shape)));
+  const int64_t out = w.dim(0), in = w.dim(1);
+  if (gu.rank() != 2 || gu.dim(1) != 2 * in || gu.dtype != DType::f32)
+    throw Error(fmt::format("linear_swiglu: gate|up must be f32 [rows, {}] for weight {}, got {} {}", 2 * in,
+                            shape_str(w.shape), shape_str(gu.shape), dtype_name(gu.dtype)));
+  const int64_t rows = gu.dim(0);
+  if (y.shape != Shape{rows, out} || y.dtype != DType::f32)
+    throw Error(fmt::format("linear_swiglu: y must be f32 [{},{}], got {}", rows, out, shape_str(y.shape)));
+  if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
+    throw Error(fmt::format("linear_swiglu: weight must be f32, f16 or bf16, got {}", dtype_name(w.dtype)));
+  if (rows <= kGemvMaxRows && gemv_enabled()) {
+    gemv(rt, gu, w, y, rows, in, out, true);
+    return;
+  }
+  Tensor act = rt.empty({rows, in}, DType::f32, "swiglu product");
+  ops::swiglu(rt, gu, gu, act, static_cast<int>(rows), static_cast<int>(in), static_cast<int>(2 * in), 0,
+              static_cast<int>(in));
+  linear(rt, act, w, nullptr, y);
 }
 
 }  // namespace dsocr

@@ -34,6 +34,11 @@ void gemm_strided_batched(Runtime& rt, const GemmArgs& g, const Tensor& a, size_
 // CLBlast; DSOCR_GEMV=0 sends everything to CLBlast (for benchmark comparisons).
 void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
 
+// y [rows, out] = (silu(gu[:, :in]) * gu[:, in:]) w^T: the down projection of a SwiGLU MLP with
+// the activation fused into the matrix-vector kernel for up to 4 rows (decode); more rows run
+// the activation kernel, then linear(). gu [rows, 2*in] f32; w [out, in] f32, f16 or bf16.
+void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y);
+
 // y[r, c] += bias[c] for r < rows, c < cols (row stride ld).
 void add_bias(Runtime& rt, Tensor& y, const Tensor& bias, size_t rows, size_t cols, size_t ld, size_t y_off = 0);
 

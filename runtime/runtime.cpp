@@ -161,11 +161,13 @@ Kernel& Runtime::kernel(const std::string& file, const std::string& name, const 
 
 void Runtime::set_arg(Kernel& k, cl_uint i, const Tensor& t) {
   cl_mem m = t.mem()();
-  check_cl(clSetKernelArg(k.k(), i, sizeof(cl_mem), &m), "clSetKernelArg", fmt::format("{} arg {}", k.name, i));
+  if (cl_int err = clSetKernelArg(k.k(), i, sizeof(cl_mem), &m); err != CL_SUCCESS)
+    check_cl(err, "clSetKernelArg", fmt::format("{} arg {}", k.name, i));  // message built only on failure
 }
 
 void Runtime::set_arg(Kernel& k, cl_uint i, const cl::LocalSpaceArg& l) {
-  check_cl(clSetKernelArg(k.k(), i, l.size_, nullptr), "clSetKernelArg", fmt::format("{} local arg {}", k.name, i));
+  if (cl_int err = clSetKernelArg(k.k(), i, l.size_, nullptr); err != CL_SUCCESS)
+    check_cl(err, "clSetKernelArg", fmt::format("{} local arg {}", k.name, i));
 }
 
 void Runtime::enqueue(Kernel& k, const cl::NDRange& global, const cl::NDRange& local) {

@@ -167,6 +167,39 @@ TEST(gemm, linear_bf16_weights) {
   }
 }
 
+TEST(gemm, linear_swiglu) {
+  // y = (silu(g) * u) w^T from a fused gate|up row: the activation inside the matrix-vector
+  // kernel (1..4 rows) or the activation kernel then linear() (more rows); f32 and bf16 weights.
+  struct Case {
+    int rows, in, out;
+    bool bf16;
+  };
+  for (auto c : {Case{1, 7, 5, false}, Case{3, 61, 33, true}, Case{4, 129, 17, false}, Case{1, 1792, 1280, true},
+                 Case{5, 61, 33, false}, Case{17, 96, 40, true}}) {
+    auto gu = random_floats(static_cast<size_t>(c.rows) * 2 * c.in, 51, -4.f, 4.f);
+    auto w = random_floats(static_cast<size_t>(c.out) * c.in, 52);
+    Tensor wt = c.bf16 ? upload_bf16(w, {c.out, c.in}) : rt().upload(w, {c.out, c.in});
+    Tensor gt = rt().upload(gu, {c.rows, 2 * c.in});
+    Guarded y(rt(), {c.rows, c.out});
+    linear_swiglu(rt(), gt, wt, y);
+    std::vector<float> act(static_cast<size_t>(c.rows) * c.in);
+    for (int r = 0; r < c.rows; ++r)
+      for (int k = 0; k < c.in; ++k) {
+        double g = gu[static_cast<size_t>(r) * 2 * c.in + k], u = gu[static_cast<size_t>(r) * 2 * c.in + c.in + k];
+        act[static_cast<size_t>(r) * c.in + k] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
+      }
+    auto ref = ref_linear(act, w, nullptr, c.rows, c.in, c.out);
+    EXPECT_TRUE(all_close(y.read_f32(), ref, {c.rows, c.out}, 1e-4, 1e-4)) << c.rows << "x" << c.in << "x" << c.out;
+  }
+  Tensor gu = rt().empty({2, 10}), w = rt().empty({3, 4}), y = rt().empty({2, 3});
+  try {
+    linear_swiglu(rt(), gu, w, y);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gate|up must be f32 [rows, 8]"), std::string::npos) << e.what();
+  }
+}
+
 TEST(gemm, narrow_to_bf16_rounding_and_specials) {
   // {fp32 bits, expected bf16 bits}: ties to even both ways, just above a tie, -0, subnormals
   // (bitwise, no flush), overflow to inf, infinities, and NaNs whose payload sits only in the
