@@ -14,7 +14,22 @@ namespace {
 constexpr int64_t kMaxHeadDim = 128;
 // Work-group shapes of sdpa.cl (its defaults, passed explicitly so that the host knows them).
 constexpr int kFlashTQ = 16, kFlashTK = 8;
-constexpr int kDecNT = 128, kDecBK = 32;
+constexpr int kDecNT = 128;
+
+// The decode kernel's key tile (DEC_BK) and the fewest keys a split takes; $DSOCR_SDPA_DECODE =
+// "bk,min_keys" overrides them (sweeps in benchmarks).
+struct DecodeTiles {
+  int bk = 32, min_keys = 64;
+};
+DecodeTiles decode_tiles() {
+  DecodeTiles t;
+  if (const char* e = std::getenv("DSOCR_SDPA_DECODE"); e && *e) {
+    if (std::sscanf(e, "%d,%d", &t.bk, &t.min_keys) != 2 || (t.bk != 8 && t.bk != 16 && t.bk != 32 && t.bk != 64) ||
+        t.min_keys < t.bk)
+      throw Error(fmt::format("DSOCR_SDPA_DECODE='{}': expected bk,min_keys with bk in 8,16,32,64, min_keys >= bk", e));
+  }
+  return t;
+}
 constexpr int kFlagDense = 1, kFlagRelPos = 2, kFlagCausal = 4;
 
 Shape dense_strides(const Shape& s) {
@@ -234,10 +249,11 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   const int64_t max_keys = max_keys_per_group(rt.device(), D);
   // One program per head dim holds both variants.
   const FlashTiles t = flash_tiles(D, rt.device().local_mem);
+  const DecodeTiles dt = decode_tiles();
   const Defines defs{{"HEAD_DIM", std::to_string(D)},     {"FL_TQ", std::to_string(kFlashTQ)},
                      {"FL_TK", std::to_string(kFlashTK)}, {"FL_RQ", std::to_string(t.rq)},
                      {"FL_RK", std::to_string(t.rk)},     {"FL_DC4", std::to_string(t.dc4)},
-                     {"DEC_NT", std::to_string(kDecNT)},  {"DEC_BK", std::to_string(kDecBK)}};
+                     {"DEC_NT", std::to_string(kDecNT)},  {"DEC_BK", std::to_string(dt.bk)}};
   if (algo == SdpaAlgo::flash) {
     const int64_t qtiles = ceil_div(Nq, t.bq());
     int64_t nsplit = p.kv_splits > 0 ? p.kv_splits : 1;
@@ -260,11 +276,11 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   int64_t nsplit = p.kv_splits;
   if (nsplit <= 0) {
     int64_t want = ceil_div(4 * std::max<uint32_t>(rt.device().compute_units, 1), rows);
-    int64_t most = ceil_div(Nk, 2 * kDecBK);  // at least 64 keys per split
+    int64_t most = ceil_div(Nk, dt.min_keys);  // at least min_keys keys per split
     nsplit = std::clamp<int64_t>(want, 1, most);
   }
   nsplit = std::max<int64_t>(nsplit, ceil_div(Nk, max_keys));
-  int64_t chunk = round_up(ceil_div(Nk, nsplit), kDecBK);
+  int64_t chunk = round_up(ceil_div(Nk, nsplit), dt.bk);
   Tensor part = make_part(nsplit);
   auto& kern = rt.kernel("sdpa.cl", "sdpa_decode_f32", defs);
   rt.launch(kern, cl::NDRange(kDecNT, nsplit, rows), cl::NDRange(kDecNT, 1, 1),                           //
