@@ -97,9 +97,16 @@ def torch_pct_on_dsocr_yardstick(dk, tk, peak):
     return 100.0 * dk.get("gbytes", 0) / (ms * 1e-3) / p if p else None
 
 
+def dsocr_label(dj):
+    """dsocr's column: its weight storage (bf16 matrices or fp32); arithmetic is fp32 either way."""
+    w = (dj.get("model") or {}).get("weights", "f32")
+    return "dsocr fp32" if w == "f32" else f"dsocr {w}-weights"
+
+
 def table(dj, tj):
     L = []
     dm = dj.get("model") or {}
+    D = dsocr_label(dj)
     t32, t16 = torch_model(tj, "fp32"), torch_model(tj, "bf16")
     dpk, tpk = dj.get("peak") or {}, tj.get("peak") or {}
     L.append(f"# dsocr vs PyTorch on {dj.get('device', '?')}")
@@ -137,7 +144,7 @@ def table(dj, tj):
         N = dm.get("decode_tokens") or t32.get("decode_tokens") or t16.get("decode_tokens") or 256
         L.append("## End to end (full-size model, random weights)")
         L.append("")
-        L.append("| measure | dsocr fp32 | torch fp32 | torch bf16 | dsocr × vs fp32 | dsocr × vs bf16 |")
+        L.append(f"| measure | {D} | torch fp32 | torch bf16 | dsocr × vs fp32 | dsocr × vs bf16 |")
         L.append("|---|---:|---:|---:|---:|---:|")
         for label, key, unit, hb in E2E:
             d, a, b = dm.get(key), t32.get(key), t16.get(key)
@@ -150,7 +157,9 @@ def table(dj, tj):
         L.append("")
         L.append("dsocr ×: above 1, dsocr is faster (or smaller). Each % is of that run's own peak: dsocr's "
                  "SGEMM and copy; torch fp32 of cuBLAS IEEE-fp32 GEMM, torch bf16 of cuBLAS bf16 GEMM; decode "
-                 "ceiling = copy GB/s ÷ 2 ÷ weight bytes per token (fp32: 4 B, bf16: 2 B per weight).")
+                 "ceiling = copy GB/s ÷ 2 ÷ weight bytes per token (fp32: 4 B, bf16: 2 B per weight). "
+                 "dsocr's arithmetic is fp32 whatever its weight storage (bf16-weights: the checkpoint's bf16 "
+                 "matrices kept as stored and widened exactly in the kernels).")
         tg = num(tpk.get("sgemm_gflops"))
         extra = []
         for key, tkey, label in (("vision_base_ms", "vision_base_tflop", "vision Base"),
@@ -166,7 +175,7 @@ def table(dj, tj):
     dks = dj.get("kernels") or []
     if dks:
         k32, k16 = torch_kernels(tj, "fp32"), torch_kernels(tj, "bf16")
-        L.append("## Kernels (dsocr fp32 vs torch ops)")
+        L.append("## Kernels (dsocr, fp32 arithmetic, vs torch ops)")
         L.append("")
         L.append("| kernel | bound | dsocr ms | torch fp32 ms | torch bf16 ms | dsocr × vs fp32 | dsocr rate | "
                  "dsocr % peak | goal | torch fp32 % peak |")
@@ -247,7 +256,7 @@ def plot_kernels(dj, tj, path, plt):
 def plot_e2e(dj, tj, path, plt):
     dm = dj.get("model") or {}
     t32, t16 = torch_model(tj, "fp32"), torch_model(tj, "bf16")
-    systems = [("dsocr fp32", dm, "#2ca02c"), ("PyTorch fp32", t32, "#7f7f7f"), ("PyTorch bf16", t16, "#bcbd22")]
+    systems = [(dsocr_label(dj), dm, "#2ca02c"), ("PyTorch fp32", t32, "#7f7f7f"), ("PyTorch bf16", t16, "#bcbd22")]
     measures = [("Base view", "vision_base_ms"), ("Gundam page", "vision_gundam_ms"), ("Prefill 1k", "prefill_1k_ms")]
     if not any(num(s.get(k)) for _, s, _ in systems for _, k in measures + [("", "decode_tok_s")]):
         return False
@@ -285,7 +294,7 @@ def plot_e2e(dj, tj, path, plt):
     bars = bx.bar(range(len(vals)), vals, color=cols)
     for b_, v in zip(bars, vals):
         bx.text(b_.get_x() + b_.get_width() / 2, v, fmt(v), ha="center", va="bottom", fontsize=8)
-    ceil = [(num(dm.get("decode_ceiling_tok_s")), "fp32 ceiling", "-"),
+    ceil = [(num(dm.get("decode_ceiling_tok_s")), "dsocr " + dm.get("weights", "f32") + " ceiling", "-"),
             (num(t16.get("decode_ceiling_tok_s")), "bf16 ceiling", "--")]
     ceil = [c for c in ceil if c[0]]
     for c, label, ls in ceil:
