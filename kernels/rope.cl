@@ -9,6 +9,12 @@
 // Index mapping: one work-item per rotated pair (b,h,n,k), flat id = ((b*H + h)*N + n)*(D/2) + k,
 //   so consecutive work-items read consecutive d. Each work-item reads both partners before it
 //   writes them, so y may be the same view as x (in place).
+//   rope_kv_append_f32: the decoder's attention prologue in one launch, over a fused projection
+//                  qkv [T, Hq + 2*Hkv, D] (q heads, then k heads, then v heads; dense) and a KV
+//                  cache [cap, 2, Hkv, D] (k then v of a token in one row): q heads rotated in
+//                  place; k heads rotated (the same arithmetic as rope_neox_f32) and written to
+//                  cache row past + t, slot 0; v heads copied to slot 1. One work-item per pair
+//                  (t, head, k) over all Hq + 2*Hkv heads.
 // Tunables: none (the host picks the 1-D work-group size).
 
 __kernel void rope_neox_f32(__global const float* x, long x_off, long x_sb, long x_sh, long x_sn,  //
@@ -30,4 +36,34 @@ __kernel void rope_neox_f32(__global const float* x, long x_off, long x_sb, long
   const float x1 = xp[k], x2 = xp[k + half_d];
   yp[k] = x1 * c - x2 * s;
   yp[k + half_d] = x2 * c + x1 * s;
+}
+
+__kernel void rope_kv_append_f32(__global float* qkv, __global float* cache, __global const int* pos,
+                                 __global const float* inv_freq, int Hq, int Hkv, int half_d, int past, int total) {
+  const int gid = get_global_id(0);
+  if (gid >= total) return;
+  const int Htot = Hq + 2 * Hkv, D = 2 * half_d;
+  const int k = gid % half_d;
+  const int r = gid / half_d;
+  const int h = r % Htot, t = r / Htot;
+  __global float* xp = qkv + ((long)t * Htot + h) * D;
+  const float x1 = xp[k], x2 = xp[k + half_d];
+  __global float* cp = cache + ((long)(past + t) * 2 * Hkv) * D;
+  if (h >= Hq + Hkv) {  // v: copied
+    cp += (long)(Hkv + h - Hq - Hkv) * D;
+    cp[k] = x1;
+    cp[k + half_d] = x2;
+    return;
+  }
+  const float angle = (float)pos[t] * inv_freq[k];
+  const float c = cos(angle), s = sin(angle);
+  const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+  if (h < Hq) {  // q: in place
+    xp[k] = y1;
+    xp[k + half_d] = y2;
+  } else {  // k: into the cache
+    cp += (long)(h - Hq) * D;
+    cp[k] = y1;
+    cp[k + half_d] = y2;
+  }
 }

@@ -214,11 +214,9 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   Tensor qkv = rt.empty({T, Ntot * hd}, DType::f32, "lm qkv");
   linear(rt, xn, l.qkv_w, nullptr, qkv);
   qkv.shape = {1, T, Ntot, hd};
-  // q and k heads are adjacent in the fused projection: one rope launch for both.
-  ops::AttnView qk = ops::AttnView::heads(qkv, 0, H + Hkv), q = ops::AttnView::heads(qkv, 0, H);
-  ops::rope(rt, qk, positions, rope, qk);
-  // k | v of every new token, adjacent in qkv and in the cache row: one copy.
-  ops::copy_rows(rt, qkv, Q, Ntot * hd, kv_cache, past * 2 * KV, 2 * KV, T, 2 * KV);
+  // q rotated in place, k rotated and v copied into the cache: one launch.
+  ops::rope_kv_append(rt, qkv, H, Hkv, positions, rope, kv_cache, past);
+  ops::AttnView q = ops::AttnView::heads(qkv, 0, H);
   ops::AttnView kc;  // [1, Hkv, past+T, hd] inside kv_cache [cap, 2, Hkv, hd]
   kc.t = kv_cache;
   kc.B = 1;

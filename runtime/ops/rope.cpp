@@ -79,4 +79,36 @@ void rope(Runtime& rt, const AttnView& x, const Tensor& positions, float theta, 
   rope(rt, x, positions, RopeFreqs::make(rt, x.D, theta), y);
 }
 
+void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Tensor& positions, const RopeFreqs& freqs,
+                    Tensor& kv_cache, int64_t past) {
+  const int64_t D = freqs.D;
+  if (Hq < 1 || Hkv < 1 || D < 2 || D % 2 != 0)
+    throw Error(fmt::format("rope_kv_append: {} q heads, {} kv heads, head dim {}", Hq, Hkv, D));
+  const int64_t Htot = Hq + 2 * Hkv;
+  if (qkv.dtype != DType::f32 || qkv.numel() % (Htot * D) != 0 || qkv.dim(-1) % D != 0)
+    throw Error(fmt::format("rope_kv_append: qkv {} {} is not f32 [T, {}*{}]", shape_str(qkv.shape),
+                            dtype_name(qkv.dtype), Htot, D));
+  const int64_t T = qkv.numel() / (Htot * D);
+  if (kv_cache.dtype != DType::f32 || kv_cache.rank() != 4 || kv_cache.dim(1) != 2 || kv_cache.dim(2) != Hkv ||
+      kv_cache.dim(3) != D)
+    throw Error(
+        fmt::format("rope_kv_append: the cache {} must be f32 [cap,2,{},{}]", shape_str(kv_cache.shape), Hkv, D));
+  if (past < 0 || past + T > kv_cache.dim(0))
+    throw Error(fmt::format("rope_kv_append: rows {}..{} outside the cache of {}", past, past + T, kv_cache.dim(0)));
+  if (positions.dtype != DType::i32 || positions.numel() != T)
+    throw Error(fmt::format("rope_kv_append: positions is {} {}, expected [{}] i32", shape_str(positions.shape),
+                            dtype_name(positions.dtype), T));
+  if (!freqs.inv_freq.defined() || freqs.inv_freq.numel() != D / 2)
+    throw Error(fmt::format("rope_kv_append: inv_freq table {} does not match head dim {}",
+                            shape_str(freqs.inv_freq.shape), D));
+  const int64_t total = T * Htot * (D / 2);
+  if (total > INT_MAX || past + T > INT_MAX)
+    throw NotImplemented(fmt::format("rope_kv_append: {} pairs exceed the 32-bit index range", total));
+  if (total == 0) return;
+  auto& k = rt.kernel("rope.cl", "rope_kv_append_f32");
+  rt.launch(k, cl::NDRange(round_up(static_cast<size_t>(total), kWG)), cl::NDRange(kWG), qkv, kv_cache, positions,
+            freqs.inv_freq, static_cast<cl_int>(Hq), static_cast<cl_int>(Hkv), static_cast<cl_int>(D / 2),
+            static_cast<cl_int>(past), static_cast<cl_int>(total));
+}
+
 }  // namespace dsocr::ops

@@ -133,6 +133,47 @@ TEST(rope, in_place_on_fused_heads) {
   EXPECT_TRUE(all_close(gather(out, v), to_double(gather(x, v)), v.shape(), 0, 0));
 }
 
+// rope_kv_append: q in place, k rotated and v copied into cache rows past.., bit for bit what
+// rope on the q and k heads plus a copy gives; other cache rows untouched. GQA (4 q, 2 kv heads)
+// and the LM's decode shape (10 heads of 128, one token at position 1000).
+TEST(rope, kv_append_equals_rope_and_copy) {
+  struct Case {
+    int64_t T, Hq, Hkv, D, cap, past;
+  };
+  for (auto c : {Case{17, 4, 2, 16, 40, 5}, Case{1, 10, 10, 128, 1030, 1000}, Case{3, 2, 1, 8, 3, 0}}) {
+    const int64_t Htot = c.Hq + 2 * c.Hkv, KV = c.Hkv * c.D;
+    auto x = random_floats(c.T * Htot * c.D, 108);
+    auto pos = random_ints(c.T, 109, 0, 8191);
+    auto cache0 = random_floats(c.cap * 2 * KV, 110);
+    Tensor qkv = rt().upload(x, {c.T, Htot * c.D}), pt = rt().upload(pos, {c.T});
+    Tensor cache = rt().upload(cache0, {c.cap, 2, c.Hkv, c.D});
+    auto freqs = ops::RopeFreqs::make(rt(), c.D, 1e4f);
+    ops::rope_kv_append(rt(), qkv, c.Hq, c.Hkv, pt, freqs, cache, c.past);
+    // The same with the separate ops.
+    Tensor x2 = rt().upload(x, {1, c.T, Htot, c.D});
+    auto qk = ops::AttnView::heads(x2, 0, c.Hq + c.Hkv);
+    ops::rope(rt(), qk, pt, freqs, qk);
+    auto xr = rt().read_f32(x2);
+    std::vector<float> cache_ref = cache0;
+    for (int64_t t = 0; t < c.T; ++t)
+      for (int64_t e = 0; e < 2 * KV; ++e) cache_ref[(c.past + t) * 2 * KV + e] = xr[t * Htot * c.D + c.Hq * c.D + e];
+    auto got = rt().read_f32(qkv);
+    for (int64_t t = 0; t < c.T; ++t)
+      for (int64_t e = 0; e < c.Hq * c.D; ++e)
+        ASSERT_EQ(got[t * Htot * c.D + e], xr[t * Htot * c.D + e]) << "q, token " << t << " element " << e;
+    EXPECT_EQ(rt().read_f32(cache), cache_ref) << c.T << " tokens at " << c.past;
+  }
+  Tensor qkv = rt().empty({2, 64}), cache = rt().empty({4, 2, 1, 16}),
+         p2 = rt().upload(std::vector<int32_t>(2, 0), {2});
+  auto freqs = ops::RopeFreqs::make(rt(), 16, 1e4f);
+  try {
+    ops::rope_kv_append(rt(), qkv, 2, 1, p2, freqs, cache, 3);  // rows 3..5 of 4
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("outside the cache of 4"), std::string::npos) << e.what();
+  }
+}
+
 TEST(rope, rejects_bad_shapes) {
   Tensor odd = rt().empty({1, 2, 5, 7}), x = rt().empty({1, 2, 5, 8}), y = rt().empty({1, 2, 5, 8});
   Tensor p5 = rt().upload(std::vector<int32_t>(5, 0), {5}), p4 = rt().upload(std::vector<int32_t>(4, 0), {4});
