@@ -41,6 +41,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
   fmt::print("dsocr bench on {} ({}, driver {}), {} runs, {} shapes, git {}\n", d.label(), d.platform_name,
              d.driver_version, o.runs, o.small ? "small" : "real", DSOCR_GIT_SHA);
 
+  if (!rt.gemm_tuning().empty()) fmt::print("{}\n", rt.gemm_tuning());
+  j["gemm_tuning"] = rt.gemm_tuning();
   bench::Peak peak = bench::measure_peak(rt, o);
   fmt::print("peak: copy {:.1f} GB/s ({} MiB, read + write), SGEMM {:.0f} GFLOP/s ({}^3)\n", peak.copy_gbs,
              peak.copy_bytes >> 20, peak.sgemm_gflops, peak.gemm_n);

@@ -30,5 +30,6 @@ int cmd_warmup(const std::vector<std::string>& args);
 int cmd_parity(const std::vector<std::string>& args);
 int cmd_ocr(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
+int cmd_tune(const std::vector<std::string>& args);
 
 }  // namespace dsocr

@@ -1,4 +1,4 @@
-// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench.
+// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench, tune.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -23,6 +23,9 @@ void usage(std::FILE* f) {
       "  ocr INPUT... [options]   images and PDF pages to text, markdown or JSON (dsocr ocr --help)\n"
       "  bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--only NAME] [--json F] [--csv F]\n"
       "                           benchmarks against the device's measured copy and SGEMM peaks\n"
+      "  tune [--device SPEC] [--size N] [--fraction F] [--all]\n"
+      "                           tune CLBlast's SGEMM for the device (CLBlast's auto-tuner; minutes on a\n"
+      "                           GPU); stored beside the program cache and applied by every later run\n"
       "\n"
       "device selection: --device NAME[:INDEX] or $DSOCR_DEVICE (platform or device name substring,\n"
       "e.g. pocl, rusticl, nvidia); default: the first GPU, else the first device.\n"
@@ -46,6 +49,7 @@ int main(int argc, char** argv) {
     if (cmd == "parity") return dsocr::cmd_parity(args);
     if (cmd == "ocr") return dsocr::cmd_ocr(args);
     if (cmd == "bench") return dsocr::cmd_bench(args);
+    if (cmd == "tune") return dsocr::cmd_tune(args);
     std::fprintf(stderr, "dsocr: unknown command '%s'\n\n", cmd.c_str());
     usage(stderr);
     return 2;

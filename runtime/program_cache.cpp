@@ -28,12 +28,18 @@ uint64_t fnv1a(const std::string& s, uint64_t h) {
   return h;
 }
 
-std::string default_dir() {
+}  // namespace
+
+std::string default_cache_dir() {
   if (const char* d = std::getenv("DSOCR_CACHE_DIR"); d && *d) return d;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/dsocr";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/dsocr";
   return {};
 }
+
+namespace {
+
+std::string default_dir() { return default_cache_dir(); }
 
 std::string build_log(const cl::Program& p, const DeviceInfo& dev) {
   size_t n = 0;
@@ -63,8 +69,8 @@ std::string ProgramCache::options_for(const Defines& defines) {
 }
 
 std::string ProgramCache::summary() const {
-  return fmt::format("program cache: {} hits, {} misses, {} stored ({})", stats_.hits, stats_.misses,
-                     stats_.stored, enabled_ ? dir_ : std::string("off"));
+  return fmt::format("program cache: {} hits, {} misses, {} stored ({})", stats_.hits, stats_.misses, stats_.stored,
+                     enabled_ ? dir_ : std::string("off"));
 }
 
 const cl::Program& ProgramCache::get(const std::string& file, const Defines& defines) {

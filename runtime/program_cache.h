@@ -17,6 +17,9 @@
 
 namespace dsocr {
 
+// The cache folder: $DSOCR_CACHE_DIR, else $XDG_CACHE_HOME/dsocr, else ~/.cache/dsocr ("" if none).
+std::string default_cache_dir();
+
 // Compile-time constants for a kernel file, passed as -D NAME=VALUE (ordered: stable keys).
 using Defines = std::map<std::string, std::string>;
 

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "runtime/gemm_tuning.h"
+
 namespace dsocr {
 
 Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) {
@@ -27,6 +29,8 @@ Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) 
   // Up to an eighth of the device's memory (at most 1 GiB) of freed buffers is kept for reuse.
   pool_ = std::make_shared<BufferPool>(!(pool && std::string(pool) == "0"),
                                        std::min<uint64_t>(dev_.global_mem / 8, uint64_t(1) << 30));
+  if (const char* t = std::getenv("DSOCR_GEMM_TUNING"); !(t && std::string(t) == "0"))
+    gemm_tuning_ = apply_gemm_tuning(*this);
 }
 
 Runtime::~Runtime() {

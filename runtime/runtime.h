@@ -94,6 +94,9 @@ class Runtime {
   cl::Event marker();
   static double elapsed_us(const cl::Event& from, const cl::Event& to);
 
+  // What happened to a stored CLBlast tuning for this device (runtime/gemm_tuning.h; "" if none).
+  const std::string& gemm_tuning() const { return gemm_tuning_; }
+
   // Capability-driven variants: whether fp16 arithmetic may be used for fast paths.
   bool has_fp16() const { return dev_.fp16; }
 
@@ -120,6 +123,7 @@ class Runtime {
   };
   std::vector<Record> records_;
   std::map<std::string, Kernel> kernels_;
+  std::string gemm_tuning_;
 };
 
 inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
