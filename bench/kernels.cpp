@@ -57,26 +57,47 @@ Case attn(Runtime& rt, const std::string& name, int64_t H, int64_t Nq, int64_t N
   return c;
 }
 
-Case lin(Runtime& rt, const std::string& name, int64_t M, int64_t K, int64_t N) {
+// The same tensor as bf16 bits (the checkpoint's storage of weight matrices).
+Tensor to_bf16(Runtime& rt, const Tensor& f) {
+  Tensor t = rt.empty(f.shape, DType::bf16, "bench bf16 weights");
+  narrow_to_bf16(rt, f, t);
+  return t;
+}
+
+Case lin(Runtime& rt, const std::string& name, int64_t M, int64_t K, int64_t N, bool bf16 = false) {
   Tensor x = rnd(rt, {M, K}, 31), w = rnd(rt, {N, K}, 32, 0.05f), y = rt.empty({M, N});
+  if (bf16) w = to_bf16(rt, w);
   bool mem = M <= 4;
-  Case c{name, mem ? "memory" : "compute", 2.0 * M * N * K / 1e9, f4(double(M) * K + double(N) * K + double(M) * N), {}};
+  const double wbytes = bf16 ? 2 : 4;
+  Case c{name,
+         mem ? "memory" : "compute",
+         2.0 * M * N * K / 1e9,
+         (4.0 * (double(M) * K + double(M) * N) + wbytes * double(N) * K) / 1e9,
+         {}};
   c.run = [&rt, x, w, y]() mutable { linear(rt, x, w, nullptr, y); };
   return c;
 }
 
-Case moe(Runtime& rt, const std::string& name, int64_t T, int64_t H, int64_t E, int64_t I, int K) {
+Case moe(Runtime& rt, const std::string& name, int64_t T, int64_t H, int64_t E, int64_t I, int K, bool bf16 = false) {
   ops::MoeExperts ex;
   ex.E = E;
   ex.I = I;
   ex.H = H;
   ex.gate_up = rnd(rt, {E, 2 * I, H}, 41, 0.03f);
   ex.down = rnd(rt, {E, H, I}, 42, 0.03f);
+  if (bf16) {
+    ex.gate_up = to_bf16(rt, ex.gate_up);
+    ex.down = to_bf16(rt, ex.down);
+  }
   Tensor x = rnd(rt, {T, H}, 43), logits = rnd(rt, {T, E}, 44, 4.f), y = rt.empty({T, H});
   Tensor ids = rt.empty({T, K}, DType::i32), w = rt.empty({T, K});
   bool mem = T <= ops::kMoeDecodeMaxTokens;
   double weights = mem ? double(T) * K * 3 * I * H : double(E) * 3 * I * H;
-  Case c{name, mem ? "memory" : "compute", 6.0 * T * K * H * I / 1e9, f4(weights + 2.0 * T * H), {}};
+  Case c{name,
+         mem ? "memory" : "compute",
+         6.0 * T * K * H * I / 1e9,
+         ((bf16 ? 2 : 4) * weights + 4 * 2.0 * T * H) / 1e9,
+         {}};
   c.run = [&rt, ex, x, logits, y, ids, w, K]() mutable {
     ops::moe_route(rt, logits, K, false, 1.f, ids, w);
     ops::moe_experts(rt, x, ex, ids, w, y);
@@ -111,8 +132,11 @@ std::vector<KernelResult> bench_kernels(Runtime& rt, const Options& opts) {
   cases.push_back(lin(rt, "gemm_lm_qkv_prefill_1024x1280x3840", s ? 256 : 1024, 1280, 3840));
   cases.push_back(lin(rt, "gemv_lm_qkv_decode_1x1280x3840", 1, 1280, 3840));
   cases.push_back(lin(rt, "gemv_lm_head_1x1280x129280", 1, 1280, s ? 16384 : 129280));
+  cases.push_back(lin(rt, "gemv_bf16_lm_qkv_decode_1x1280x3840", 1, 1280, 3840, true));
+  cases.push_back(lin(rt, "gemv_bf16_lm_head_1x1280x129280", 1, 1280, s ? 16384 : 129280, true));
   cases.push_back(moe(rt, "moe_prefill_1024", s ? 64 : 1024, 1280, 64, s ? 128 : 896, 6));
   cases.push_back(moe(rt, "moe_decode_1", 1, 1280, 64, 896, 6));
+  cases.push_back(moe(rt, "moe_decode_bf16_1", 1, 1280, 64, 896, 6, true));
   {
     const int64_t C = s ? 64 : 256, g = s ? 16 : 64;
     Tensor x = rnd(rt, {1, C, g, g}, 61), w = rnd(rt, {C, C, 3, 3}, 62, 0.02f), y = rt.empty({1, C, g, g});
