@@ -9,13 +9,28 @@ namespace {
 
 int64_t out_size(int64_t in, int64_t k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
 
-// cols [N, C*kh*kw, Ho*Wo] from x [N,C,H,W].
+// A 2-D work-group of 256 work-items over (a, b): a as wide as na needs (a power of two, at most 64).
+cl::NDRange local_2d(int64_t na) {
+  size_t lx = 1;
+  while (lx < 64 && static_cast<int64_t>(lx) < na) lx *= 2;
+  return cl::NDRange(lx, 256 / lx, 1);
+}
+
+// cols [N, C*kh*kw, Ho*Wo] from x [N,C,H,W] (conv2d.cl: im2col_patch_f32 for non-overlapping
+// unpadded patches, im2col_f32 otherwise).
 void im2col(Runtime& rt, const Tensor& x, int64_t kh, int64_t kw, int stride, int pad, int64_t Ho, int64_t Wo,
             Tensor& cols) {
-  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3), L = Ho * Wo;
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const cl::NDRange local = local_2d(Wo);
+  if (kh == stride && kw == stride && pad == 0) {
+    auto& k = rt.kernel("conv2d.cl", "im2col_patch_f32");
+    rt.launch(k, cl::NDRange(round_up(Wo, local[0]), round_up(Ho * stride, local[1]), N * C), local, x, cols, (cl_int)H,
+              (cl_int)W, (cl_int)stride, (cl_int)Ho, (cl_int)Wo);
+    return;
+  }
   auto& k = rt.kernel("conv2d.cl", "im2col_f32");
-  rt.launch(k, cl::NDRange(round_up(L, 64), C * kh * kw, N), cl::NDRange(64, 1, 1), x, cols, (cl_int)C, (cl_int)H,
-            (cl_int)W, (cl_int)kh, (cl_int)kw, (cl_int)stride, (cl_int)pad, (cl_int)Ho, (cl_int)Wo);
+  rt.launch(k, cl::NDRange(round_up(Wo, local[0]), round_up(Ho, local[1]), N * C), local, x, cols, (cl_int)H, (cl_int)W,
+            (cl_int)kh, (cl_int)kw, (cl_int)stride, (cl_int)pad, (cl_int)Ho, (cl_int)Wo);
 }
 
 void check_x(const char* op, const Tensor& x, int stride, int padding) {

@@ -12,7 +12,7 @@
 namespace dsocr::ops {
 
 // q: view [B,H,kh*kw,D] (e.g. AttnView::fused(qkv, 0)); tab_h [2kh-1,D]; tab_w [2kw-1,D];
-// rel_h [B,H,kh*kw,kh] and rel_w [B,H,kh*kw,kw] written. D <= 128 (NotImplemented otherwise).
+// rel_h [B,H,kh*kw,kh] and rel_w [B,H,kh*kw,kw] written. Any D.
 void rel_pos_terms(Runtime& rt, const AttnView& q, const Tensor& tab_h, const Tensor& tab_w, int kh, int kw,
                    Tensor& rel_h, Tensor& rel_w);
 

@@ -87,8 +87,12 @@ TEST(conv2d, unfold) {
     int64_t N, C, H, W;
     int k, s, p;
   };
-  for (auto u :
-       {U{1, 7, 17, 17, 2, 2, 0}, U{1, 5, 7, 7, 3, 1, 1}, U{2, 3, 17, 61, 3, 2, 1}, U{1, 128, 16, 16, 2, 2, 0}}) {
+  // Non-overlapping unpadded patches (k = s, p = 0) take im2col_patch_f32: odd sizes leave rows and
+  // columns out, k = s = 1 is a copy; the rest the general im2col_f32 (k = s with padding too, and
+  // Wo > 64: several work-groups across a row).
+  for (auto u : {U{1, 7, 17, 17, 2, 2, 0}, U{1, 5, 7, 7, 3, 1, 1}, U{2, 3, 17, 61, 3, 2, 1}, U{1, 128, 16, 16, 2, 2, 0},
+                 U{1, 1024, 32, 32, 2, 2, 0}, U{2, 3, 33, 35, 4, 4, 0}, U{1, 2, 9, 70, 3, 3, 0}, U{1, 3, 5, 7, 1, 1, 0},
+                 U{1, 2, 9, 9, 2, 2, 1}, U{1, 3, 5, 130, 2, 1, 0}, U{1, 4, 8, 8, 3, 2, 2}}) {
     auto x = random_floats(u.N * u.C * u.H * u.W, 111);
     Tensor xt = rt().upload(x, {u.N, u.C, u.H, u.W});
     int64_t Ho = (u.H + 2 * u.p - u.k) / u.s + 1, Wo = (u.W + 2 * u.p - u.k) / u.s + 1, L = Ho * Wo;

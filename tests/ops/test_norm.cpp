@@ -41,8 +41,13 @@ TEST(norm, layer_norm) {
     int64_t rows, C;
     float eps;
   };
+  // Row kernels: C % 4 == 0 (float4) or not (scalar), 1..8 values per work-item, rows not a multiple of
+  // the rows per work-group, one row, C = 1; C = 2050 (scalar) and 8200 (float4) exceed the register
+  // path and take the wide kernels.
   for (auto c :
-       {Case{7, 7, 1e-5f}, Case{17, 61, 1e-5f}, Case{61, 127, 1e-6f}, Case{127, 768, 1e-6f}, Case{101, 1024, 1e-5f}}) {
+       {Case{7, 7, 1e-5f}, Case{17, 61, 1e-5f}, Case{61, 127, 1e-6f}, Case{127, 768, 1e-6f}, Case{101, 1024, 1e-5f},
+        Case{1, 768, 1e-6f}, Case{9, 1, 1e-5f}, Case{33, 1280, 1e-6f}, Case{3, 4096, 1e-6f}, Case{2, 4092, 1e-6f},
+        Case{13, 1030, 1e-5f}, Case{5, 2050, 1e-5f}, Case{4, 8200, 1e-6f}}) {
     auto x = random_floats(c.rows * c.C, 41, 2.f, 6.f);
     auto w = random_floats(c.C, 42, 0.5f, 1.5f), b = random_floats(c.C, 43);
     Tensor xt = rt().upload(x, {c.rows, c.C}), wt = rt().upload(w, {c.C}), bt = rt().upload(b, {c.C});
@@ -57,7 +62,8 @@ TEST(norm, rms_norm) {
   struct Case {
     int64_t rows, C;
   };
-  for (auto c : {Case{7, 7}, Case{17, 61}, Case{61, 127}, Case{61, 1280}, Case{3, 896}}) {
+  for (auto c : {Case{7, 7}, Case{17, 61}, Case{61, 127}, Case{61, 1280}, Case{3, 896}, Case{1, 1280}, Case{3, 4096},
+                 Case{6, 1030}, Case{5, 2050}, Case{2, 8200}, Case{9, 1}}) {
     auto x = random_floats(c.rows * c.C, 51, -3.f, 3.f);
     auto w = random_floats(c.C, 52, 0.5f, 1.5f);
     Tensor xt = rt().upload(x, {c.rows, c.C}), wt = rt().upload(w, {c.C});
@@ -76,7 +82,8 @@ TEST(norm, add_rms_norm) {
     bool two;
   };
   for (auto c :
-       {Case{1, 7, false}, Case{17, 61, true}, Case{1, 1280, true}, Case{5, 1280, false}, Case{3, 896, true}}) {
+       {Case{1, 7, false}, Case{17, 61, true}, Case{1, 1280, true}, Case{5, 1280, false}, Case{3, 896, true},
+        Case{3, 4096, true}, Case{4, 1030, true}, Case{2, 2050, false}, Case{2, 8200, true}, Case{33, 1280, true}}) {
     const int64_t n = c.rows * c.C;
     auto x = random_floats(n, 71, -3.f, 3.f), a = random_floats(n, 72, -1.f, 1.f), b = random_floats(n, 73);
     auto w = random_floats(c.C, 74, 0.5f, 1.5f);
@@ -112,13 +119,18 @@ TEST(norm, add_rms_norm) {
 
 TEST(norm, layer_norm_2d) {
   // SAM neck: [1,256,64,64] at 1024², plus awkward sizes.
-  for (Shape s : {Shape{1, 7, 3, 5}, Shape{2, 17, 7, 9}, Shape{1, 256, 40, 40}, Shape{1, 256, 64, 64}}) {
+  // C = 384 fills the 24 KiB local tile exactly; C = 512 does not fit it (values re-read); in place too (SAM).
+  for (Shape s : {Shape{1, 7, 3, 5}, Shape{2, 17, 7, 9}, Shape{1, 256, 40, 40}, Shape{1, 256, 64, 64},
+                  Shape{3, 1, 4, 4}, Shape{1, 384, 3, 7}, Shape{2, 512, 5, 7}}) {
     int64_t N = s[0], C = s[1], HW = s[2] * s[3];
     auto x = random_floats(shape_numel(s), 61, -2.f, 4.f);
     auto w = random_floats(C, 62, 0.5f, 1.5f), b = random_floats(C, 63);
     Tensor xt = rt().upload(x, s), wt = rt().upload(w, {C}), bt = rt().upload(b, {C});
     Guarded y(rt(), s);
     ops::layer_norm_2d(rt(), xt, wt, bt, y, 1e-6f);
+    auto out = y.read_f32();
+    ops::layer_norm_2d(rt(), xt, wt, bt, xt, 1e-6f);  // in place
+    EXPECT_EQ(rt().read_f32(xt), out) << shape_str(s) << " in place";
     std::vector<double> ref(x.size());
     for (int64_t n = 0; n < N; ++n)
       for (int64_t p = 0; p < HW; ++p) {
@@ -130,7 +142,7 @@ TEST(norm, layer_norm_2d) {
         for (int64_t c = 0; c < C; ++c)
           ref[(n * C + c) * HW + p] = (x[(n * C + c) * HW + p] - m) / std::sqrt(v + 1e-6) * w[c] + b[c];
       }
-    EXPECT_TRUE(all_close(y.read_f32(), ref, s, 1e-4, 1e-4)) << shape_str(s);
+    EXPECT_TRUE(all_close(out, ref, s, 1e-4, 1e-4)) << shape_str(s);
   }
 }
 

@@ -1,4 +1,5 @@
-// rel_pos.cl against a double-precision reference, alone and feeding sdpa as SAM does: one window
+// rel_pos.cl against a double-precision reference, alone (awkward grids, head dims and strided q
+// views, the kernel's tile boundaries, SAM's real shapes) and feeding sdpa as SAM does: one window
 // block shape (14x14 windows, tables [27,64]) and one global block (64x64 grid, tables [127,64]).
 #include <fmt/format.h>
 
@@ -88,16 +89,27 @@ std::vector<double> ref_attention(const std::vector<double>& q, const std::vecto
 
 std::vector<float> to_float(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
 
-// rel_pos_terms on a grid, q dense [B,H,N,D] or a part of a fused [B,N,3,H,D].
-void check_terms(int64_t B, int64_t H, int64_t kh, int64_t kw, int64_t D, bool fused, uint32_t seed) {
-  SCOPED_TRACE(fmt::format("B={} H={} grid {}x{} D={} fused={}", B, H, kh, kw, D, fused));
+// How q is laid out: dense [B,H,N,D]; part 0 of a fused [B,N,3,H,D]; heads [1, 1+H) of a
+// [B,N,H+2,D] (an offset and a row stride that is not a multiple of 3H*D); dense but one element
+// into a flat buffer (an odd offset: no row is 16-byte aligned).
+enum class QLayout { dense, fused, heads, shifted };
+
+// rel_pos_terms on a grid, q in the given layout.
+void check_terms(int64_t B, int64_t H, int64_t kh, int64_t kw, int64_t D, QLayout layout, uint32_t seed) {
+  SCOPED_TRACE(fmt::format("B={} H={} grid {}x{} D={} layout={}", B, H, kh, kw, D, static_cast<int>(layout)));
   Runtime& r = rt();
   const int64_t N = kh * kw;
   std::vector<float> qd;
   ops::AttnView qv;
-  if (fused) {
+  if (layout == QLayout::fused) {
     qd = random_floats(B * N * 3 * H * D, seed, -1.f, 1.f);
     qv = ops::AttnView::fused(r.upload(qd, {B, N, 3, H, D}), 0);
+  } else if (layout == QLayout::shifted) {
+    qd = random_floats(B * H * N * D + 1, seed, -1.f, 1.f);
+    qv = ops::AttnView{r.upload(qd, {B * H * N * D + 1}), 1, B, H, N, D, H * N * D, N * D, D};
+  } else if (layout == QLayout::heads) {
+    qd = random_floats(B * N * (H + 2) * D, seed, -1.f, 1.f);
+    qv = ops::AttnView::heads(r.upload(qd, {B, N, H + 2, D}), 1, H);
   } else {
     qd = random_floats(B * H * N * D, seed, -1.f, 1.f);
     qv = ops::AttnView::bhnd(r.upload(qd, {B, H, N, D}));
@@ -144,12 +156,44 @@ void check_sam_block(int64_t B, int64_t H, int64_t g, int64_t D, uint32_t seed) 
 
 TEST(rel_pos, terms_awkward_grids) {
   uint32_t seed = 1;
-  for (auto [kh, kw] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {5, 7}, {14, 14}, {17, 3}})
+  for (auto [kh, kw] : {std::pair<int64_t, int64_t>{1, 1}, {7, 5}, {5, 7}, {14, 14}, {17, 3}, {3, 5}, {1, 9}, {9, 1}})
     for (int64_t D : {7, 64})
-      for (bool fused : {false, true}) check_terms(2, 3, kh, kw, D, fused, seed++);
+      for (QLayout layout : {QLayout::dense, QLayout::fused, QLayout::heads, QLayout::shifted})
+        check_terms(2, 3, kh, kw, D, layout, seed++);
 }
 
-TEST(rel_pos, terms_max_head_dim) { check_terms(1, 2, 9, 11, 128, false, 99); }
+TEST(rel_pos, terms_max_head_dim) { check_terms(1, 2, 9, 11, 128, QLayout::dense, 99); }
+
+TEST(rel_pos, terms_any_head_dim) {
+  // D is walked in chunks: not a chunk multiple, and past the old limit of 128.
+  uint32_t seed = 200;
+  for (int64_t D : {1, 17, 80, 96, 129, 200}) check_terms(2, 2, 6, 9, D, QLayout::fused, seed++);
+}
+
+TEST(rel_pos, terms_tile_boundaries) {
+  // Sides around the kernel's tile shapes (chosen by max(kh, kw): <= 16, <= 40, <= 64, <= 80,
+  // larger) and grids needing several tiles along the keys and positions (sides over 128).
+  uint32_t seed = 300;
+  for (auto [kh, kw] : {std::pair<int64_t, int64_t>{16, 16},
+                        {16, 17},
+                        {17, 16},
+                        {32, 31},
+                        {33, 33},
+                        {40, 40},
+                        {41, 20},
+                        {80, 3},
+                        {3, 81},
+                        {130, 3},
+                        {2, 131}})
+    check_terms(1, 2, kh, kw, 19, QLayout::heads, seed++);
+}
+
+TEST(rel_pos, terms_real_shapes) {
+  // SAM's windows (14x14) and global grids (40x40 at 640, 64x64 at 1024), head dims 64, 80, 96.
+  uint32_t seed = 400;
+  for (int64_t g : {14, 40, 64})
+    for (int64_t D : {64, 80, 96}) check_terms(g == 14 ? 3 : 1, 2, g, g, D, QLayout::fused, seed++);
+}
 
 TEST(rel_pos, sam_window_block) {
   // Two 14x14 windows x 12 heads, D=64, tables [27,64].
@@ -182,7 +226,9 @@ TEST(rel_pos, rejects_bad_shapes) {
   expect_msg([&] { ops::rel_pos_terms(r, q, th, tw, 6, 6, rh, rw); }, "has 35 tokens, expected the grid 6x6");
   Tensor rw_bad = z({1, 2, 35, 7});
   expect_msg([&] { ops::rel_pos_terms(r, q, th, tw, 7, 5, rh, rw_bad); }, "rel_w");
+  // D over 128 used to be refused; it is supported now (checked numerically in terms_any_head_dim).
   auto q129 = ops::AttnView::bhnd(z({1, 1, 4, 129}));
-  Tensor t3 = z({3, 129}), o = z({1, 1, 4, 2});
-  EXPECT_THROW(ops::rel_pos_terms(r, q129, t3, t3, 2, 2, o, o), NotImplemented);
+  Tensor t3 = z({3, 129}), o = z({1, 1, 4, 2}), o2 = z({1, 1, 4, 2});
+  EXPECT_NO_THROW(ops::rel_pos_terms(r, q129, t3, t3, 2, 2, o, o2));
+  r.finish();
 }

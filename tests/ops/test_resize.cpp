@@ -135,6 +135,19 @@ TEST(resize, bicubic_aa_mixed_and_identity) {
   check_bicubic({1, 3, 61, 17}, 7, 17, 12);   // W unchanged: vertical pass only
 }
 
+TEST(resize, bicubic_aa_bands_and_fallback) {
+  // One plane: the fused kernel splits the output rows into many bands (t rows recomputed per band).
+  // (Coordinates kept small: ATen's fp32 centres drift from the double reference at large sizes.)
+  check_bicubic({1, 1, 64, 50}, 48, 40, 13);
+  check_bicubic({1, 1, 40, 30}, 61, 37, 14);
+  check_bicubic({1, 3, 33, 47}, 19, 29, 15);
+  check_bicubic({1, 2, 19, 29}, 33, 47, 16);
+  // One output row needs all 300 rows of t (25 wide: 7500 floats > the 24 KiB tile): the two-pass kernels.
+  check_bicubic({1, 2, 300, 30}, 3, 25, 17);
+  // W unchanged, 6500-wide rows (> the tile): the vertical kernel alone, reading x.
+  check_bicubic({1, 1, 7, 6500}, 3, 6500, 18);
+}
+
 TEST(resize, bicubic_aa_real_sam_pos_embed) {
   // SAM pos_embed [1,768,64,64] -> g² for 640/512/768/1280 inputs (128 of the 768 channels).
   for (int64_t g : {40, 32, 48, 80}) check_bicubic({1, 128, 64, 64}, g, g, 20 + g);
