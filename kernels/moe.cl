@@ -31,52 +31,28 @@
 //   moe_down_f32:          the same tiling over 128 columns of H: o[entry, n] = h[entry].Wd[e,n]
 //                          (columns 4tx..4tx+3 and 64+4tx..64+4tx+3).
 //   moe_combine_f32:       y[t, n] = sum_s weights[t,s] * o[t*k+s, n] in slot order (no atomics).
-// Decode path (few tokens; reads only the chosen experts' weights). A work-group of
-// DEC_WG = DEC_ROWS * DEC_LANES work-items computes DEC_ROWS outputs; group g = local id / DEC_LANES
-// owns one, its DEC_LANES lanes walk the weight rows in 4-element vectors (lane l: vectors l,
-// l + DEC_LANES, ..., two per loop iteration; consecutive lanes read consecutive 16- or 8-byte
-// chunks), float4 accumulators, the length % 4 tail as scalars on lanes 0.. (a loop when
-// DEC_LANES < 4); then one local tree over the lanes for all groups at once (log2(DEC_LANES) + 1
-// barriers). Outputs past the end load nothing but reach every barrier.
-//   moe_decode_gate_up_f32: grid (ceil(I/DEC_ROWS) work-groups, NE): group g of work-group (b, entry)
-//                           owns j = b*DEC_ROWS + g: g = x[tok].Wg[e,j], u = x[tok].Wu[e,j] (x read
-//                           once for both), reduced together; h[entry, j] = silu(g) * u.
-//                           Local memory 8 * DEC_WG bytes.
-//   moe_decode_down_f32:    grid (ceil(H/DEC_ROWS) work-groups, T): group g owns n = b*DEC_ROWS + g of
-//                           token t; the slots are taken four at a time (named accumulators d0..d3,
-//                           four weight rows in flight), the four dot products h[entry].Wd[e,n]
-//                           reduced together, then y[t, n] = sum over slots, in slot order, of
-//                           weights[t,s] * dot (as before: deterministic). Local 16 * DEC_WG bytes.
-//   Rows whose length (H, I) is a multiple of 4 start 16-byte aligned: float4 / ushort4 pointer
-//   loads and vloada_half4 (one wide load); otherwise vload4 / vload_half4 (a uniform branch, so
-//   that one program serves every shape).
+// Decode path (few tokens; reads only the chosen experts' weights):
+//   moe_decode_gate_up_f32: one work-group of WG per (j, entry): both dot products of length H
+//                           reduced in local memory; h[entry, j] = silu(g) * u.
+//   moe_decode_down_f32:    one work-group of WG per (n, token): for each slot in order, the dot
+//                           product h[entry].Wd[e,n] reduced, weighted and summed: y[t, n].
 //
 // llvmpipe (gallivm's loop limiter stops a work-item after 65535 loop iterations in all): the GEMMs
 // run H/BK (or I/BK) outer iterations of BK inner ones (H = 1280: ~1.4k); the decode kernels
-// H/(8*DEC_LANES) + log2(DEC_LANES) or ceil(k/4) * (I/(8*DEC_LANES) + log2(DEC_LANES)); the grouping
-// kernels at most 256 + E per work-item, the scan NB*ceil(E/256) + E + tiles (the host keeps NE
-// within bounds). No private arrays: register tiles are named float4s.
+// H/WG or k*I/WG; the grouping kernels at most 256 + E per work-item, the scan NB*ceil(E/256) + E +
+// tiles (the host keeps NE within bounds). No private arrays: register tiles are named float4s.
 //
 // Weights: gate_up and down are f32, or (both alike) 16-bit storage widened to fp32 as they are
 // loaded, in every kernel that reads them (moe_gate_up_f32, moe_down_f32, moe_decode_*_f32):
 // f16 (WEIGHT_F16, vload_half) or bf16 (WEIGHT_BF16: raw bfloat16 bits as ushort, widened exactly
 // with as_float(bits << 16)). Core OpenCL either way, no extension.
 //
-// Tunables: WG (router work-group size, power of two, default 64); DEC_ROWS (outputs per decode
-// work-group, default 8) and DEC_LANES (work-items per output, power of two, default 32),
-// DEC_ROWS * DEC_LANES <= 256; WEIGHT_F16 or WEIGHT_BF16 (defined: weight storage).
-// BM (32), BK (16) and the 16x16 GEMM work-group are fixed: the host's grid arithmetic depends on
-// them.
+// Tunables: WG (router and decode work-group size, power of two, default 64); WEIGHT_F16 or
+// WEIGHT_BF16 (defined: weight storage, see above). BM (32), BK (16) and the 16x16 GEMM
+// work-group are fixed: the host's grid arithmetic depends on them.
 #ifndef WG
 #define WG 64
 #endif
-#ifndef DEC_ROWS
-#define DEC_ROWS 8
-#endif
-#ifndef DEC_LANES
-#define DEC_LANES 32
-#endif
-#define DEC_WG (DEC_ROWS * DEC_LANES)
 #include "reduce.cl"
 
 #define BM 32
@@ -89,27 +65,16 @@
 #if defined(WEIGHT_F16) && defined(WEIGHT_BF16)
 #error "WEIGHT_F16 and WEIGHT_BF16 are exclusive"
 #endif
-// LOADW: one weight. Decode kernels: LOADW4A / LOADW4U: the 4-element vector i of a row that
-// starts 16-byte aligned (one wide load) / anywhere (vload4, vload_half4); LOADF4A / LOADF4U alike
-// for f32 rows of x and h.
 #if defined(WEIGHT_F16)
 typedef half wtype;
 #define LOADW(p, i) vload_half((i), (p))
-#define LOADW4A(p, i) vloada_half4((i), (p))
-#define LOADW4U(p, i) vload_half4((i), (p))
 #elif defined(WEIGHT_BF16)
 typedef ushort wtype;
 #define LOADW(p, i) as_float((uint)(p)[(i)] << 16)
-#define LOADW4A(p, i) as_float4(convert_uint4(((__global const ushort4*)(p))[i]) << 16)
-#define LOADW4U(p, i) as_float4(convert_uint4(vload4((i), (p))) << 16)
 #else
 typedef float wtype;
 #define LOADW(p, i) ((p)[(i)])
-#define LOADW4A(p, i) (((__global const float4*)(p))[i])
-#define LOADW4U(p, i) vload4((i), (p))
 #endif
-#define LOADF4A(p, i) (((__global const float4*)(p))[i])
-#define LOADF4U(p, i) vload4((i), (p))
 
 inline float silu_f(float v) { return v / (1.0f + exp(-v)); }
 
@@ -365,155 +330,50 @@ __kernel void moe_combine_f32(__global const float* o, __global const int* ids, 
 
 // ---- decode path ----------------------------------------------------------------------------------
 
-#if DEC_WG > 256 || (DEC_LANES & (DEC_LANES - 1)) != 0 || DEC_ROWS < 1
-#error "moe.cl: need DEC_ROWS >= 1, DEC_LANES a power of two and DEC_ROWS * DEC_LANES <= 256"
-#endif
-#define HSUM4(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
-
-// Sums the first n (1..4) of the DEC_WG-float planes of sc over the DEC_LANES lanes of each
-// group: afterwards lane 0 of a group holds its group's totals at sc[q * DEC_WG + lid]. Called
-// with the same n by the whole work-group (barriers). Fixed order: deterministic.
-inline void dec_reduce(__local float* sc, int n, int lid, int lane) {
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = DEC_LANES / 2; s > 0; s >>= 1) {
-    if (lane < s) {
-      sc[lid] += sc[lid + s];
-      if (n > 1) sc[DEC_WG + lid] += sc[DEC_WG + lid + s];
-      if (n > 2) sc[2 * DEC_WG + lid] += sc[2 * DEC_WG + lid + s];
-      if (n > 3) sc[3 * DEC_WG + lid] += sc[3 * DEC_WG + lid + s];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-}
-
-// Vectors lane, lane + DEC_LANES, ... < n4 of the gate and up rows against x (LW4, LF4: loads).
-#define GATE_UP_ROW(n4, LW4, LF4)                          \
-  {                                                        \
-    int i = lane;                                          \
-    for (; i + DEC_LANES < (n4); i += 2 * DEC_LANES) {     \
-      float4 xa = LF4(xr, i), xb = LF4(xr, i + DEC_LANES); \
-      g4 += LW4(wg, i) * xa;                               \
-      u4 += LW4(wu, i) * xa;                               \
-      g4 += LW4(wg, i + DEC_LANES) * xb;                   \
-      u4 += LW4(wu, i + DEC_LANES) * xb;                   \
-    }                                                      \
-    if (i < (n4)) {                                        \
-      float4 xa = LF4(xr, i);                              \
-      g4 += LW4(wg, i) * xa;                               \
-      u4 += LW4(wu, i) * xa;                               \
-    }                                                      \
-  }
-
-// x [T,H]; ids [T,k]; w [E,2I,H]; h [NE,I]. Grid (ceil(I/DEC_ROWS)*DEC_WG, NE).
-__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1))) void moe_decode_gate_up_f32(
+// x [T,H]; ids [T,k]; w [E,2I,H]; h [NE,I]. Grid (WG*I, NE).
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_decode_gate_up_f32(
     __global const float* x, __global const int* ids, __global const wtype* w, __global float* h, int H, int I,
     int k, int E) {
-  __local float sc[2 * DEC_WG];
-  const size_t en = get_group_id(1);
-  const int lid = get_local_id(0), lane = lid % DEC_LANES;
-  const int j = get_group_id(0) * DEC_ROWS + lid / DEC_LANES;
-  const int e = ids[en];
+  __local float scratch[WG];
+  int j = get_group_id(0);
+  size_t en = get_group_id(1);
+  int l = get_local_id(0);
+  int e = ids[en];
   if (e < 0 || e >= E) return;  // uniform over the work-group, before any barrier
-  const bool live = j < I;
   __global const float* xr = x + (en / k) * H;
-  __global const wtype* wg = w + ((size_t)e * 2 * I + (live ? j : 0)) * H;
-  __global const wtype* wu = wg + (size_t)I * H;
-  float4 g4 = 0.0f, u4 = 0.0f;
-  if (live) {
-    const int n4 = H >> 2;
-    if ((H & 3) == 0)  // rows 16-byte aligned (uniform branch)
-      GATE_UP_ROW(n4, LOADW4A, LOADF4A)
-    else
-      GATE_UP_ROW(n4, LOADW4U, LOADF4U)
-    for (int c = (n4 << 2) + lane; c < H; c += DEC_LANES) {
-      g4.s0 += LOADW(wg, c) * xr[c];
-      u4.s0 += LOADW(wu, c) * xr[c];
-    }
+  size_t og = ((size_t)e * 2 * I + j) * H, ou = og + (size_t)I * H;
+  float g = 0.0f, u = 0.0f;
+  for (int c = l; c < H; c += WG) {
+    float xv = xr[c];
+    g += xv * LOADW(w, og + c);
+    u += xv * LOADW(w, ou + c);
   }
-  sc[lid] = HSUM4(g4);
-  sc[DEC_WG + lid] = HSUM4(u4);
-  dec_reduce(sc, 2, lid, lane);
-  if (live && lane == 0) h[en * I + j] = silu_f(sc[lid]) * sc[DEC_WG + lid];
+  g = wg_reduce_sum(g, scratch);
+  u = wg_reduce_sum(u, scratch);
+  if (l == 0) h[en * I + j] = silu_f(g) * u;
 }
 
-// Expert of slot s of token t, or -1 (past k, or an id outside [0, E)).
-inline int dec_slot_expert(__global const int* ids, size_t t, int s, int k, int E) {
-  if (s >= k) return -1;
-  int e = ids[t * k + s];
-  return e >= 0 && e < E ? e : -1;
-}
-
-// One weight vector of each live slot q (expert e_q >= 0) against its hidden row.
-#define DOWN_STEP(i, LW4, LF4)                      \
-  {                                                 \
-    if (e0 >= 0) d0 += LW4(w0, (i)) * LF4(h0, (i)); \
-    if (e1 >= 0) d1 += LW4(w1, (i)) * LF4(h1, (i)); \
-    if (e2 >= 0) d2 += LW4(w2, (i)) * LF4(h2, (i)); \
-    if (e3 >= 0) d3 += LW4(w3, (i)) * LF4(h3, (i)); \
-  }
-#define DOWN_ROW(n4, LW4, LF4)                         \
-  {                                                    \
-    int i = lane;                                      \
-    for (; i + DEC_LANES < (n4); i += 2 * DEC_LANES) { \
-      DOWN_STEP(i, LW4, LF4)                           \
-      DOWN_STEP(i + DEC_LANES, LW4, LF4)               \
-    }                                                  \
-    if (i < (n4)) DOWN_STEP(i, LW4, LF4)               \
-  }
-
-// h [NE,I]; ids, weights [T,k]; w [E,H,I]; y [T,H]. Grid (ceil(H/DEC_ROWS)*DEC_WG, T).
-__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1))) void moe_decode_down_f32(
+// h [NE,I]; ids, weights [T,k]; w [E,H,I]; y [T,H]. Grid (WG*H, T).
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_decode_down_f32(
     __global const float* h, __global const int* ids, __global const float* weights, __global const wtype* w,
     __global float* y, int I, int H, int k, int E) {
-  __local float sc[4 * DEC_WG];
-  const size_t t = get_group_id(1);
-  const int lid = get_local_id(0), lane = lid % DEC_LANES;
-  const int n = get_group_id(0) * DEC_ROWS + lid / DEC_LANES;
-  const bool live = n < H;
-  const size_t nr = live ? n : 0;
-  float acc = 0.0f;  // lane 0: sum over the slots, in slot order, of weight * dot
-  // Slots in batches of four (named registers): one reduction per batch. k is uniform.
-  for (int s0 = 0; s0 < k; s0 += 4) {
-    const int e0 = dec_slot_expert(ids, t, s0, k, E), e1 = dec_slot_expert(ids, t, s0 + 1, k, E),
-              e2 = dec_slot_expert(ids, t, s0 + 2, k, E), e3 = dec_slot_expert(ids, t, s0 + 3, k, E);
-    const size_t en = t * k + s0;  // slot s0's entry; slots past k use the last entry's row (unread)
-    __global const float* h0 = h + en * I;
-    __global const float* h1 = h + (t * k + min(s0 + 1, k - 1)) * I;
-    __global const float* h2 = h + (t * k + min(s0 + 2, k - 1)) * I;
-    __global const float* h3 = h + (t * k + min(s0 + 3, k - 1)) * I;
-    __global const wtype* w0 = w + ((size_t)max(e0, 0) * H + nr) * I;
-    __global const wtype* w1 = w + ((size_t)max(e1, 0) * H + nr) * I;
-    __global const wtype* w2 = w + ((size_t)max(e2, 0) * H + nr) * I;
-    __global const wtype* w3 = w + ((size_t)max(e3, 0) * H + nr) * I;
-    float4 d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-    if (live) {
-      const int n4 = I >> 2;
-      if ((I & 3) == 0)  // rows 16-byte aligned (uniform branch)
-        DOWN_ROW(n4, LOADW4A, LOADF4A)
-      else
-        DOWN_ROW(n4, LOADW4U, LOADF4U)
-      for (int c = (n4 << 2) + lane; c < I; c += DEC_LANES) {
-        if (e0 >= 0) d0.s0 += LOADW(w0, c) * h0[c];
-        if (e1 >= 0) d1.s0 += LOADW(w1, c) * h1[c];
-        if (e2 >= 0) d2.s0 += LOADW(w2, c) * h2[c];
-        if (e3 >= 0) d3.s0 += LOADW(w3, c) * h3[c];
-      }
+  __local float scratch[WG];
+  int n = get_group_id(0);
+  size_t t = get_group_id(1);
+  int l = get_local_id(0);
+  float acc = 0.0f;
+  for (int s = 0; s < k; ++s) {
+    size_t en = t * k + s;
+    int e = ids[en];
+    bool ok = e >= 0 && e < E;
+    float d = 0.0f;
+    if (ok) {
+      __global const float* hr = h + en * I;
+      size_t ow = ((size_t)e * H + n) * I;
+      for (int c = l; c < I; c += WG) d += hr[c] * LOADW(w, ow + c);
     }
-    sc[lid] = HSUM4(d0);
-    sc[DEC_WG + lid] = HSUM4(d1);
-    sc[2 * DEC_WG + lid] = HSUM4(d2);
-    sc[3 * DEC_WG + lid] = HSUM4(d3);
-    dec_reduce(sc, min(k - s0, 4), lid, lane);
-    if (lane == 0) {
-      if (e0 >= 0) acc += weights[en] * sc[lid];
-      if (e1 >= 0) acc += weights[en + 1] * sc[DEC_WG + lid];
-      if (e2 >= 0) acc += weights[en + 2] * sc[2 * DEC_WG + lid];
-      if (e3 >= 0) acc += weights[en + 3] * sc[3 * DEC_WG + lid];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);  // sc is rewritten by the next batch
+    d = wg_reduce_sum(d, scratch);
+    if (ok) acc += weights[en] * d;
   }
-  if (live && lane == 0) y[t * H + n] = acc;
+  if (l == 0) y[t * H + n] = acc;
 }
-#undef DOWN_STEP
-#undef DOWN_ROW
-#undef GATE_UP_ROW

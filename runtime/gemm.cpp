@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <climits>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -49,32 +48,7 @@ void check_clblast(clblast::StatusCode s, const char* call, const GemmArgs& g) {
 }
 
 constexpr int64_t kGemvMaxRows = 4;
-// Work-group shape of kernels/gemv.cl: ROWS output features per work-group, LANES work-items per
-// feature (ROWS * LANES <= 256, LANES a power of two); $DSOCR_GEMV_TILE = "rows,lanes" overrides
-// the defaults (sweeps). XCH: columns of the SwiGLU product staged in local memory per chunk.
-struct GemvTile {
-  int rows = 8, lanes = 32;
-};
-constexpr int kGemvXch = 1024;
-
-GemvTile gemv_tile(const DeviceInfo& dev) {
-  GemvTile t;
-  const char* e = std::getenv("DSOCR_GEMV_TILE");
-  if (e && *e) {
-    const bool ok = std::sscanf(e, "%d,%d", &t.rows, &t.lanes) == 2 && t.rows >= 1 && t.lanes >= 1 && t.rows <= 256 &&
-                    t.lanes <= 256 && (t.lanes & (t.lanes - 1)) == 0 && t.rows * t.lanes <= 256;
-    if (!ok)
-      throw Error(
-          fmt::format("DSOCR_GEMV_TILE='{}': expected rows,lanes (lanes a power of two, rows*lanes <= 256)", e));
-  }
-  // Devices with smaller work-groups: fewer features per work-group.
-  while (t.rows > 1 && static_cast<size_t>(t.rows * t.lanes) > dev.max_work_group) t.rows /= 2;
-  if (static_cast<size_t>(t.rows * t.lanes) > dev.max_work_group)
-    throw NotImplemented(
-        fmt::format("gemv: {} lanes exceed the device's work-group limit of {}", t.lanes, dev.max_work_group));
-  return t;
-}
-
+constexpr size_t kGemvWG = 128;
 // DSOCR_GEMV=0 sends every linear() through CLBlast (benchmark comparisons).
 bool gemv_enabled() {
   const char* e = std::getenv("DSOCR_GEMV");
@@ -91,21 +65,12 @@ void require_f32(const Tensor& t, const char* which) {
 // SwiGLU product of x [rows, 2*in] (gate | up).
 void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
           bool swiglu) {
-  if (in > INT_MAX || out > INT_MAX)
-    throw NotImplemented(fmt::format("gemv: weight [{},{}] exceeds the 32-bit index range", out, in));
-  const GemvTile t = gemv_tile(rt.device());
-  Defines d{{"ROWS", std::to_string(t.rows)}, {"LANES", std::to_string(t.lanes)}};
+  Defines d{{"WG", std::to_string(kGemvWG)}};
   if (w.dtype != DType::f32) d[w.dtype == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
-  if (in % 4 == 0) d["VEC_ALIGNED"] = "1";  // every row starts on a 16-byte boundary
-  if (swiglu) {
-    d["X_SWIGLU"] = "1";
-    d["XCH"] = std::to_string(kGemvXch);
-  }
-  const size_t wg = static_cast<size_t>(t.rows * t.lanes);
-  const size_t xs_bytes = swiglu ? 4 * static_cast<size_t>(rows) * kGemvXch : 16;
+  if (swiglu) d["X_SWIGLU"] = "1";
   auto& k = rt.kernel("gemv.cl", "gemv_f32", d);
-  rt.launch(k, cl::NDRange(static_cast<size_t>(ceil_div(out, t.rows)) * wg), cl::NDRange(wg), x, w, y,
-            static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out), cl::Local(xs_bytes));
+  rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
+            static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
 }
 
 }  // namespace

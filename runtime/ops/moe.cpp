@@ -4,14 +4,12 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
 
 namespace dsocr::ops {
 namespace {
 
 // Constants of kernels/moe.cl (its defaults; the grid arithmetic below depends on them).
-constexpr size_t kWG = 64;         // WG: router work-group size
+constexpr size_t kWG = 64;         // WG: router and decode work-group size
 constexpr size_t kGroupWG = 256;   // GROUP_WG: grouping kernels
 constexpr int64_t kBM = 32;        // BM: row tile of the grouped GEMMs (segment padding)
 constexpr int64_t kGateUpBN = 64;  // columns of I per moe_gate_up_f32 work-group
@@ -19,40 +17,6 @@ constexpr int64_t kDownBN = 128;   // columns of H per moe_down_f32 work-group
 // Bounds the grouping scan's loops (Mesa llvmpipe's loop limiter: 65535 iterations per work-item;
 // the scan runs about NE/256 + NE/32 + E of them) and keeps every index within 32 bits.
 constexpr int64_t kMaxEntries = 1 << 20;
-
-// Decode kernels' work-group shape (DEC_ROWS outputs per work-group, DEC_LANES work-items per
-// output; rows * lanes <= 256, lanes a power of two); the defaults are moe.cl's. $DSOCR_MOE_DECODE_TILE = "rows,lanes"
-// (both kernels) or "rows,lanes,rows,lanes" (gate_up, then down) overrides the defaults (sweeps).
-struct DecodeTile {
-  int rows = 8, lanes = 32;
-};
-struct DecodeTiles {
-  DecodeTile gate_up, down;
-};
-
-DecodeTiles decode_tiles(const DeviceInfo& dev) {
-  DecodeTiles t;
-  if (const char* e = std::getenv("DSOCR_MOE_DECODE_TILE"); e && *e) {
-    int n = std::sscanf(e, "%d,%d,%d,%d", &t.gate_up.rows, &t.gate_up.lanes, &t.down.rows, &t.down.lanes);
-    if (n == 2) t.down = t.gate_up;
-    auto ok = [](const DecodeTile& d) {
-      return d.rows >= 1 && d.lanes >= 1 && d.rows <= 256 && d.lanes <= 256 && (d.lanes & (d.lanes - 1)) == 0 &&
-             d.rows * d.lanes <= 256;
-    };
-    if ((n != 2 && n != 4) || !ok(t.gate_up) || !ok(t.down))
-      throw Error(
-          fmt::format("DSOCR_MOE_DECODE_TILE='{}': expected rows,lanes or rows,lanes,rows,lanes (gate_up, "
-                      "down) with lanes a power of two and rows * lanes <= 256",
-                      e));
-  }
-  for (DecodeTile* d : {&t.gate_up, &t.down}) {  // devices with smaller work-groups: fewer rows
-    while (d->rows > 1 && static_cast<size_t>(d->rows * d->lanes) > dev.max_work_group) d->rows /= 2;
-    if (static_cast<size_t>(d->rows * d->lanes) > dev.max_work_group)
-      throw NotImplemented(fmt::format("moe_experts: {} decode lanes exceed the device's work-group limit of {}",
-                                       d->lanes, dev.max_work_group));
-  }
-  return t;
-}
 
 std::string dims(const Tensor& t) { return fmt::format("{} {}", shape_str(t.shape), dtype_name(t.dtype)); }
 
@@ -125,24 +89,10 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");
 
   if (path == MoePath::decode) {
-    // The default tile is moe.cl's own default: no define, so that both paths share one program.
-    const DecodeTiles dt = decode_tiles(rt.device());
-    auto tile_defs = [&defs](const DecodeTile& d) {
-      Defines dd = defs;
-      if (d.rows != DecodeTile{}.rows || d.lanes != DecodeTile{}.lanes) {
-        dd["DEC_ROWS"] = std::to_string(d.rows);
-        dd["DEC_LANES"] = std::to_string(d.lanes);
-      }
-      return dd;
-    };
-    const size_t gu_wg = static_cast<size_t>(dt.gate_up.rows * dt.gate_up.lanes),
-                 dn_wg = static_cast<size_t>(dt.down.rows * dt.down.lanes);
-    rt.launch(rt.kernel("moe.cl", "moe_decode_gate_up_f32", tile_defs(dt.gate_up)),
-              cl::NDRange(gu_wg * ceil_div(I, dt.gate_up.rows), NE), cl::NDRange(gu_wg, 1), x, ids, ex.gate_up, h, cH,
-              cI, cK, cE);
-    rt.launch(rt.kernel("moe.cl", "moe_decode_down_f32", tile_defs(dt.down)),
-              cl::NDRange(dn_wg * ceil_div(H, dt.down.rows), T), cl::NDRange(dn_wg, 1), h, ids, weights, ex.down, y, cI,
-              cH, cK, cE);
+    rt.launch(rt.kernel("moe.cl", "moe_decode_gate_up_f32", defs), cl::NDRange(kWG * I, NE), cl::NDRange(kWG, 1), x,
+              ids, ex.gate_up, h, cH, cI, cK, cE);
+    rt.launch(rt.kernel("moe.cl", "moe_decode_down_f32", defs), cl::NDRange(kWG * H, T), cl::NDRange(kWG, 1), h, ids,
+              weights, ex.down, y, cI, cH, cK, cE);
     return;
   }
 

@@ -2,11 +2,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <random>
-#include <string>
 
 #include "harness/harness.h"
 #include "runtime/gemm.h"
@@ -48,77 +45,6 @@ uint32_t to_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   return u;
-}
-
-// Sets an environment variable for the lifetime of the object (restores the old value).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
-// Weight storage of a test case: rounds w in place to what the device reads back and uploads it.
-enum class WStore { f32, f16, bf16 };
-Tensor upload_weights(std::vector<float>& w, const Shape& shape, WStore st) {
-  if (st == WStore::bf16) return upload_bf16(w, shape);
-  if (st == WStore::f32) return rt().upload(w, shape);
-  std::vector<uint16_t> h(w.size());
-  for (size_t i = 0; i < w.size(); ++i) {
-    h[i] = float_to_half(w[i]);
-    w[i] = half_to_float(h[i]);
-  }
-  return rt().upload(h.data(), shape, DType::f16);
-}
-const char* store_name(WStore st) { return st == WStore::f32 ? "f32" : st == WStore::f16 ? "f16" : "bf16"; }
-
-// x' = silu(g) * u of a fused gate|up row (double precision, as the reference).
-std::vector<float> ref_swiglu(const std::vector<float>& gu, int rows, int in) {
-  std::vector<float> act(static_cast<size_t>(rows) * in);
-  for (int r = 0; r < rows; ++r)
-    for (int k = 0; k < in; ++k) {
-      double g = gu[static_cast<size_t>(r) * 2 * in + k], u = gu[static_cast<size_t>(r) * 2 * in + in + k];
-      act[static_cast<size_t>(r) * in + k] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
-    }
-  return act;
-}
-
-struct GemvCase {
-  int rows, in, out;
-  WStore st;
-  bool swiglu;
-};
-
-// One matrix-vector case (rows <= 4) against the double-precision reference.
-void check_gemv(const GemvCase& c, const std::string& what) {
-  auto w = random_floats(static_cast<size_t>(c.out) * c.in, 62);
-  Tensor wt = upload_weights(w, {c.out, c.in}, c.st);
-  Guarded y(rt(), {c.rows, c.out});
-  std::vector<double> ref;
-  if (c.swiglu) {
-    auto gu = random_floats(static_cast<size_t>(c.rows) * 2 * c.in, 61, -4.f, 4.f);
-    Tensor gt = rt().upload(gu, {c.rows, 2 * c.in});
-    linear_swiglu(rt(), gt, wt, y);
-    ref = ref_linear(ref_swiglu(gu, c.rows, c.in), w, nullptr, c.rows, c.in, c.out);
-  } else {
-    auto x = random_floats(static_cast<size_t>(c.rows) * c.in, 61);
-    Tensor xt = rt().upload(x, {c.rows, c.in});
-    linear(rt(), xt, wt, nullptr, y);
-    ref = ref_linear(x, w, nullptr, c.rows, c.in, c.out);
-  }
-  EXPECT_TRUE(all_close(y.read_f32(), ref, {c.rows, c.out}, 1e-4, 1e-4))
-      << fmt::format("{}: {}x{}x{} {}{}", what, c.rows, c.in, c.out, store_name(c.st), c.swiglu ? " swiglu" : "");
 }
 
 }  // namespace
@@ -215,45 +141,6 @@ TEST(gemm, linear_few_rows_gemv) {
     linear(rt(), xt, wt, c.bias ? &bt : nullptr, y);
     auto ref = ref_linear(x, w, c.bias ? &b : nullptr, c.rows, c.in, c.out);
     EXPECT_TRUE(all_close(y.read_f32(), ref, {c.rows, c.out}, 1e-4, 1e-4)) << c.rows << "x" << c.in << "x" << c.out;
-  }
-}
-
-TEST(gemm, gemv_tails) {
-  // Shapes at the edges of the matrix-vector tiling (default 8 features x 32 lanes, 4-element
-  // vectors, two per iteration): K < 4, K < lanes, K % 4 != 0 (unaligned loads, scalar tail),
-  // K % 4 == 0 but not a multiple of 4 * lanes (aligned loads, odd vector count), N not a multiple
-  // of the features per work-group (N < 8, N = 8k + 1), SwiGLU chunks (1024 columns) with a tail.
-  const GemvCase cases[] = {
-      {1, 1, 1, WStore::f32, false},     {2, 3, 9, WStore::bf16, false},    {3, 2, 5, WStore::f16, false},
-      {4, 5, 17, WStore::f32, false},    {1, 30, 33, WStore::bf16, false},  {2, 130, 41, WStore::f16, false},
-      {4, 132, 9, WStore::bf16, false},  {1, 1300, 65, WStore::f32, false}, {3, 1300, 7, WStore::bf16, false},
-      {2, 1538, 31, WStore::f16, false}, {1, 4, 3, WStore::bf16, true},     {2, 3, 9, WStore::f32, true},
-      {4, 1030, 13, WStore::bf16, true}, {3, 2052, 11, WStore::f16, true},  {1, 2053, 25, WStore::f32, true},
-      {1, 6848, 17, WStore::bf16, true}};
-  for (const auto& c : cases) check_gemv(c, "default tile");
-}
-
-TEST(gemm, gemv_tiles) {
-  // Other work-group shapes through $DSOCR_GEMV_TILE = "rows,lanes": one lane per feature (tails
-  // in a loop), one feature of 256 lanes, rows not a power of two; each with f32/f16/bf16, aligned
-  // and unaligned rows, 1..4 rows of x, SwiGLU.
-  const GemvCase cases[] = {{1, 61, 19, WStore::f32, false},
-                            {4, 132, 9, WStore::bf16, false},
-                            {2, 1030, 21, WStore::f16, false},
-                            {3, 1030, 10, WStore::bf16, true}};
-  for (const char* tile : {"1,1", "1,256", "3,64"}) {
-    ScopedEnv env("DSOCR_GEMV_TILE", tile);
-    for (const auto& c : cases) check_gemv(c, fmt::format("DSOCR_GEMV_TILE={}", tile));
-  }
-  for (const char* bad : {"8", "8,48", "16,32", "0,32", "x"}) {
-    ScopedEnv env("DSOCR_GEMV_TILE", bad);
-    Tensor x = rt().empty({1, 8}), w = rt().empty({3, 8}), y = rt().empty({1, 3});
-    try {
-      linear(rt(), x, w, nullptr, y);
-      ADD_FAILURE() << "expected an error for DSOCR_GEMV_TILE=" << bad;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("DSOCR_GEMV_TILE"), std::string::npos) << e.what();
-    }
   }
 }
 

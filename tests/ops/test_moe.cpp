@@ -4,11 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <numeric>
-#include <optional>
 #include <random>
-#include <string>
 
 #include "harness/harness.h"
 #include "runtime/ops/moe.h"
@@ -164,48 +161,6 @@ const char* path_name(ops::MoePath p) {
 
 constexpr ops::MoePath kPaths[] = {ops::MoePath::automatic, ops::MoePath::decode, ops::MoePath::grouped};
 
-// Sets an environment variable for the lifetime of the object (restores the old value).
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* v = std::getenv(name)) old_ = v;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      setenv(name_, old_->c_str(), 1);
-    else
-      unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
-
-struct DecodeCase {
-  int64_t T, H, E, I;
-  int k;
-};
-
-// The decode path on one case against the double-precision reference, for each weight storage.
-void check_decode(const DecodeCase& c, const std::string& what,
-                  const std::vector<DType>& types = {std::begin(kWeightTypes), std::end(kWeightTypes)}) {
-  auto host = make_experts(c.E, c.I, c.H, 901);
-  auto x = random_floats(c.T * c.H, 903);
-  std::vector<int32_t> ids;
-  std::vector<float> w;
-  random_routing(c.T, c.E, c.k, 905, ids, w);
-  if (c.T * c.k > 5) ids[5] = -1;  // an invalid id inside a batch of four slots
-  for (DType dt : kWeightTypes) {
-    HostExperts used;
-    auto ex = upload(host, dt, &used);
-    auto ref = ref_experts(x, used, ids, w, c.T, c.k);
-    EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, c.T, c.k, ops::MoePath::decode), ref, {c.T, c.H}, 1e-5, 1e-4))
-        << fmt::format("{}: T={} H={} E={} I={} k={} {}", what, c.T, c.H, c.E, c.I, c.k, dtype_name(dt));
-  }
-}
-
 }  // namespace
 
 TEST(moe, route_awkward) {
@@ -280,36 +235,6 @@ TEST(moe, decode_t1_real_width) {
     auto ref = ref_experts(x, used, ids, w, T, k);
     EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, T, k, ops::MoePath::automatic), ref, {T, H}, 1e-5, 1e-4))
         << dtype_name(dt);
-  }
-}
-
-TEST(moe, decode_tails) {
-  // Edges of the decode tiling (default 8 outputs x 32 lanes, 4-element vectors, slots four at a
-  // time): H or I < 4 and < lanes, H / I % 4 != 0 (unaligned loads, scalar tails) or == 0 but not
-  // a multiple of 4 * lanes, I and H not multiples of 8 outputs, k = 1, 4, 5, 7, 8 (partial and
-  // full slot batches), T up to 4.
-  for (auto c : {DecodeCase{1, 3, 4, 2, 4}, DecodeCase{2, 130, 8, 70, 6}, DecodeCase{3, 264, 8, 36, 7},
-                 DecodeCase{4, 61, 9, 13, 5}, DecodeCase{1, 1292, 16, 900, 8}, DecodeCase{2, 6, 3, 9, 1}})
-    check_decode(c, "default tile");
-}
-
-TEST(moe, decode_tiles) {
-  // Other decode work-group shapes through $DSOCR_MOE_DECODE_TILE ("rows,lanes" for both
-  // kernels, or gate_up then down; bf16 weights, each tile compiles moe.cl anew): one lane per
-  // output (tails in a loop), rows not a power of two, 256 lanes; malformed values rejected.
-  for (const char* tile : {"1,1", "3,64,1,256"}) {
-    ScopedEnv env("DSOCR_MOE_DECODE_TILE", tile);
-    for (auto c : {DecodeCase{2, 130, 8, 70, 6}, DecodeCase{1, 264, 8, 36, 7}})
-      check_decode(c, fmt::format("DSOCR_MOE_DECODE_TILE={}", tile), {DType::bf16});
-  }
-  for (const char* bad : {"8", "8,48", "16,32", "8,32,8", "0,32", "x"}) {
-    ScopedEnv env("DSOCR_MOE_DECODE_TILE", bad);
-    try {
-      check_decode({1, 8, 4, 4, 2}, "bad tile");
-      ADD_FAILURE() << "expected an error for DSOCR_MOE_DECODE_TILE=" << bad;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("DSOCR_MOE_DECODE_TILE"), std::string::npos) << e.what();
-    }
   }
 }
 
