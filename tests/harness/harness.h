@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -54,5 +55,8 @@ float half_to_float(uint16_t h);
 // NaN kept NaN (quiet bit set, sign kept); widening is exact.
 uint16_t float_to_bf16(float f);
 float bf16_to_float(uint16_t b);
+
+// fn must throw dsocr::Error whose message contains needle (a test failure otherwise).
+void expect_error(const std::function<void()>& fn, const std::string& needle);
 
 }  // namespace dsocr::test

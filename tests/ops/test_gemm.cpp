@@ -271,14 +271,6 @@ TEST(gemm, narrow_to_bf16_rounding_and_specials) {
 }
 
 TEST(gemm, bf16_dtype_errors_are_reported) {
-  auto expect_error = [](auto&& fn, const std::string& needle) {
-    try {
-      fn();
-      ADD_FAILURE() << "expected an error containing '" << needle << "'";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
   Tensor x = rt().empty({4, 8}), y = rt().empty({4, 5}), w_i32 = rt().empty({5, 8}, DType::i32);
   expect_error([&] { linear(rt(), x, w_i32, nullptr, y); }, "weight [5,8] is i32, expected f32, f16 or bf16");
   Tensor f = rt().empty({17}), b = rt().empty({17}, DType::bf16), b_short = rt().empty({16}, DType::bf16);
