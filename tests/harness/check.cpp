@@ -188,7 +188,7 @@ float bf16_to_float(uint16_t b) {
   return f;
 }
 
-void expect_error(const std::function<void()>& fn, const std::string& needle) {
+void expect_error_containing(const std::function<void()>& fn, const std::string& needle) {
   try {
     fn();
     ADD_FAILURE() << "expected an error containing '" << needle << "'";

@@ -57,6 +57,6 @@ uint16_t float_to_bf16(float f);
 float bf16_to_float(uint16_t b);
 
 // fn must throw dsocr::Error whose message contains needle (a test failure otherwise).
-void expect_error(const std::function<void()>& fn, const std::string& needle);
+void expect_error_containing(const std::function<void()>& fn, const std::string& needle);
 
 }  // namespace dsocr::test
