@@ -25,4 +25,14 @@ expect_contains "CSV header" "$WORK/b.csv" "^kernel,ms,gflop,gbytes,gflops,gbs,p
 "$DSOCR" bench frobnicate >"$WORK/usage" 2>&1
 expect_rc "unknown bench" 2 $?
 expect_contains "usage" "$WORK/usage" "usage: dsocr bench"
+"$DSOCR" bench model --weights fp8 --device "$DEVICE" >"$WORK/weights" 2>&1
+expect_rc "unknown weight storage" 1 $?
+expect_contains "weight storage message" "$WORK/weights" "unknown weight storage 'fp8'"
+
+# dsocr tune: bad sizes are usage errors (the tuner itself takes minutes on a GPU: not run here).
+"$DSOCR" tune --size 100 --device "$DEVICE" >"$WORK/tune" 2>&1
+expect_rc "tune --size 100" 2 $?
+expect_contains "tune usage" "$WORK/tune" "usage: dsocr tune"
+"$DSOCR" tune --fraction 0 --device "$DEVICE" >"$WORK/tune" 2>&1
+expect_rc "tune --fraction 0" 2 $?
 finish
