@@ -35,8 +35,12 @@ int cmd_bench(const std::vector<std::string>& argv) {
   std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  nlohmann::json j = {{"device", d.name},        {"platform", d.platform_name}, {"driver", d.driver_version},
-                      {"date", date},            {"git_sha", DSOCR_GIT_SHA},     {"runs", o.runs},
+  nlohmann::json j = {{"device", d.name},
+                      {"platform", d.platform_name},
+                      {"driver", d.driver_version},
+                      {"date", date},
+                      {"git_sha", DSOCR_GIT_SHA},
+                      {"runs", o.runs},
                       {"shapes", o.small ? "small" : "real"}};
   fmt::print("dsocr bench on {} ({}, driver {}), {} runs, {} shapes, git {}\n", d.label(), d.platform_name,
              d.driver_version, o.runs, o.small ? "small" : "real", DSOCR_GIT_SHA);
@@ -46,7 +50,9 @@ int cmd_bench(const std::vector<std::string>& argv) {
   bench::Peak peak = bench::measure_peak(rt, o);
   fmt::print("peak: copy {:.1f} GB/s ({} MiB, read + write), SGEMM {:.0f} GFLOP/s ({}^3)\n", peak.copy_gbs,
              peak.copy_bytes >> 20, peak.sgemm_gflops, peak.gemm_n);
-  j["peak"] = {{"copy_gbs", peak.copy_gbs}, {"sgemm_gflops", peak.sgemm_gflops}, {"copy_bytes", peak.copy_bytes},
+  j["peak"] = {{"copy_gbs", peak.copy_gbs},
+               {"sgemm_gflops", peak.sgemm_gflops},
+               {"copy_bytes", peak.copy_bytes},
                {"gemm_n", peak.gemm_n}};
 
   if (what == "kernels" || what == "all") {
@@ -59,8 +65,13 @@ int cmd_bench(const std::vector<std::string>& argv) {
                  k.pct_peak(peak), k.bound);
       csv += fmt::format("{},{:.6f},{:.6f},{:.6f},{:.3f},{:.3f},{:.2f},{}\n", k.name, k.ms, k.gflop, k.gbytes,
                          k.gflops(), k.gbs(), k.pct_peak(peak), k.bound);
-      j["kernels"].push_back({{"name", k.name}, {"ms", k.ms}, {"gflop", k.gflop}, {"gbytes", k.gbytes},
-                              {"gflops", k.gflops()}, {"gbs", k.gbs()}, {"pct_peak", k.pct_peak(peak)},
+      j["kernels"].push_back({{"name", k.name},
+                              {"ms", k.ms},
+                              {"gflop", k.gflop},
+                              {"gbytes", k.gbytes},
+                              {"gflops", k.gflops()},
+                              {"gbs", k.gbs()},
+                              {"pct_peak", k.pct_peak(peak)},
                               {"bound", k.bound}});
     }
     if (!csv_path.empty()) {
@@ -87,9 +98,11 @@ int cmd_bench(const std::vector<std::string>& argv) {
     fmt::print("  prefill, {} tokens:             {:9.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak  ({:.0f} tok/s)\n",
                m.prefill_tokens, m.prefill_ms, m.prefill_tflop, pct(m.prefill_tflop, m.prefill_ms),
                m.prefill_tokens / (m.prefill_ms / 1000.0));
-    fmt::print("  decode, {} tokens after the prompt: {:7.1f} tok/s  ({:.2f} GB of weights per token; {:.1f}% of the "
-               "{:.0f} tok/s bandwidth ceiling)\n",
-               m.decode_tokens, m.decode_tok_s, m.decode_gbytes_per_token, 100.0 * m.decode_tok_s / ceiling, ceiling);
+    fmt::print(
+        "  decode, {} tokens after the prompt: {:7.1f} tok/s  ({:.2f} GB of weights per token; {:.1f}% of the "
+        "{:.0f} tok/s bandwidth ceiling; {:.0f} launches per token)\n",
+        m.decode_tokens, m.decode_tok_s, m.decode_gbytes_per_token, 100.0 * m.decode_tok_s / ceiling, ceiling,
+        m.decode_launches_per_token);
     fmt::print("  peak device memory: {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n", m.peak_mem_mib,
                m.peak_held_mib);
     j["model"] = {{"weights", o.storage == WeightStorage::f32 ? "f32" : "bf16"},
@@ -107,6 +120,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                   {"prefill_pct_sgemm", pct(m.prefill_tflop, m.prefill_ms)},
                   {"decode_tokens", m.decode_tokens},
                   {"decode_tok_s", m.decode_tok_s},
+                  {"decode_launches_per_token", m.decode_launches_per_token},
                   {"decode_gbytes_per_token", m.decode_gbytes_per_token},
                   {"decode_ceiling_tok_s", ceiling},
                   {"decode_pct_ceiling", 100.0 * m.decode_tok_s / ceiling},

@@ -39,6 +39,7 @@ struct ModelResult {
   double vision_base_ms = 0, vision_gundam_ms = 0, prefill_ms = 0, decode_tok_s = 0;
   double vision_base_tflop = 0, vision_gundam_tflop = 0, prefill_tflop = 0, decode_gbytes_per_token = 0;
   int64_t prefill_tokens = 0, decode_tokens = 0;
+  double decode_launches_per_token = 0;  // kernels, CLBlast calls, copies and fills per decoded token
   double peak_mem_mib = 0, peak_held_mib = 0, weights_mib = 0;  // live; live + cached for reuse
 };
 

@@ -8,8 +8,8 @@
 
 #include "bench/bench.h"
 #include "model/config.h"
-#include "model/deepencoder.h"
 #include "model/decoder.h"
+#include "model/deepencoder.h"
 #include "model/generate.h"
 #include "runtime/gemm.h"
 #include "runtime/ops/elementwise.h"
@@ -69,10 +69,10 @@ double vision_flop(const ModelConfig& c, int64_t S) {
   for (int64_t b = 0; b < s.layers; ++b) {
     const bool glob = s.is_global(b);
     const int64_t Ta = glob ? T : Tw, keys = glob ? T : ws * ws;
-    f += 2.0 * Ta * C * 4 * C;                 // qkv + proj
-    f += 4.0 * Ta * keys * C;                  // q k^T and p v over all heads
+    f += 2.0 * Ta * C * 4 * C;                    // qkv + proj
+    f += 4.0 * Ta * keys * C;                     // q k^T and p v over all heads
     f += 2.0 * Ta * (glob ? 2 * g : 2 * ws) * C;  // rel-pos terms
-    f += 2.0 * T * C * 2 * M;                  // MLP
+    f += 2.0 * T * C * 2 * M;                     // MLP
   }
   const int64_t o = s.out_chans, d1 = s.downsample_channels[0], d2 = s.downsample_channels[1];
   f += 2.0 * T * C * o + 2.0 * T * o * o * 9 + 2.0 * (T / 4) * o * 9 * d1 + 2.0 * (T / 16) * d1 * 9 * d2;
@@ -88,7 +88,7 @@ double prefill_flop(const LmConfig& c, int64_t T) {
   double f = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     f += 2.0 * T * D * (H + 2 * Hkv) * hd + 2.0 * T * H * hd * D;  // qkv, o
-    f += 4.0 * H * hd * 0.5 * T * (T + 1);                          // causal attention
+    f += 4.0 * H * hd * 0.5 * T * (T + 1);                         // causal attention
     if (c.is_moe_layer(l))
       f += 6.0 * T * D * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts) +
            2.0 * T * D * c.n_routed_experts;
@@ -188,13 +188,20 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
   g.max_new_tokens = N;
   g.eos_id = -1;  // never stop early
   std::vector<Clock::time_point> stamps;
+  std::vector<uint64_t> launches;
   for (int rep = 0; rep < 2; ++rep) {  // the first run warms up
     stamps.clear();
-    generate(rt, lm, prompt, nullptr, -1, g, [&](int32_t) { stamps.push_back(Clock::now()); });
+    launches.clear();
+    generate(rt, lm, prompt, nullptr, -1, g, [&](int32_t) {
+      stamps.push_back(Clock::now());
+      launches.push_back(rt.launches());
+    });
   }
   r.decode_tokens = static_cast<int64_t>(stamps.size()) - 1;
   double dec_ms = std::chrono::duration<double, std::milli>(stamps.back() - stamps.front()).count();
   r.decode_tok_s = dec_ms > 0 ? r.decode_tokens / (dec_ms / 1000.0) : 0;
+  r.decode_launches_per_token =
+      r.decode_tokens > 0 ? double(launches.back() - launches.front()) / double(r.decode_tokens) : 0;
   r.decode_gbytes_per_token = decode_bytes(cfg.lm, opts.storage == WeightStorage::f32 ? 4 : 2) / 1e9;
   r.peak_mem_mib = rt.memory().peak / 1048576.0;
   r.peak_held_mib = rt.memory().peak_held / 1048576.0;

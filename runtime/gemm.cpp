@@ -85,6 +85,7 @@ void gemm(Runtime& rt, const GemmArgs& g, const Tensor& a, const Tensor& b, Tens
   auto s = clblast::Gemm<float>(clblast::Layout::kRowMajor, tr(g.ta), tr(g.tb), g.m, g.n, g.k, g.alpha, a.mem()(),
                                 g.a_off, g.lda, b.mem()(), g.b_off, g.ldb, g.beta, c.mem()(), g.c_off, g.ldc, &q,
                                 rt.profiling() ? &ev : nullptr);
+  rt.count_launch();
   check_clblast(s, "Gemm", g);
   rt.record_event(fmt::format("clblast_sgemm_{}x{}x{}", g.m, g.n, g.k), ev);
 }
@@ -101,6 +102,7 @@ void gemm_strided_batched(Runtime& rt, const GemmArgs& g, const Tensor& a, size_
                                               a.mem()(), g.a_off, g.lda, a_stride, b.mem()(), g.b_off, g.ldb, b_stride,
                                               g.beta, c.mem()(), g.c_off, g.ldc, c_stride, batch, &q,
                                               rt.profiling() ? &ev : nullptr);
+  rt.count_launch();
   check_clblast(s, "GemmStridedBatched", g);
   rt.record_event(fmt::format("clblast_sgemm_batched_{}x{}x{}x{}", batch, g.m, g.n, g.k), ev);
 }

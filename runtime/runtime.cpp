@@ -133,6 +133,7 @@ void Runtime::fill_zero(Tensor& t) {
   if (bytes > t.buffer->bytes()) bytes = t.buffer->bytes() / 4 * 4;
   check_cl(clEnqueueFillBuffer(queue_(), t.mem()(), &zero, sizeof(zero), 0, bytes, 0, nullptr, nullptr),
            "clEnqueueFillBuffer");
+  ++launches_;
 }
 
 void Runtime::copy(const Tensor& src, Tensor& dst, size_t bytes, size_t src_off, size_t dst_off) {
@@ -144,6 +145,7 @@ void Runtime::copy(const Tensor& src, Tensor& dst, size_t bytes, size_t src_off,
   check_cl(clEnqueueCopyBuffer(queue_(), src.mem()(), dst.mem()(), src_off, dst_off, bytes, 0, nullptr,
                                profiling_ ? &ev : nullptr),
            "clEnqueueCopyBuffer");
+  ++launches_;
   record_event("copy_buffer", ev);
 }
 
@@ -179,6 +181,7 @@ void Runtime::enqueue(Kernel& k, const cl::NDRange& global, const cl::NDRange& l
   for (cl_uint d = 0; d < dims; ++d)
     if (global[d] == 0) return;  // empty launch: nothing to do
   cl_event ev = nullptr;
+  ++launches_;
   cl_int err = clEnqueueNDRangeKernel(queue_(), k.k(), dims, nullptr, global,
                                       local.dimensions() ? (const size_t*)local : nullptr, 0, nullptr,
                                       profiling_ ? &ev : nullptr);

@@ -81,6 +81,10 @@ class Runtime {
   }
 
   void finish();
+  // Device commands enqueued so far: kernel launches, CLBlast calls, buffer copies and fills (a
+  // decode step's launch count is its main cost on big GPUs).
+  uint64_t launches() const { return launches_; }
+  void count_launch() { ++launches_; }
   void flush();  // submits what is queued without waiting (clFlush)
   bool profiling() const { return profiling_; }
   // Records an event produced outside launch() (CLBlast) under a name.
@@ -124,6 +128,7 @@ class Runtime {
   std::vector<Record> records_;
   std::map<std::string, Kernel> kernels_;
   std::string gemm_tuning_;
+  uint64_t launches_ = 0;
 };
 
 inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
