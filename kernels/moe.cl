@@ -227,6 +227,19 @@ inline long down_row(int e, int I, int H, int n) { return n < H ? (long)(((size_
 
 // Weight tile load: local column c = ty + 16*q (q < 8) from weight row offset wo_q (-1: zero).
 #define LOAD_W(q) ws[tx * LDW + ty + 16 * (q)] = (wo##q >= 0 && kin) ? LOADW(w, (size_t)wo##q + kg) : 0.0f;
+// The K loop of both grouped GEMMs: rows xo0/xo1 of src (zero for padding entries) and the eight
+// weight rows wo0..wo7 through local memory, BK columns at a time, then GEMM_STEP.
+#define GROUPED_K_LOOP(src, K)                                                     \
+  for (int k0 = 0; k0 < (K); k0 += BK) {                                           \
+    int kg = k0 + tx;                                                              \
+    bool kin = kg < (K);                                                           \
+    xs[tx * LDX + ty] = (xo0 >= 0 && kin) ? (src)[xo0 + kg] : 0.0f;                \
+    xs[tx * LDX + ty + 16] = (xo1 >= 0 && kin) ? (src)[xo1 + kg] : 0.0f;           \
+    LOAD_W(0) LOAD_W(1) LOAD_W(2) LOAD_W(3) LOAD_W(4) LOAD_W(5) LOAD_W(6) LOAD_W(7) \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                  \
+    GEMM_STEP()                                                                    \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                  \
+  }
 
 // x [T,H] f32; w [E,2I,H]; perm [NT*BM]; tile_expert [NT]; h [NE,I].
 __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void moe_gate_up_f32(
@@ -246,16 +259,7 @@ __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void moe_gate_up_f32(
   WROW(0) WROW(1) WROW(2) WROW(3) WROW(4) WROW(5) WROW(6) WROW(7)
 #undef WROW
   float4 acc0a = 0.0f, acc1a = 0.0f, acc0b = 0.0f, acc1b = 0.0f;
-  for (int k0 = 0; k0 < H; k0 += BK) {
-    int kg = k0 + tx;
-    bool kin = kg < H;
-    xs[tx * LDX + ty] = (xo0 >= 0 && kin) ? x[xo0 + kg] : 0.0f;
-    xs[tx * LDX + ty + 16] = (xo1 >= 0 && kin) ? x[xo1 + kg] : 0.0f;
-    LOAD_W(0) LOAD_W(1) LOAD_W(2) LOAD_W(3) LOAD_W(4) LOAD_W(5) LOAD_W(6) LOAD_W(7)
-    barrier(CLK_LOCAL_MEM_FENCE);
-    GEMM_STEP()
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  GROUPED_K_LOOP(x, H)
   int j = j0 + 4 * tx;
 #define STORE_GU(en, g, u)                          \
   if (en >= 0) {                                    \
@@ -287,16 +291,7 @@ __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void moe_down_f32(
   WROW(0) WROW(1) WROW(2) WROW(3) WROW(4) WROW(5) WROW(6) WROW(7)
 #undef WROW
   float4 acc0a = 0.0f, acc1a = 0.0f, acc0b = 0.0f, acc1b = 0.0f;
-  for (int k0 = 0; k0 < I; k0 += BK) {
-    int kg = k0 + tx;
-    bool kin = kg < I;
-    xs[tx * LDX + ty] = (xo0 >= 0 && kin) ? h[xo0 + kg] : 0.0f;
-    xs[tx * LDX + ty + 16] = (xo1 >= 0 && kin) ? h[xo1 + kg] : 0.0f;
-    LOAD_W(0) LOAD_W(1) LOAD_W(2) LOAD_W(3) LOAD_W(4) LOAD_W(5) LOAD_W(6) LOAD_W(7)
-    barrier(CLK_LOCAL_MEM_FENCE);
-    GEMM_STEP()
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
+  GROUPED_K_LOOP(h, I)
 #define STORE4(en, v, n)                       \
   if (en >= 0) {                               \
     __global float* orow = o + (size_t)en * H; \
