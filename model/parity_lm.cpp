@@ -10,6 +10,7 @@
 #include "model/generate.h"
 #include "model/model.h"
 #include "model/parity.h"
+#include "model/tokenizer.h"
 #include "model/weights.h"
 #include "runtime/ops/rope.h"
 
@@ -125,13 +126,43 @@ struct CaseModel {
   int32_t image_token_id = -1;
 };
 
+// The id of <image>: the checkpoint's tokenizer says which it is (the contract's cases name their
+// checkpoint); the optional root attribute image_token_id, when present, must agree with it, and
+// stands alone only when the checkpoint has no tokenizer.json.
+int32_t case_image_token_id(const GoldenCase& c) {
+  const std::string tok_path = case_checkpoint(c) + "/tokenizer.json";
+  const bool has_attr = c.has_attr("image_token_id");
+  const int64_t attr = c.attr_int("image_token_id", -1);
+  if (!std::filesystem::exists(tok_path)) {
+    if (has_attr && attr >= 0) return static_cast<int32_t>(attr);
+    throw GoldenError(
+        fmt::format("{}: image inputs, no image_token_id attribute, and the checkpoint has no {} to "
+                    "take the id of <image> from",
+                    c.path, tok_path));
+  }
+  int32_t id = -1;
+  try {
+    id = Tokenizer::from_file(tok_path).token_id("<image>");
+  } catch (const Error& e) {
+    throw GoldenError(
+        fmt::format("{}: the checkpoint's tokenizer cannot be read for the id of <image>: {}", c.path, e.what()));
+  }
+  if (id < 0)
+    throw GoldenError(fmt::format("{}: the checkpoint's tokenizer {} has no <image> token", c.path, tok_path));
+  if (has_attr && attr != id)
+    throw GoldenError(
+        fmt::format("{}: attribute image_token_id = {} disagrees with the checkpoint's tokenizer, "
+                    "where <image> is {}",
+                    c.path, attr, id));
+  return id;
+}
+
 CaseModel case_model(Runtime& rt, const GoldenCase& c, Taps* taps) {
   CaseModel cm;
   cm.m = load_model(rt, case_checkpoint(c));
   const auto& ids = c.input("input_ids");
   expect_shape(c, "inputs/input_ids", ids, {-1});
   for (auto v : ids.i) cm.ids.push_back(static_cast<int32_t>(v));
-  cm.image_token_id = static_cast<int32_t>(c.attr_int("image_token_id", -1));
   if (auto* g = c.input_opt("global_view")) {
     Tensor gv = to_device(rt, *g, "global_view");
     int cols = 1, rows = 1;
@@ -144,8 +175,7 @@ CaseModel case_model(Runtime& rt, const GoldenCase& c, Taps* taps) {
     if (auto* t = c.input_opt("tiles"); t && t->numel() > 0) tiles = to_device(rt, *t, "tiles");
     cm.image = vision_embeddings(rt, cm.m.vision, gv, tiles.defined() ? &tiles : nullptr, cols, rows);
     if (taps) (*taps)["image_embeds"] = cm.image;
-    if (cm.image_token_id < 0)
-      throw GoldenError(fmt::format("{}: image inputs but no image_token_id attribute", c.path));
+    cm.image_token_id = case_image_token_id(c);
   }
   return cm;
 }

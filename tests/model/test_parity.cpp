@@ -18,7 +18,11 @@ namespace {
 
 struct H5Writer {
   hid_t f;
-  explicit H5Writer(const std::string& path) { f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); }
+  // Creates the file, or opens an existing one to add attributes (append).
+  explicit H5Writer(const std::string& path, bool append = false) {
+    f = append ? H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)
+               : H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  }
   ~H5Writer() { H5Fclose(f); }
   void attr_str(const char* name, const std::string& v) {
     hid_t t = H5Tcopy(H5T_C_S1);
@@ -141,8 +145,8 @@ TEST_F(Parity, malformed_files_exit_2_and_others_still_run) {
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::ofstream(p("truncated.h5"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   }
-  auto t = run({p("version.h5"), p("format.h5"), p("unknown_op.h5"), p("missing.h5"), p("shape.h5"),
-                p("garbage.h5"), p("truncated.h5"), p("nonexistent.h5"), p("no_checkpoint.h5"), p("good.h5")});
+  auto t = run({p("version.h5"), p("format.h5"), p("unknown_op.h5"), p("missing.h5"), p("shape.h5"), p("garbage.h5"),
+                p("truncated.h5"), p("nonexistent.h5"), p("no_checkpoint.h5"), p("good.h5")});
   EXPECT_EQ(t.passed, 1) << last_output;
   EXPECT_EQ(t.unrunnable, 9) << last_output;
   EXPECT_EQ(t.exit_code(), 2);
@@ -152,4 +156,42 @@ TEST_F(Parity, malformed_files_exit_2_and_others_still_run) {
         "root attribute checkpoint is missing", "good.h5  y  [7,5]", "1 passed, 9 failed"})
     EXPECT_NE(last_output.find(expect), std::string::npos) << "missing '" << expect << "' in:\n" << last_output;
   EXPECT_NE(last_output.find("truncated.h5  -  -  cannot run"), std::string::npos) << last_output;
+}
+
+namespace {
+
+std::string source_dir() {
+  const char* s = std::getenv("DSOCR_SOURCE_DIR");
+  return s ? s : DSOCR_KERNEL_DIR "/..";
+}
+
+// A copy of a committed model golden whose checkpoint attribute points at the committed
+// checkpoint by absolute path, with image_token_id removed (value < 0) or set to `value`.
+void copy_with_image_token_id(const std::string& from, const std::string& to, int64_t value) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  hid_t f = H5Fopen(to.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  ASSERT_GE(H5Adelete(f, "checkpoint"), 0);
+  ASSERT_GE(H5Adelete(f, "image_token_id"), 0);
+  H5Fclose(f);
+  H5Writer h(to, true);
+  h.attr_str("checkpoint", fs::absolute(source_dir() + "/tests/goldens/tiny-ckpt").string());
+  if (value >= 0) h.attr_num<int64_t>("image_token_id", value, H5T_NATIVE_INT64);
+}
+
+}  // namespace
+
+// The contract never defined image_token_id: a case written by another tool without it takes
+// the id of <image> from its checkpoint's tokenizer; when present, the attribute must agree.
+TEST_F(Parity, image_token_id_comes_from_the_checkpoint_tokenizer) {
+  const std::string src = source_dir() + "/tests/goldens/model/model_logits_image_tiny.h5";
+  copy_with_image_token_id(src, p("no_attr.h5"), -1);
+  copy_with_image_token_id(src, p("wrong_attr.h5"), 7);
+  auto t = run({p("no_attr.h5"), p("wrong_attr.h5")});
+  EXPECT_EQ(t.failed, 0) << last_output;
+  EXPECT_GT(t.passed, 1) << last_output;  // logits and every tap of the case without the attribute
+  EXPECT_EQ(t.unrunnable, 1) << last_output;
+  EXPECT_NE(last_output.find("image_token_id = 7 disagrees with the checkpoint's tokenizer, where <image> is"),
+            std::string::npos)
+      << last_output;
 }
