@@ -1,4 +1,4 @@
-// dsocr bench: kernel and end-to-end benchmarks (issue 7, targets in ../shared/docs/targets.md).
+// dsocr bench: kernel and end-to-end benchmarks (issue 7, targets in docs/targets.md).
 // Every figure is measured in the same run as the device's own peaks (copy bandwidth, SGEMM rate)
 // and reported as a fraction of them. Kernels are timed with OpenCL events after warm-up (median
 // of N runs, the device time between a marker before and one after); nothing is compiled while

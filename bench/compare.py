@@ -6,7 +6,7 @@
 Reads `dsocr bench all --json` output and bench/torch_bench.py output from the same machine;
 prints the table and writes DIR/comparison.md, DIR/kernels_pct_peak.png (per-kernel % of the
 measured peak for dsocr, torch fp32 on the same yardstick, the goals of
-../shared/docs/targets.md) and DIR/end_to_end.png (times and decode tok/s, dsocr vs PyTorch
+docs/targets.md) and DIR/end_to_end.png (times and decode tok/s, dsocr vs PyTorch
 fp32/bf16). Without matplotlib it says so and writes the table only.
 
 Ratios are written as "dsocr ×": above 1, dsocr is better (faster, or smaller).
