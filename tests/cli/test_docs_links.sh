@@ -42,7 +42,7 @@ links() {
 
 # check_tree ROOT: prints one line per problem; returns the number of problems (capped at 255).
 check_tree() {
-  local r=$1 n=0 f line target path dir rel files
+  local r=$1 n=0 f line target dir rel files
   files=$(list_files "$r")
   while IFS= read -r f; do
     case "$f" in *.md) ;; *) continue ;; esac
