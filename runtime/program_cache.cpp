@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +79,8 @@ const cl::Program& ProgramCache::get(const std::string& file, const Defines& def
   std::string memo_key = file + "\n" + options;
   if (auto it = memo_.find(memo_key); it != memo_.end()) return it->second;
 
+  const auto t0 = std::chrono::steady_clock::now();
+  if (observer_) observer_({file, options, false, false, 0});
   std::string source = kernel_source(file);
   cl::Program prog;
   bool loaded = false;
@@ -99,6 +102,9 @@ const cl::Program& ProgramCache::get(const std::string& file, const Defines& def
     stats_.misses++;
     if (enabled_) store(path, prog);
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats_.seconds += seconds;
+  if (observer_) observer_({file, options, true, !loaded, seconds});
   return memo_.emplace(memo_key, std::move(prog)).first->second;
 }
 

@@ -7,6 +7,7 @@
 //   DSOCR_CACHE=0     off
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -28,7 +29,18 @@ struct CacheStats {
   uint64_t misses = 0;    // compiled from source
   uint64_t stored = 0;    // binaries written
   uint64_t bypassed = 0;  // disk cache unusable or off for a build
+  double seconds = 0;     // spent building or loading programs (memoised lookups excluded)
 };
+
+// One program that is not memoised yet: reported before (done = false) and after (done = true,
+// with `compiled` false when it came from the disk cache and the seconds it took). For progress
+// reports, and for keeping compile time out of timings (an observer may finish the queue first).
+struct BuildEvent {
+  std::string file, options;
+  bool done = false, compiled = false;
+  double seconds = 0;
+};
+using BuildObserver = std::function<void(const BuildEvent&)>;
 
 class ProgramCache {
  public:
@@ -45,6 +57,9 @@ class ProgramCache {
 
   static std::string options_for(const Defines& defines);
 
+  // Called around every program that get() builds or loads (not for memoised ones); {} for none.
+  void set_build_observer(BuildObserver observer) { observer_ = std::move(observer); }
+
  private:
   cl::Program build(const std::string& file, const std::string& source, const std::string& options);
   bool try_load(const std::string& path, const std::string& file, const std::string& options, cl::Program& out);
@@ -56,6 +71,7 @@ class ProgramCache {
   bool enabled_ = false;
   CacheStats stats_;
   std::map<std::string, cl::Program> memo_;
+  BuildObserver observer_;
 };
 
 }  // namespace dsocr
