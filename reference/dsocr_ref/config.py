@@ -1,4 +1,4 @@
-"""DeepSeek-OCR v1 configuration: parses the official config.json layouts (model-spec.md §1.5).
+"""DeepSeek-OCR v1 configuration: parses the official config.json layouts (docs/model-spec.md §1.5).
 
 - released (`model_type "deepseek_vl_v2"`, bf16): LM keys at the top level and in
   `language_config`, many keys omitted (the DeepseekV2Config defaults apply);

@@ -2,7 +2,7 @@
 
   python3 -m dsocr_ref.goldens_full --out DIR [--device cuda|cpu] [--small]     (run from reference/)
 
-Written to DIR/<case>.h5 (golden-contract.md, schema v1), NOT committed (the MoE layer alone holds
+Written to DIR/<case>.h5 (docs/golden-contract.md, schema v1), NOT committed (the MoE layer alone holds
 ~0.9 GB of weights); run them with `dsocr parity DIR/*.h5`.
 
   sam_block_full_window          x [1,64,64,768], 12 heads, window 14 (tables [27,64]), MLP 3072

@@ -1,4 +1,4 @@
-"""Op golden cases (golden-contract.md, op vocabulary v1): awkward shapes (7, 17, 61, 127) and
+"""Op golden cases (docs/golden-contract.md, op vocabulary v1): awkward shapes (7, 17, 61, 127) and
 real DeepSeek-OCR shapes. Inputs are fp32; weights of real-shape cases are bf16-rounded (as the
 checkpoint's) and stored widened; every expected output is computed by dsocr_ref.ops in float64
 from those fp32 values, then stored as float32."""

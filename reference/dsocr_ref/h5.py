@@ -1,4 +1,4 @@
-"""Writer and reader of golden case files (docs: golden-contract.md, schema version 1)."""
+"""Writer and reader of golden case files (docs/golden-contract.md, schema version 1)."""
 import os
 
 import h5py

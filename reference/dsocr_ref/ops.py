@@ -1,4 +1,4 @@
-"""The golden contract's v1 op vocabulary in plain torch, fp32 (docs: golden-contract.md).
+"""The golden contract's v1 op vocabulary in plain torch, fp32 (docs/golden-contract.md).
 
 Each function is written from the formula (no torch.nn.functional shortcut where the op itself is
 what is being specified: resize, unfold, attention, rope, moe), so that tests/ can cross-check it
