@@ -1,4 +1,4 @@
-// Golden case files (HDF5, schema version 1), per the contract in ../shared/docs/golden-contract.md:
+// Golden case files (HDF5, schema version 1), per the contract in docs/golden-contract.md:
 // root attributes, /inputs, /weights, /outputs, /taps.
 #pragma once
 #include <cstdint>
