@@ -50,7 +50,7 @@ const Tensor& clip_positions(Runtime& rt, Clip& clip, int64_t h, int64_t w) {
   std::vector<float> nchw(static_cast<size_t>(C * g * g));
   for (int64_t p = 0; p < g * g; ++p)
     for (int64_t c = 0; c < C; ++c) nchw[c * g * g + p] = all[(1 + p) * C + c];
-  Tensor src = rt.upload(nchw, {1, C, g, g});
+  Tensor src = rt.upload(nchw.data(), {1, C, g, g}, DType::f32, "clip position table");
   Tensor dst = rt.empty({1, C, h, w}, DType::f32, "clip position grid");
   ops::resize_bicubic_aa(rt, src, dst);
   std::vector<float> r = rt.read_f32(dst);
@@ -58,7 +58,8 @@ const Tensor& clip_positions(Runtime& rt, Clip& clip, int64_t h, int64_t w) {
   std::copy(all.begin(), all.begin() + C, out.begin());
   for (int64_t p = 0; p < h * w; ++p)
     for (int64_t c = 0; c < C; ++c) out[(1 + p) * C + c] = r[c * h * w + p];
-  return clip.pos_cache.emplace(key, rt.upload(out, {h * w + 1, C})).first->second;
+  return clip.pos_cache.emplace(key, rt.upload(out.data(), {h * w + 1, C}, DType::f32, "clip resized positions"))
+      .first->second;
 }
 
 void clip_layer_forward(Runtime& rt, const ClipConfig& cfg, const ClipLayer& l, Tensor& x) {

@@ -287,7 +287,7 @@ Tensor lm_embed(Runtime& rt, const LanguageModel& lm, const std::vector<int32_t>
   if (n_img > 0 && slots != n_img)
     throw Error(fmt::format("language model: the prompt has {} image slots (id {}) for {} image embeddings", slots,
                             image_token_id, n_img));
-  Tensor idt = rt.upload(ids, {T});
+  Tensor idt = rt.upload(ids.data(), {T}, DType::i32, "input ids");
   Tensor x = rt.empty({T, D}, DType::f32, "embeddings");
   ops::embedding(rt, lm.embed, idt, x);
   if (n_img == 0) return x;
@@ -316,7 +316,7 @@ Tensor lm_forward(Runtime& rt, const LanguageModel& lm, Tensor x, KvCache& cache
                             T, cache.capacity));
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t i = 0; i < T; ++i) pos[i] = static_cast<int32_t>(cache.length + i);
-  Tensor positions = rt.upload(pos, {T});
+  Tensor positions = rt.upload(pos.data(), {T}, DType::i32, "positions");
   Pending pend;
   for (size_t i = 0; i < lm.layers.size(); ++i) {
     std::string p = fmt::format("layers.{}", i);

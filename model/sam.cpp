@@ -83,7 +83,7 @@ void sam_block_forward(Runtime& rt, const SamConfig& cfg, SamBlock& blk, Tensor&
   auto table = [&](const std::vector<float>& tab, int64_t k) {
     int64_t len = 2 * k - 1;
     std::vector<float> t = len == blk.table_len ? tab : resize_table_linear(tab, blk.table_len, hd, len);
-    return rt.upload(t, {len, hd});
+    return rt.upload(t.data(), {len, hd}, DType::f32, "sam rel-pos table");
   };
   int64_t key = kh * 100000 + kw;
   auto it = blk.tables.find(key);

@@ -41,7 +41,9 @@ bool gemm_ok_at(Runtime& rt, size_t n) {
     b[i] = static_cast<float>((i * 104729 % 13)) / 6.f - 1.f;
   }
   const int64_t N = static_cast<int64_t>(n);
-  Tensor ta = rt.upload(a, {N, N}), tb = rt.upload(b, {N, N}), tc = rt.empty({N, N});
+  Tensor ta = rt.upload(a.data(), {N, N}, DType::f32, "tuning check a"),
+         tb = rt.upload(b.data(), {N, N}, DType::f32, "tuning check b"),
+         tc = rt.empty({N, N}, DType::f32, "tuning check c");
   GemmArgs g;
   g.m = g.n = g.k = N;
   g.lda = g.ldb = g.ldc = N;

@@ -25,6 +25,12 @@ Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) 
   check_cl(err, "clCreateCommandQueue", dev_.label());
   queue_ = cl::CommandQueue(q);
   programs_ = std::make_unique<ProgramCache>(ctx_, dev_);
+  fail_alloc_at_ = opts.fail_alloc_at;
+  if (const char* f = std::getenv("DSOCR_FAIL_ALLOC"); f && *f && fail_alloc_at_ == 0) {
+    char* end = nullptr;
+    fail_alloc_at_ = std::strtoull(f, &end, 10);
+    if (*end || fail_alloc_at_ == 0) throw Error(fmt::format("DSOCR_FAIL_ALLOC='{}': expected a positive integer", f));
+  }
   const char* pool = std::getenv("DSOCR_POOL");
   // Up to an eighth of the device's memory (at most 1 GiB) of freed buffers is kept for reuse.
   pool_ = std::make_shared<BufferPool>(!(pool && std::string(pool) == "0"),
@@ -51,32 +57,54 @@ std::string Runtime::memory_summary() const {
       m.reused);
 }
 
+namespace {
+
+// 512 bytes, 12.5 KiB, 3.0 MiB, 1.25 GiB: small allocations stay legible in error messages.
+std::string bytes_str(uint64_t b) {
+  if (b < 1024) return fmt::format("{} bytes", b);
+  if (b < (1u << 20)) return fmt::format("{:.1f} KiB", b / 1024.0);
+  if (b < (1u << 30)) return fmt::format("{:.1f} MiB", b / 1048576.0);
+  return fmt::format("{:.2f} GiB", b / 1073741824.0);
+}
+
+}  // namespace
+
 std::shared_ptr<Buffer> Runtime::alloc(size_t bytes, const std::string& what) {
   if (bytes == 0) bytes = 4;  // OpenCL forbids empty buffers
-  auto oom = [&](const char* why) {
-    return OutOfDeviceMemory(
-        fmt::format("out of device memory allocating {}{:.1f} MiB on {}: {} (held {:.1f} MiB, device total {:.1f} MiB, "
-                    "largest single allocation {:.1f} MiB)",
-                    what.empty() ? "" : what + ", ", bytes / 1048576.0, dev_.label(), why,
-                    pool_->stats.current / 1048576.0, dev_.global_mem / 1048576.0, dev_.max_alloc / 1048576.0));
+  auto oom = [&](const std::string& why) {
+    return OutOfDeviceMemory(fmt::format(
+        "out of device memory allocating {}{} on {}: {} (held {}, device total {}, largest single allocation {})",
+        what.empty() ? "an unnamed buffer of " : what + ", ", bytes_str(bytes), dev_.label(), why,
+        bytes_str(pool_->stats.current), bytes_str(dev_.global_mem), bytes_str(dev_.max_alloc)));
   };
   if (bytes > dev_.max_alloc) throw oom("larger than the device's maximum allocation");
+  const bool inject = fail_alloc_at_ != 0 && ++alloc_calls_ == fail_alloc_at_;
   MemoryStats& m = pool_->stats;
   size_t got = 0;
-  if (cl_mem reuse = pool_->take(bytes, got)) return std::make_shared<Buffer>(cl::Buffer(reuse), bytes, got, pool_);
+  if (!inject)
+    if (cl_mem reuse = pool_->take(bytes, got)) return std::make_shared<Buffer>(cl::Buffer(reuse), bytes, got, pool_);
   if (m.current + m.cached + bytes > dev_.global_mem) pool_->drain();
   if (m.current + bytes > dev_.global_mem) throw oom("exceeds the device's global memory");
+  auto create = [&](cl_int& err) -> cl_mem {
+    if (inject) {
+      err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+      return nullptr;
+    }
+    return clCreateBuffer(ctx_(), CL_MEM_READ_WRITE, bytes, nullptr, &err);
+  };
   cl_int err = CL_SUCCESS;
-  cl_mem mem = clCreateBuffer(ctx_(), CL_MEM_READ_WRITE, bytes, nullptr, &err);
+  cl_mem mem = create(err);
   auto failed = [](cl_int e) {
     return e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES || e == CL_OUT_OF_HOST_MEMORY ||
            e == CL_INVALID_BUFFER_SIZE;
   };
   if (failed(err) && m.cached > 0) {  // the cache may hold what the driver needs: release it, try again
     pool_->drain();
-    mem = clCreateBuffer(ctx_(), CL_MEM_READ_WRITE, bytes, nullptr, &err);
+    mem = create(err);
   }
-  if (failed(err)) throw oom(cl_error_name(err));
+  if (failed(err))
+    throw oom(inject ? fmt::format("{} (injected: allocation #{}, DSOCR_FAIL_ALLOC)", cl_error_name(err), alloc_calls_)
+                     : std::string(cl_error_name(err)));
   check_cl(err, "clCreateBuffer", what);
   return std::make_shared<Buffer>(cl::Buffer(mem), bytes, bytes, pool_);
 }

@@ -20,6 +20,9 @@ struct RuntimeOptions {
   std::string device;       // spec, see device.h; empty = $DSOCR_DEVICE or default
   std::string profile_csv;  // when set (or $DSOCR_PROFILE), every launch is timed and written here
   bool timing = false;      // time every launch with events (for benchmarks: take_timings())
+  // Fault injection for tests: the N-th call of alloc() (1-based, pool reuses included) fails as
+  // the driver's clCreateBuffer would (CL_MEM_OBJECT_ALLOCATION_FAILURE). 0 = $DSOCR_FAIL_ALLOC, or off.
+  uint64_t fail_alloc_at = 0;
 };
 
 // The device time of one launch (kernel or CLBlast call), from its OpenCL events.
@@ -129,6 +132,7 @@ class Runtime {
   std::map<std::string, Kernel> kernels_;
   std::string gemm_tuning_;
   uint64_t launches_ = 0;
+  uint64_t alloc_calls_ = 0, fail_alloc_at_ = 0;
 };
 
 inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
