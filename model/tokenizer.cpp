@@ -130,7 +130,6 @@ bool is_word_char(uint32_t cp) {
 
 struct Regex {
   pcre2_code* code = nullptr;
-  pcre2_match_data* md = nullptr;
   Regex(const std::string& pattern, bool literal, const std::string& origin) {
     int err = 0;
     PCRE2_SIZE off = 0;
@@ -143,21 +142,28 @@ struct Regex {
                               reinterpret_cast<char*>(msg)));
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // optional speed-up; errors ignored
-    md = pcre2_match_data_create_from_pattern(code, nullptr);
   }
-  ~Regex() {
-    pcre2_match_data_free(md);
-    pcre2_code_free(code);
-  }
+  ~Regex() { pcre2_code_free(code); }
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
-  // Isolated split: matches and the gaps between them, in order, empty pieces dropped.
+  // Isolated split: matches and the gaps between them, in order, empty pieces dropped. Match data
+  // per call, so that one Tokenizer may encode on several threads.
   void split(const std::string& s, std::vector<std::string>& out) const {
+    std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> data(
+        pcre2_match_data_create_from_pattern(code, nullptr), pcre2_match_data_free);
+    pcre2_match_data* md = data.get();
+    if (!md) throw Error("tokenizer: out of memory for PCRE2 match data");
     size_t pos = 0, last = 0;
     while (pos <= s.size()) {
       int rc =
           pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-      if (rc < 0) break;
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      if (rc < 0) {  // a resource limit: never split differently in silence
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(rc, msg, sizeof(msg));
+        throw Error(fmt::format("tokenizer: pre-tokenizer regex failed on a {}-byte piece: {}", s.size(),
+                                reinterpret_cast<char*>(msg)));
+      }
       PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       size_t b = ov[0], e = ov[1];
       if (e == b) {  // empty match: step one code point

@@ -20,7 +20,8 @@
 //     Sequence of these: encode() is add_special_tokens=False, so none of them changes the ids.
 //   decoder: null or ByteLevel (its flags do not change decoding).
 // Ids are taken from the file (tokenizers re-derives an added token's id and only warns when it
-// differs; the files we read agree).
+// differs; the files we read agree); an added token whose content the vocabulary gives another id
+// is refused. A loaded Tokenizer is immutable: encode/decode may run on several threads.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -13,8 +13,9 @@ TextStream one id at a time, all three texts equal. Random id sequences (uniform
 split multi-byte characters, slices of encoded emoji/CJK, ids past the vocabulary) are decoded by
 both, with and without skipping special tokens, and streamed.
 
-The C++ side is tests/tools/tokenize_cases (built with the tests) under $DSOCR_BUILD_DIR (default
-<repo>/build); the test fails when it is missing.
+The C++ side is tests/tools/tokenize_cases (built with the tests) under $DSOCR_BUILD_DIR (else
+$BUILD_DIR as scripts/test.sh uses it, else <repo>/build; relative to the repository); the test
+fails when it is missing.
 """
 import importlib.util
 import json
@@ -32,7 +33,7 @@ SEED = 20261206
 
 
 def build_dir():
-    d = os.environ.get("DSOCR_BUILD_DIR", "build")
+    d = os.environ.get("DSOCR_BUILD_DIR") or os.environ.get("BUILD_DIR") or "build"  # BUILD_DIR: scripts/test.sh's
     return d if os.path.isabs(d) else os.path.join(REPO, d)
 
 
@@ -139,6 +140,12 @@ FIXED = [
 ]
 
 
+def long_texts():
+    """Long inputs: the whole fixed corpus 20 times over, and single pieces of 30k-100k bytes."""
+    return ["\n".join(FIXED) * 20, "a" * 100000, " " * 50000 + "x", "中" * 30000, "😀" * 20000,
+            "1" * 50000, "\r\n" * 20000]
+
+
 def random_texts(rng):
     """A few hundred strings of random code points (no surrogates), and mixtures of pieces."""
     ranges = [(0x20, 0x7e), (0xa0, 0x24f), (0x300, 0x36f), (0x370, 0x3ff), (0x400, 0x4ff), (0x590, 0x6ff),
@@ -211,6 +218,10 @@ def id_sequences(rng, hf, texts, n_vocab):
     return seqs, len(partial)
 
 
+def short(text):
+    return repr(text) if len(text) <= 120 else f"{text[:120]!r}... ({len(text)} characters)"
+
+
 def first_diff(a, b):
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -229,7 +240,7 @@ def test_released_tokenizer_matches_hf(which, tmp_path, capsys):
     hf = Tokenizer.from_file(tj)
     hf_load = time.perf_counter() - t0
     rng = random.Random(SEED)
-    texts = FIXED + random_texts(rng)
+    texts = FIXED + random_texts(rng) + long_texts()
     for t in texts:
         t.encode("utf-8")  # no surrogates
     n_vocab = hf.get_vocab_size(with_added_tokens=True)
@@ -252,14 +263,14 @@ def test_released_tokenizer_matches_hf(which, tmp_path, capsys):
         tokens += len(want)
         if got["encode"][k] != want:
             i = first_diff(got["encode"][k], want)
-            diffs.append(f"encode {text!r}: first difference at token {i}: dsocr {got['encode'][k][i:i + 6]} "
+            diffs.append(f"encode {short(text)}: first difference at token {i}: dsocr {got['encode'][k][i:i + 6]} "
                          f"tokenizers {want[i:i + 6]} ({[hf.id_to_token(x) for x in want[i:i + 6]]})")
             continue
         ref = hf.decode(want, skip_special_tokens=False)
         if got["encode_decode"][k] != ref:
-            diffs.append(f"decode(encode({text!r})): dsocr {got['encode_decode'][k]!r} tokenizers {ref!r}")
+            diffs.append(f"decode(encode({short(text)})): dsocr {short(got['encode_decode'][k])} tokenizers {short(ref)}")
         if got["encode_stream"][k] != ref:
-            diffs.append(f"TextStream(encode({text!r})): dsocr {got['encode_stream'][k]!r} tokenizers {ref!r}")
+            diffs.append(f"TextStream(encode({short(text)})): dsocr {short(got['encode_stream'][k])} tokenizers {short(ref)}")
     decoded = 0
     for k, ids in enumerate(seqs):
         decoded += len(ids)
@@ -278,6 +289,6 @@ def test_released_tokenizer_matches_hf(which, tmp_path, capsys):
 
 
 def test_tool_missing_fails_with_hint(monkeypatch, tmp_path):
-    monkeypatch.setenv("DSOCR_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("DSOCR_BUILD_DIR", str(tmp_path))  # an empty folder
     with pytest.raises(AssertionError, match="tokenize_cases"):
         tool()
