@@ -15,7 +15,12 @@
 namespace dsocr {
 namespace {
 
-constexpr const char* kCacheFormat = "dsocr-program-cache-1";
+constexpr const char* kCacheFormat = "dsocr-program-cache-2";
+// A cache file: this magic, the binary's length and its two FNV-1a hashes (little-endian 64-bit),
+// then the driver's binary. A file that is short, long or altered (a full disk, a crash during a
+// copy, another tool) is never handed to the driver: it is rebuilt from source and replaced.
+constexpr char kFileMagic[8] = {'d', 's', 'o', 'c', 'r', 'b', 'i', 'n'};
+constexpr size_t kHeaderBytes = sizeof(kFileMagic) + 3 * sizeof(uint64_t);
 
 // 128-bit key from two independent 64-bit FNV-1a passes (different offsets and a final mix).
 uint64_t fnv1a(const std::string& s, uint64_t h) {
@@ -27,6 +32,20 @@ uint64_t fnv1a(const std::string& s, uint64_t h) {
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
   return h;
+}
+
+uint64_t binary_hash(const unsigned char* p, size_t n, uint64_t seed) {
+  return fnv1a(std::string(reinterpret_cast<const char*>(p), n), seed);
+}
+
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+uint64_t get_u64(const unsigned char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
 }
 
 }  // namespace
@@ -70,8 +89,11 @@ std::string ProgramCache::options_for(const Defines& defines) {
 }
 
 std::string ProgramCache::summary() const {
-  return fmt::format("program cache: {} hits, {} misses, {} stored ({})", stats_.hits, stats_.misses, stats_.stored,
-                     enabled_ ? dir_ : std::string("off"));
+  std::string extra;
+  if (stats_.damaged) extra += fmt::format(", {} damaged files rebuilt", stats_.damaged);
+  if (stats_.store_failed) extra += fmt::format(", {} not stored (folder full or not writable)", stats_.store_failed);
+  return fmt::format("program cache: {} hits, {} misses, {} stored{} ({})", stats_.hits, stats_.misses, stats_.stored,
+                     extra, enabled_ ? dir_ : std::string("off"));
 }
 
 const cl::Program& ProgramCache::get(const std::string& file, const Defines& defines) {
@@ -123,16 +145,25 @@ cl::Program ProgramCache::build(const std::string& file, const std::string& sour
   return prog;
 }
 
-bool ProgramCache::try_load(const std::string& path, const std::string& file, const std::string& options,
+bool ProgramCache::try_load(const std::string& path, const std::string& /*file*/, const std::string& options,
                             cl::Program& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
-  std::vector<unsigned char> bin((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bin.empty()) return false;
-  const unsigned char* ptr = bin.data();
-  size_t len = bin.size();
+  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const unsigned char* bin = data.data() + kHeaderBytes;
+  const size_t len = data.size() > kHeaderBytes ? data.size() - kHeaderBytes : 0;
+  const bool intact = data.size() > kHeaderBytes && std::equal(kFileMagic, kFileMagic + 8, data.begin()) &&
+                      get_u64(data.data() + 8) == len &&
+                      get_u64(data.data() + 16) == binary_hash(bin, len, 0xcbf29ce484222325ULL) &&
+                      get_u64(data.data() + 24) == binary_hash(bin, len, 0x84222325cbf29ce4ULL);
+  if (!intact) {
+    stats_.damaged++;
+    std::remove(path.c_str());  // best effort; rebuilt and stored again by the caller
+    return false;
+  }
   cl_int status = CL_SUCCESS, err = CL_SUCCESS;
-  cl_program p = clCreateProgramWithBinary(ctx_(), 1, &dev_.device, &len, &ptr, &status, &err);
+  cl_program p = clCreateProgramWithBinary(ctx_(), 1, &dev_.device, &len, &bin, &status, &err);
   if (err != CL_SUCCESS || status != CL_SUCCESS || !p) {
     if (p) clReleaseProgram(p);
     return false;
@@ -143,6 +174,8 @@ bool ProgramCache::try_load(const std::string& path, const std::string& file, co
   return true;
 }
 
+// Written to a temporary file, checked after closing (a full disk shows up at the flush) and
+// renamed into place; any failure leaves no file behind and only costs the next run a build.
 void ProgramCache::store(const std::string& path, const cl::Program& prog) {
   size_t size = 0;
   if (clGetProgramInfo(prog(), CL_PROGRAM_BINARY_SIZES, sizeof(size), &size, nullptr) != CL_SUCCESS || size == 0)
@@ -150,18 +183,24 @@ void ProgramCache::store(const std::string& path, const cl::Program& prog) {
   std::vector<unsigned char> bin(size);
   unsigned char* ptr = bin.data();
   if (clGetProgramInfo(prog(), CL_PROGRAM_BINARIES, sizeof(ptr), &ptr, nullptr) != CL_SUCCESS) return;
+  std::string header(kFileMagic, sizeof(kFileMagic));
+  put_u64(header, size);
+  put_u64(header, binary_hash(bin.data(), size, 0xcbf29ce484222325ULL));
+  put_u64(header, binary_hash(bin.data(), size, 0x84222325cbf29ce4ULL));
   std::string tmp = fmt::format("{}.tmp.{}", path, static_cast<long>(getpid()));
+  bool ok = false;
   {
     std::ofstream out(tmp, std::ios::binary);
-    if (!out) return;
-    out.write(reinterpret_cast<const char*>(bin.data()), static_cast<std::streamsize>(bin.size()));
-    if (!out) {
-      std::remove(tmp.c_str());
-      return;
+    if (out) {
+      out.write(header.data(), static_cast<std::streamsize>(header.size()));
+      out.write(reinterpret_cast<const char*>(bin.data()), static_cast<std::streamsize>(bin.size()));
+      out.close();
+      ok = !out.fail();
     }
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
+    stats_.store_failed++;
     return;
   }
   stats_.stored++;

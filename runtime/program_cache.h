@@ -25,11 +25,13 @@ std::string default_cache_dir();
 using Defines = std::map<std::string, std::string>;
 
 struct CacheStats {
-  uint64_t hits = 0;      // loaded from a disk binary
-  uint64_t misses = 0;    // compiled from source
-  uint64_t stored = 0;    // binaries written
-  uint64_t bypassed = 0;  // disk cache unusable or off for a build
-  double seconds = 0;     // spent building or loading programs (memoised lookups excluded)
+  uint64_t hits = 0;          // loaded from a disk binary
+  uint64_t misses = 0;        // compiled from source
+  uint64_t stored = 0;        // binaries written
+  uint64_t bypassed = 0;      // disk cache unusable or off for a build
+  uint64_t damaged = 0;       // cache files found truncated or altered (removed, rebuilt)
+  uint64_t store_failed = 0;  // binaries that could not be written (full disk, read-only folder)
+  double seconds = 0;         // spent building or loading programs (memoised lookups excluded)
 };
 
 // One program that is not memoised yet: reported before (done = false) and after (done = true,
