@@ -1,4 +1,7 @@
+// dsocr devices, dsocr warmup and dsocr --version.
 #include <fmt/format.h>
+
+#include <cstdio>
 
 #include "apps/commands.h"
 #include "runtime/device.h"
@@ -7,44 +10,82 @@
 
 namespace dsocr {
 
-bool Args::flag(const std::string& name) {
-  for (auto it = args_.begin(); it != args_.end(); ++it)
-    if (*it == name) {
-      args_.erase(it);
-      return true;
-    }
-  return false;
-}
-
-std::string Args::value(const std::string& name, const std::string& fallback) {
-  for (auto it = args_.begin(); it != args_.end(); ++it) {
-    if (*it == name) {
-      if (it + 1 == args_.end()) throw UsageError(name + " needs a value");
-      std::string v = *(it + 1);
-      args_.erase(it, it + 2);
-      return v;
-    }
-    if (it->rfind(name + "=", 0) == 0) {
-      std::string v = it->substr(name.size() + 1);
-      args_.erase(it);
-      return v;
-    }
-  }
-  return fallback;
-}
-
-std::vector<std::string> Args::positional() {
-  for (auto& a : args_)
-    if (a.size() > 1 && a[0] == '-' && a != "-") throw UsageError("unknown option " + a);
-  return args_;
-}
-
 static std::string mib(uint64_t b) { return fmt::format("{:.0f} MiB", b / 1048576.0); }
+
+namespace {
+
+const char* kDevicesUsage =
+    R"(usage: dsocr devices [--tags]
+
+Lists every OpenCL device of every platform: vendor, driver, OpenCL C version, compute units,
+global and local memory, maximum work-group size, cl_khr_fp16, subgroups and images. rusticl
+lists devices only when RUSTICL_ENABLE names a driver (llvmpipe for the CPU, asahi on Apple
+silicon). The [N] before each device is its index for --device N.
+  --tags    one platform tag per line (":INDEX" added where a platform has several devices)
+Exit status: 0, 1 when no device is found.
+)";
+
+const char* kWarmupUsage =
+    R"(usage: dsocr warmup [--device SPEC]
+
+Compiles every kernel file (with its default #defines) for the device into the program cache and
+prints the cache's hits and misses. dsocr ocr compiles the specialised programs a run needs on
+first use and caches them too ($DSOCR_CACHE_DIR, default ~/.cache/dsocr; DSOCR_CACHE=0: off).
+  --device SPEC   OpenCL device (see dsocr devices); default $DSOCR_DEVICE, else the first GPU
+Exit status: 0, 1 a kernel does not build (the build log is printed), 2 usage.
+)";
+
+const char* kVersionUsage =
+    R"(usage: dsocr --version
+
+Prints the version, the git commit it was built from, and every OpenCL platform found with its
+version and number of devices.
+)";
+
+std::string platform_info(cl_platform_id p, cl_platform_info what) {
+  size_t n = 0;
+  if (clGetPlatformInfo(p, what, 0, nullptr, &n) != CL_SUCCESS || n == 0) return "?";
+  std::string s(n, '\0');
+  clGetPlatformInfo(p, what, n, s.data(), nullptr);
+  while (!s.empty() && s.back() == '\0') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+int cmd_version(const std::vector<std::string>& argv) {
+  Args a(argv);
+  if (a.help()) {
+    std::fputs(kVersionUsage, stdout);
+    return 0;
+  }
+  if (!a.positional().empty()) throw UsageError("dsocr --version takes no arguments");
+  fmt::print("{}\n", version_line());
+  cl_uint n = 0;
+  std::vector<cl_platform_id> ids;
+  if (clGetPlatformIDs(0, nullptr, &n) == CL_SUCCESS && n > 0) {
+    ids.resize(n);
+    if (clGetPlatformIDs(n, ids.data(), nullptr) != CL_SUCCESS) ids.clear();
+  }
+  if (ids.empty()) fmt::print("OpenCL platforms: none found (is an ICD installed? see /etc/OpenCL/vendors)\n");
+  if (!ids.empty()) fmt::print("OpenCL platforms:\n");
+  for (cl_platform_id p : ids) {
+    cl_uint nd = 0;
+    if (clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, nullptr, &nd) != CL_SUCCESS) nd = 0;
+    fmt::print("  {} ({}), {} device{}\n", platform_info(p, CL_PLATFORM_NAME), platform_info(p, CL_PLATFORM_VERSION),
+               nd, nd == 1 ? "" : "s");
+  }
+  return 0;
+}
 
 int cmd_devices(const std::vector<std::string>& argv) {
   Args a(argv);
+  if (a.help()) {
+    std::fputs(kDevicesUsage, stdout);
+    return 0;
+  }
   bool tags = a.flag("--tags");
-  a.positional();
+  if (!a.positional().empty()) throw UsageError("dsocr devices takes no arguments (see dsocr devices --help)");
   auto devices = list_devices();
   if (tags) {
     // One tag per line, ":INDEX" added where a platform has several devices.
@@ -83,9 +124,13 @@ int cmd_devices(const std::vector<std::string>& argv) {
 
 int cmd_warmup(const std::vector<std::string>& argv) {
   Args a(argv);
+  if (a.help()) {
+    std::fputs(kWarmupUsage, stdout);
+    return 0;
+  }
   RuntimeOptions o;
   o.device = a.value("--device");
-  a.positional();
+  if (!a.positional().empty()) throw UsageError("dsocr warmup takes no arguments (see dsocr warmup --help)");
   Runtime rt(o);
   fmt::print("device: {}\nkernels: {}\n", rt.device().label(), kernel_source_origin());
   for (auto& f : kernel_files()) rt.programs().get(f, {});

@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <set>
 
 #include "apps/commands.h"
+#include "apps/progress.h"
 #include "model/draw.h"
 #include "model/hf_cache.h"
 #include "model/ocr.h"
@@ -18,6 +18,9 @@
 namespace dsocr {
 namespace {
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 const char* kUsage =
     R"(usage: dsocr ocr INPUT... [options]
@@ -53,7 +56,9 @@ image views:
   --pages LIST          PDF pages, e.g. 1-5, 3, 2,4,7- (default all)
 
 generation:
-  --max-new-tokens N    at most N generated tokens per page (default 8192; capped to the context)
+  --max-new-tokens N    at most N generated tokens per page (default 8192; capped to the context).
+                        Stopping at a limit you set is reported as information; stopping at the
+                        default limit or the context without an end-of-sequence token, as a warning
   --ngram N             no-repeat n-gram size over the generated ids, 0 = off (default 30)
   --ngram-window W      how far back the n-gram rule looks (default 90); <td>, </td> are exempt
 
@@ -65,14 +70,26 @@ output:
                         json: one JSON object per page and line (text, markdown, boxes in pixels,
                         token counts, generated ids, timings).
                         Default: markdown for --task markdown, text otherwise.
+                        An input that cannot be read gives {"source", "page", "error"} instead.
   --out-dir DIR         where image crops go (default ./dsocr-out; created when needed)
-  --boxes FILE.png      draw the grounding boxes over the page; with several pages FILE-1.png, ...
-  --quiet, -q           no progress on stderr
+  --boxes FILE          draw the grounding boxes over the page, as PNG (FILE.png) or JPEG (FILE.jpg,
+                        FILE.jpeg); with several pages FILE-1.png, FILE-2.png, ...
+  --quiet, -q           no progress on stderr (warnings and errors still go there)
 Pages are separated by a line "<--- Page Split --->" (text and markdown).
-Exit status: 0 success, 1 an input or the model failed (the others are still processed), 2 usage.
+
+Progress goes to stderr: the device, the model, each page with its stage times (kernel compile
+time kept apart: kernels compile on the first run, then load from the program cache), and while
+generating, tokens, tokens/s and elapsed time (when stdout is not a terminal or with --format json).
+Every input gets its own result or error: one that cannot be read (missing, unsupported, corrupt)
+is reported and the others are still processed. The option values and output paths (--boxes,
+--out-dir) are checked before any work starts.
+Exit status: 0 every input succeeded; 1 an input failed (the others were processed) or the model
+or device failed; 2 usage (unknown option, bad value, unusable output path).
 )";
 
+// Pages to stdout, separated by "<--- Page Split --->" (text and markdown), flushed as written.
 struct Writer {
+  StatusLine* status = nullptr;  // its in-place line is cleared before output reaches a terminal
   bool any = false, page_break = false;
   char last = '\n';
   void new_page() { page_break = any; }
@@ -85,6 +102,7 @@ struct Writer {
     raw(s);
   }
   void raw(const std::string& s) {
+    if (status && stdout_is_terminal()) status->clear();
     std::fwrite(s.data(), 1, s.size(), stdout);
     std::fflush(stdout);
     last = s.back();
@@ -92,19 +110,130 @@ struct Writer {
   }
 };
 
-int64_t int_option(Args& a, const std::string& name, int64_t fallback, int64_t lo, int64_t hi) {
-  std::string v = a.value(name);
-  if (v.empty()) return fallback;
-  size_t used = 0;
-  int64_t x = 0;
-  try {
-    x = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
+// Everything the command line says, checked before any work starts (UsageError otherwise).
+struct OcrSettings {
+  RuntimeOptions ro;
+  std::string model_spec;
+  OcrOptions opts;
+  std::string prompt, task, format, out_dir, boxes_path, pages_spec;
+  WeightStorage storage = WeightStorage::compact;
+  double dpi = 144;
+  bool explicit_max = false, quiet = false;
+  std::vector<std::string> inputs;
+};
+
+std::string parse_prompt(std::string& task, const std::string& ref, std::string raw_prompt) {
+  if (!raw_prompt.empty()) {
+    if (!task.empty() || !ref.empty()) throw UsageError("--prompt replaces --task and --ref; give one or the other");
+    for (size_t i = 0; (i = raw_prompt.find("\\n", i)) != std::string::npos;) raw_prompt.replace(i, 2, "\n");
+    size_t at = raw_prompt.find("<image>");
+    if (at == std::string::npos || raw_prompt.find("<image>", at + 7) != std::string::npos)
+      throw UsageError("--prompt must hold <image> exactly once (where the image goes), e.g. \"<image>\\nFree OCR.\"");
+    return raw_prompt;
   }
-  if (used != v.size() || used == 0) throw UsageError(fmt::format("{} {}: not an integer", name, v));
-  if (x < lo || x > hi) throw UsageError(fmt::format("{} {}: must be in {}..{}", name, v, lo, hi));
-  return x;
+  if (task.empty()) task = "markdown";
+  try {
+    return task_prompt(task, ref);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// A library Error from checking an option value, as a usage error naming the option.
+template <typename F>
+auto usage_check(const std::string& option, F&& f) {
+  try {
+    return f();
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    std::string what = e.what();
+    throw UsageError(what.rfind(option, 0) == 0 ? what : option + ": " + what);
+  }
+}
+
+void check_outputs(const OcrSettings& s, bool out_dir_given) {
+  if (!s.boxes_path.empty()) {
+    if (image_format_of(s.boxes_path) == ImageFileFormat::unknown)
+      throw UsageError(fmt::format("--boxes {}: name a PNG (.png) or JPEG (.jpg, .jpeg) file", s.boxes_path));
+    check_output_file("--boxes", s.boxes_path);
+  }
+  // Image crops go to --out-dir with markdown and JSON output (the markdown post-processing).
+  if (s.format != "text" || out_dir_given) check_output_dir("--out-dir", s.out_dir);
+}
+
+OcrSettings parse_ocr(Args& a) {
+  OcrSettings s;
+  s.ro.device = a.value("--device");
+  const char* env_model = std::getenv("DSOCR_MODEL");
+  s.model_spec = a.value("--model", env_model && *env_model ? env_model : "deepseek-ai/DeepSeek-OCR");
+  s.opts.mode = a.value("--mode", "gundam");
+  s.opts.max_tiles = static_cast<int>(a.integer("--max-tiles", 6, 2, 9));
+  s.opts.crop = !a.flag("--no-crop");
+  s.task = a.value("--task");
+  std::string ref = a.value("--ref"), raw_prompt = a.value("--prompt");
+  s.format = a.value("--format");
+  const bool out_dir_given = a.given("--out-dir");
+  s.out_dir = a.value("--out-dir", "dsocr-out");
+  s.boxes_path = a.value("--boxes");
+  s.pages_spec = a.value("--pages");
+  s.storage = usage_check("--weights", [&] { return weight_storage_from_string(a.value("--weights", "compact")); });
+  s.dpi = a.number("--dpi", 144, 10, 1200);
+  s.explicit_max = a.given("--max-new-tokens");
+  s.opts.max_new_tokens = a.integer("--max-new-tokens", 8192, 1, 1 << 20);
+  s.opts.ngram_size = static_cast<int>(a.integer("--ngram", 30, 0, 1 << 16));
+  s.opts.ngram_window = static_cast<int>(a.integer("--ngram-window", 90, 0, 1 << 20));
+  s.quiet = a.flag("--quiet") | a.flag("-q");
+  s.inputs = a.positional();
+
+  if (s.inputs.empty())
+    throw UsageError("no input (a PNG, JPEG or PDF file, a folder, or - for stdin); see dsocr ocr --help");
+  usage_check("--mode", [&] { return mode_spec(s.opts.mode); });
+  s.prompt = parse_prompt(s.task, ref, raw_prompt);
+  if (s.format.empty()) s.format = s.task == "markdown" ? "markdown" : "text";
+  if (s.format != "text" && s.format != "markdown" && s.format != "json")
+    throw UsageError(fmt::format("--format {}: expected text, markdown or json", s.format));
+  if (!s.pages_spec.empty()) usage_check("--pages", [&] { return check_pages_spec(s.pages_spec); });
+  if (std::count(s.inputs.begin(), s.inputs.end(), "-") > 1)
+    throw UsageError("- (standard input) can be read only once");
+  check_outputs(s, out_dir_given);
+  return s;
+}
+
+// One input: a file (or stdin) whose format is known, or why it cannot be read.
+struct Input {
+  std::string path, name;
+  InputKind kind = InputKind::unsupported;
+  std::vector<uint8_t> bytes;  // standard input, read once
+  std::string error;           // set: this input fails with this message, the others still run
+};
+
+std::vector<Input> open_inputs(const std::vector<std::string>& args) {
+  std::vector<Input> inputs;
+  for (auto& p : expand_inputs(args)) {
+    Input in{p.path, p.path == "-" ? "<stdin>" : p.path, InputKind::unsupported, {}, p.error};
+    if (in.error.empty()) {
+      try {
+        std::vector<uint8_t> head;
+        if (in.path == "-") {
+          in.bytes = read_file_bytes("-");
+          head = in.bytes;
+        } else {
+          head = read_file_bytes(in.path, 1024);
+        }
+        std::string what;
+        in.kind = sniff_format(head, &what);
+        if (in.kind == InputKind::unsupported)
+          in.error = fmt::format("{}: unsupported input ({}); dsocr ocr reads PNG, JPEG and PDF", in.name, what);
+        else if (in.kind == InputKind::pdf && !pdf_supported())
+          in.error = fmt::format("{}: this dsocr was built without PDF support (-DDSOCR_PDF=OFF)", in.name);
+      } catch (const Error& e) {
+        in.error = e.what();
+      }
+    }
+    inputs.push_back(std::move(in));
+  }
+  return inputs;
 }
 
 std::string page_path(const std::string& path, int index, bool several) {
@@ -113,234 +242,251 @@ std::string page_path(const std::string& path, int index, bool several) {
   return (p.parent_path() / fmt::format("{}-{}{}", p.stem().string(), index, p.extension().string())).string();
 }
 
+// Runs the pages of every input on one model, loaded when the first page is ready (a run whose
+// inputs all fail never touches the device). An input's failure is reported and counted; a
+// failure to load the model or open the device ends the run.
+class OcrRun {
+ public:
+  explicit OcrRun(const OcrSettings& s)
+      : s_(s), status_(s.quiet), show_generation_(!s.quiet && (!stdout_is_terminal() || s.format == "json")) {
+    out_.status = &status_;
+  }
+  int run(std::vector<Input>& inputs);
+
+ private:
+  void load();
+  void on_build(const BuildEvent& e);
+  void compile_summary(const std::string& what);
+  void run_input(Input& in);
+  void run_pdf(Input& in);
+  void run_page(const RgbImage& img, const std::string& name, int page);
+  void report_page(const PageResult& r, const RgbImage& img, const std::string& where,
+                   const std::vector<PixelBox>& boxes);
+  void fail(const std::string& name, int page, const std::string& message);
+  void warn(const std::string& s) {
+    status_.clear();
+    std::fprintf(stderr, "dsocr ocr: warning: %s\n", s.c_str());
+  }
+
+  const OcrSettings& s_;
+  StatusLine status_;
+  const bool show_generation_;
+  Writer out_;
+  ModelLocation loc_;
+  std::unique_ptr<Runtime> rt_;
+  std::unique_ptr<OcrEngine> engine_;
+  double load_s_ = 0;
+  bool several_pages_ = false;
+  int page_no_ = 0, crop_no_ = 0;
+  bool input_failed_ = false, load_failed_ = false;
+  // kernel programs compiled (not loaded from the cache) since the last summary
+  int compiled_ = 0;
+  double compile_s_ = 0;
+  Clock::time_point compile_start_{};
+};
+
+void OcrRun::on_build(const BuildEvent& e) {
+  if (!e.done) {
+    rt_->finish();  // nothing queued runs while the build is timed (model/ocr.h: PageTimings)
+    return;
+  }
+  if (!e.compiled) return;
+  if (compiled_++ == 0) {
+    compile_start_ = Clock::now() - std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(e.seconds));  // the first build began then
+    const ProgramCache& pc = rt_->programs();
+    status_.note(pc.enabled() ? fmt::format("dsocr: compiling kernels (first run only; cached in {})", pc.dir())
+                              : "dsocr: compiling kernels (the program cache is off: every run compiles)");
+    status_.restart();
+  }
+  compile_s_ += e.seconds;
+  status_.update(fmt::format("dsocr: compiling kernels: {} program{} in {:.0f} s (last: {})", compiled_,
+                             compiled_ == 1 ? "" : "s", secs_since(compile_start_), e.file));
+}
+
+void OcrRun::compile_summary(const std::string& what) {
+  if (compiled_ == 0) return;
+  status_.note(fmt::format("dsocr: compiled {} kernel program{} in {:.1f} s{}", compiled_, compiled_ == 1 ? "" : "s",
+                           compile_s_, what));
+  compiled_ = 0;
+  compile_s_ = 0;
+}
+
+void OcrRun::load() {
+  if (engine_) return;
+  load_failed_ = true;  // until the engine is there
+  auto t_load = Clock::now();
+  rt_ = std::make_unique<Runtime>(s_.ro);
+  rt_->programs().set_build_observer([this](const BuildEvent& e) { on_build(e); });
+  status_.note(fmt::format("dsocr: device {}", rt_->device().label()));
+  status_.note(fmt::format("dsocr: loading {}", loc_.origin));
+  const double c0 = rt_->programs().stats().seconds;
+  engine_ = std::make_unique<OcrEngine>(load_engine(*rt_, loc_.dir, s_.storage));
+  load_s_ = secs_since(t_load) - (rt_->programs().stats().seconds - c0);
+  compile_summary(" (not counted in the load time)");
+  status_.note(fmt::format("dsocr: loaded in {:.1f} s ({})", load_s_, rt_->memory_summary()));
+  load_failed_ = false;
+}
+
+void OcrRun::fail(const std::string& name, int page, const std::string& message) {
+  input_failed_ = true;
+  status_.clear();
+  std::fprintf(stderr, "dsocr ocr: error: %s\n", message.c_str());
+  if (s_.format == "json") {
+    nlohmann::ordered_json j = {
+        {"source", name}, {"page", page > 0 ? nlohmann::ordered_json(page) : nullptr}, {"error", message}};
+    out_.raw(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  }
+}
+
+void OcrRun::run_page(const RgbImage& img, const std::string& name, int page) {
+  load();
+  Runtime& rt = *rt_;
+  OcrEngine& engine = *engine_;
+  ++page_no_;
+  const std::string where = page > 0 ? fmt::format("{} page {}", name, page) : name;
+  status_.note(fmt::format("[{}] {}: {}x{}", page_no_, where, img.width, img.height));
+  std::vector<std::string> images;
+  auto on_image = [&](const RefMatch& m) {
+    std::vector<std::string> skipped;
+    std::string rep = save_image_crops(m, img, s_.out_dir, crop_no_, images, &skipped);
+    for (auto& w : skipped) warn(where + ": " + w);
+    return rep;
+  };
+  out_.new_page();
+  TextStream ts(engine.tok);
+  MarkdownStream md(on_image);
+  const auto t_page = Clock::now();
+  Clock::time_point t_first{};
+  int64_t n = 0;
+  status_.restart();
+  auto on_token = [&](int32_t id) {
+    if (n++ == 0) t_first = Clock::now();
+    if (show_generation_ && n > 1)
+      status_.update(fmt::format("[{}] {} tokens, {:.1f} tok/s, {:.1f} s", page_no_, n,
+                                 (n - 1) / std::max(1e-9, secs_since(t_first)), secs_since(t_page)));
+    if (id == engine.eos_id) return;
+    if (s_.format == "text")
+      out_.write(ts.push(id));
+    else if (s_.format == "markdown")
+      out_.write(md.push(ts.push(id)));
+  };
+  PageResult r = ocr_image(rt, engine, img, s_.prompt, s_.opts, on_token);
+  status_.clear();
+  std::string markdown;
+  if (s_.format == "text") {
+    out_.write(ts.flush());
+  } else if (s_.format == "markdown") {
+    out_.write(md.push(ts.flush()));
+    out_.write(md.flush());
+  } else {
+    markdown = postprocess_markdown(r.text, on_image);
+  }
+  if (s_.format != "json" && out_.any && out_.last != '\n') out_.write("\n");
+  auto boxes = pixel_boxes(r.text, img.width, img.height);
+  if (s_.format == "json") {
+    PageReport rep{name, page, s_.prompt, markdown, boxes, images, load_s_};
+    out_.raw(page_json(r, rep).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  }
+  report_page(r, img, where, boxes);
+}
+
+void OcrRun::report_page(const PageResult& r, const RgbImage& img, const std::string& where,
+                         const std::vector<PixelBox>& boxes) {
+  const int64_t g = static_cast<int64_t>(r.generated.size());
+  compile_summary(" (first use; not counted in the times below)");
+  status_.note(fmt::format(
+      "[{}] done: {}{}, {} image tokens; vision {:.2f} s, prefill {:.2f} s, {} tokens at {:.1f} tok/s", page_no_,
+      r.mode, r.n_tiles ? fmt::format(" {}x{} tiles", r.cols, r.rows) : std::string(), r.n_image_tokens,
+      r.t.preprocess_s + r.t.vision_s, r.t.prefill_s, g, g > 1 && r.t.decode_s > 0 ? (g - 1) / r.t.decode_s : 0.0));
+  if (r.max_new_tokens < s_.opts.max_new_tokens && s_.explicit_max)
+    warn(fmt::format("{}: --max-new-tokens capped to {} by the model's context", where, r.max_new_tokens));
+  if (!r.eos) {
+    if (s_.explicit_max && r.max_new_tokens == s_.opts.max_new_tokens)
+      status_.note(
+          fmt::format("[{}] stopped at --max-new-tokens {}, as asked (no end-of-sequence token yet)", page_no_, g));
+    else
+      warn(fmt::format("{}: stopped after {} tokens without an end-of-sequence token (output may be cut short)", where,
+                       g));
+  }
+  if (!s_.boxes_path.empty()) {
+    std::vector<LabelledBox> lb;
+    for (auto& b : boxes) lb.push_back({b.label, b.px[0], b.px[1], b.px[2], b.px[3]});
+    RgbImage canvas = img;
+    draw_boxes(canvas, lb);
+    std::string p = page_path(s_.boxes_path, page_no_, several_pages_);
+    write_image(p, canvas);
+    status_.note(fmt::format("    {} box{} drawn in {}", lb.size(), lb.size() == 1 ? "" : "es", p));
+  }
+}
+
+void OcrRun::run_pdf(Input& in) {
+  PdfDocument doc =
+      in.path == "-" ? PdfDocument::open_bytes(std::move(in.bytes), in.name) : PdfDocument::open_file(in.path);
+  int dropped = 0;
+  std::vector<int> pages;
+  if (s_.pages_spec.empty()) {
+    for (int p = 1; p <= doc.pages(); ++p) pages.push_back(p);
+  } else {
+    pages = parse_pages(s_.pages_spec, doc.pages(), &dropped);
+  }
+  if (pages.empty())
+    throw Error(fmt::format("{}: --pages {} selects none of its {} pages", in.name, s_.pages_spec, doc.pages()));
+  if (dropped) warn(fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc.pages(), s_.pages_spec));
+  for (int p : pages) {
+    RgbImage img;
+    try {
+      img = doc.render(p, s_.dpi);
+    } catch (const Error& e) {  // one page that cannot be rendered: the others still run
+      fail(in.name, p, e.what());
+      continue;
+    }
+    run_page(img, in.name, p);
+  }
+}
+
+void OcrRun::run_input(Input& in) {
+  if (!in.error.empty()) throw Error(in.error);
+  if (in.kind == InputKind::pdf) return run_pdf(in);
+  RgbImage img = decode_image(in.path == "-" ? in.bytes : read_file_bytes(in.path), in.name);
+  run_page(img, in.name, 0);
+}
+
+int OcrRun::run(std::vector<Input>& inputs) {
+  bool any_pdf = false;
+  for (auto& in : inputs) any_pdf |= in.kind == InputKind::pdf;
+  if (!s_.pages_spec.empty() && !any_pdf) warn("--pages applies to PDF inputs only; there is none");
+  several_pages_ = inputs.size() > 1 || any_pdf;
+  // Located now (a missing model fails at once), opened and loaded with the first page.
+  loc_ = resolve_model(s_.model_spec);
+  int failed = 0;
+  for (auto& in : inputs) {
+    input_failed_ = false;
+    try {
+      run_input(in);
+    } catch (const std::exception& e) {
+      if (load_failed_) throw;  // the model or the device failed: no page can run
+      fail(in.name, 0, e.what());
+    }
+    failed += input_failed_;
+  }
+  if (failed && inputs.size() > 1)
+    std::fprintf(stderr, "dsocr ocr: %d of %zu inputs failed (the others were processed)\n", failed, inputs.size());
+  return failed ? 1 : 0;
+}
+
 }  // namespace
 
 int cmd_ocr(const std::vector<std::string>& argv) {
-  using Clock = std::chrono::steady_clock;
   Args a(argv);
-  if (a.flag("--help") || a.flag("-h")) {
+  if (a.help()) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  RuntimeOptions ro;
-  ro.device = a.value("--device");
-  const char* env_model = std::getenv("DSOCR_MODEL");
-  std::string model_spec = a.value("--model", env_model && *env_model ? env_model : "deepseek-ai/DeepSeek-OCR");
-  OcrOptions opts;
-  opts.mode = a.value("--mode", "gundam");
-  opts.max_tiles = static_cast<int>(int_option(a, "--max-tiles", 6, 2, 9));
-  opts.crop = !a.flag("--no-crop");
-  std::string task = a.value("--task"), ref = a.value("--ref"), raw_prompt = a.value("--prompt");
-  std::string format = a.value("--format");
-  std::string out_dir = a.value("--out-dir", "dsocr-out");
-  std::string boxes_path = a.value("--boxes");
-  std::string pages_spec = a.value("--pages");
-  const WeightStorage storage = weight_storage_from_string(a.value("--weights", "compact"));
-  std::string dpi_s = a.value("--dpi", "144");
-  const bool explicit_max = [&] {
-    for (auto& s : argv)
-      if (s == "--max-new-tokens" || s.rfind("--max-new-tokens=", 0) == 0) return true;
-    return false;
-  }();
-  opts.max_new_tokens = int_option(a, "--max-new-tokens", 8192, 1, 1 << 20);
-  opts.ngram_size = static_cast<int>(int_option(a, "--ngram", 30, 0, 1 << 16));
-  opts.ngram_window = static_cast<int>(int_option(a, "--ngram-window", 90, 0, 1 << 20));
-  const bool quiet = a.flag("--quiet") | a.flag("-q");
-  std::vector<std::string> args = a.positional();
-
-  // ---- check the command line before touching the model or the device
-  if (args.empty())
-    throw UsageError("no input (a PNG, JPEG or PDF file, a folder, or - for stdin); see dsocr ocr --help");
-  try {
-    mode_spec(opts.mode);
-  } catch (const Error& e) {
-    throw UsageError(std::string("--mode: ") + e.what());
-  }
-  std::string prompt;
-  if (!raw_prompt.empty()) {
-    if (!task.empty() || !ref.empty()) throw UsageError("--prompt replaces --task and --ref; give one or the other");
-    for (size_t i = 0; (i = raw_prompt.find("\\n", i)) != std::string::npos;) raw_prompt.replace(i, 2, "\n");
-    size_t at = raw_prompt.find("<image>");
-    if (at == std::string::npos || raw_prompt.find("<image>", at + 7) != std::string::npos)
-      throw UsageError("--prompt must hold <image> exactly once (where the image goes), e.g. \"<image>\\nFree OCR.\"");
-    prompt = raw_prompt;
-  } else {
-    if (task.empty()) task = "markdown";
-    try {
-      prompt = task_prompt(task, ref);
-    } catch (const Error& e) {
-      throw UsageError(e.what());
-    }
-  }
-  if (format.empty()) format = task == "markdown" ? "markdown" : "text";
-  if (format != "text" && format != "markdown" && format != "json")
-    throw UsageError(fmt::format("--format {}: expected text, markdown or json", format));
-  double dpi = 0;
-  try {
-    size_t used = 0;
-    dpi = std::stod(dpi_s, &used);
-    if (used != dpi_s.size()) dpi = 0;
-  } catch (const std::exception&) {
-    dpi = 0;
-  }
-  if (!(dpi >= 10 && dpi <= 1200)) throw UsageError(fmt::format("--dpi {}: expected a number in 10..1200", dpi_s));
-  if (!pages_spec.empty()) {
-    try {
-      check_pages_spec(pages_spec);
-    } catch (const Error& e) {
-      throw UsageError(e.what());
-    }
-  }
-  if (std::count(args.begin(), args.end(), "-") > 1) throw UsageError("- (standard input) can be read only once");
-
-  auto note = [&](const std::string& s) {
-    if (!quiet) std::fprintf(stderr, "%s\n", s.c_str());
-  };
-  auto warn = [&](const std::string& s) { std::fprintf(stderr, "dsocr ocr: warning: %s\n", s.c_str()); };
-
-  // ---- inputs: every file must exist and be PNG, JPEG or PDF
-  struct Input {
-    std::string path, name;
-    InputKind kind;
-    std::vector<uint8_t> bytes;  // standard input, read once
-  };
-  std::vector<Input> inputs;
-  for (auto& p : expand_inputs(args)) {
-    Input in{p, p == "-" ? "<stdin>" : p, InputKind::unsupported, {}};
-    std::vector<uint8_t> head;
-    if (p == "-") {
-      in.bytes = read_file_bytes("-");
-      head = in.bytes;
-    } else {
-      head = read_file_bytes(p, 1024);
-    }
-    std::string what;
-    in.kind = sniff_format(head, &what);
-    if (in.kind == InputKind::unsupported)
-      throw Error(fmt::format("{}: unsupported input ({}); dsocr ocr reads PNG, JPEG and PDF", in.name, what));
-    if (in.kind == InputKind::pdf && !pdf_supported())
-      throw Error(fmt::format("{}: this dsocr was built without PDF support (-DDSOCR_PDF=OFF)", in.name));
-    inputs.push_back(std::move(in));
-  }
-  bool any_pdf = false;
-  for (auto& in : inputs) any_pdf |= in.kind == InputKind::pdf;
-  if (!pages_spec.empty() && !any_pdf) warn("--pages applies to PDF inputs only; there is none");
-
-  // ---- model and device: located now, opened and loaded when the first page is ready (so that
-  // a run whose inputs are all unreadable fails at once); a failure there ends the run.
-  ModelLocation loc = resolve_model(model_spec);
-  std::unique_ptr<Runtime> rt_holder;
-  std::unique_ptr<OcrEngine> engine_holder;
-  bool load_failed = false;
-  double load_s = 0;
-  auto load = [&] {
-    if (engine_holder) return;
-    load_failed = true;
-    auto t_load = Clock::now();
-    rt_holder = std::make_unique<Runtime>(ro);
-    note(fmt::format("dsocr: device {}", rt_holder->device().label()));
-    note(fmt::format("dsocr: loading {}", loc.origin));
-    engine_holder = std::make_unique<OcrEngine>(load_engine(*rt_holder, loc.dir, storage));
-    load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
-    note(fmt::format("dsocr: loaded in {:.1f} s ({})", load_s, rt_holder->memory_summary()));
-    load_failed = false;
-  };
-
-  const bool several_pages = inputs.size() > 1 || any_pdf;
-  Writer out;
-  int page_no = 0, crop_no = 0, failed = 0;
-
-  auto run_page = [&](const RgbImage& img, const std::string& name, int page) {
-    load();
-    Runtime& rt = *rt_holder;
-    OcrEngine& engine = *engine_holder;
-    ++page_no;
-    std::string where = page > 0 ? fmt::format("{} page {}", name, page) : name;
-    note(fmt::format("[{}] {}: {}x{}", page_no, where, img.width, img.height));
-    std::vector<std::string> images;
-    auto on_image = [&](const RefMatch& m) {
-      std::vector<std::string> skipped;
-      std::string rep = save_image_crops(m, img, out_dir, crop_no, images, &skipped);
-      for (auto& w : skipped) warn(where + ": " + w);
-      return rep;
-    };
-    out.new_page();
-    TextStream ts(engine.tok);
-    MarkdownStream md(on_image);
-    auto on_token = [&](int32_t id) {
-      if (id == engine.eos_id) return;
-      if (format == "text")
-        out.write(ts.push(id));
-      else if (format == "markdown")
-        out.write(md.push(ts.push(id)));
-    };
-    PageResult r = ocr_image(rt, engine, img, prompt, opts, on_token);
-    std::string markdown;
-    if (format == "text") {
-      out.write(ts.flush());
-    } else if (format == "markdown") {
-      out.write(md.push(ts.flush()));
-      out.write(md.flush());
-    } else {
-      markdown = postprocess_markdown(r.text, on_image);
-    }
-    if (format != "json" && out.any && out.last != '\n') out.write("\n");
-    auto boxes = pixel_boxes(r.text, img.width, img.height);
-    if (format == "json") {
-      PageReport rep{name, page, prompt, markdown, boxes, images, load_s};
-      out.raw(page_json(r, rep).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-    }
-    const int64_t g = static_cast<int64_t>(r.generated.size());
-    note(fmt::format("[{}] done: {}{}, {} image tokens; vision {:.2f} s, prefill {:.2f} s, {} tokens at {:.1f} tok/s",
-                     page_no, r.mode, r.n_tiles ? fmt::format(" {}x{} tiles", r.cols, r.rows) : std::string(),
-                     r.n_image_tokens, r.t.preprocess_s + r.t.vision_s, r.t.prefill_s, g,
-                     g > 1 && r.t.decode_s > 0 ? (g - 1) / r.t.decode_s : 0.0));
-    if (r.max_new_tokens < opts.max_new_tokens && explicit_max)
-      warn(fmt::format("{}: --max-new-tokens capped to {} by the model's context", where, r.max_new_tokens));
-    if (!r.eos)
-      warn(fmt::format("{}: stopped after {} tokens without an end-of-sequence token (output may be cut short)", where,
-                       g));
-    if (!boxes_path.empty()) {
-      std::vector<LabelledBox> lb;
-      for (auto& b : boxes) lb.push_back({b.label, b.px[0], b.px[1], b.px[2], b.px[3]});
-      RgbImage canvas = img;
-      draw_boxes(canvas, lb);
-      std::string p = page_path(boxes_path, page_no, several_pages);
-      write_png(p, canvas);
-      note(fmt::format("    {} box{} drawn in {}", lb.size(), lb.size() == 1 ? "" : "es", p));
-    }
-  };
-
-  for (auto& in : inputs) {
-    try {
-      if (in.kind == InputKind::pdf) {
-        PdfDocument doc =
-            in.path == "-" ? PdfDocument::open_bytes(std::move(in.bytes), in.name) : PdfDocument::open_file(in.path);
-        int dropped = 0;
-        std::vector<int> pages;
-        if (pages_spec.empty()) {
-          for (int p = 1; p <= doc.pages(); ++p) pages.push_back(p);
-        } else {
-          pages = parse_pages(pages_spec, doc.pages(), &dropped);
-        }
-        if (pages.empty())
-          throw Error(fmt::format("{}: --pages {} selects none of its {} pages", in.name, pages_spec, doc.pages()));
-        if (dropped) warn(fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc.pages(), pages_spec));
-        for (int p : pages) run_page(doc.render(p, dpi), in.name, p);
-      } else {
-        RgbImage img = decode_image(in.path == "-" ? in.bytes : read_file_bytes(in.path), in.name);
-        run_page(img, in.name, 0);
-      }
-    } catch (const UsageError&) {
-      throw;
-    } catch (const std::exception& e) {
-      if (load_failed) throw;  // no page can run
-      std::fprintf(stderr, "dsocr ocr: error: %s\n", e.what());
-      ++failed;
-    }
-  }
-  if (failed && inputs.size() > 1) std::fprintf(stderr, "dsocr ocr: %d of %zu inputs failed\n", failed, inputs.size());
-  return failed ? 1 : 0;
+  OcrSettings s = parse_ocr(a);
+  std::vector<Input> inputs = open_inputs(s.inputs);
+  OcrRun run(s);
+  return run.run(inputs);
 }
 
 }  // namespace dsocr

@@ -2,23 +2,44 @@
 // program cache and applied by every later run on that device (runtime/gemm_tuning.h).
 #include <fmt/format.h>
 
+#include <cstdio>
+
 #include "apps/commands.h"
 #include "runtime/gemm_tuning.h"
 #include "runtime/runtime.h"
 
 namespace dsocr {
+namespace {
+
+const char* kUsage =
+    R"(usage: dsocr tune [--device SPEC] [--size N] [--fraction F] [--all]
+
+Runs CLBlast's own tuner for its main SGEMM kernel on the device (minutes on a GPU) and stores the
+best parameters beside the program cache (clblast-tuning-<hash>.json); every later run on that
+device applies them after checking them. DSOCR_GEMM_TUNING=0 ignores a stored tuning.
+  --device SPEC   OpenCL device (see dsocr devices); default $DSOCR_DEVICE, else the first GPU
+  --size N        the square GEMM tuned for: a multiple of 256 up to 8192 (default 1024)
+  --fraction F    the share of Xgemm's search space tried, in (0, 1] (default 0.05)
+  --all           also the direct GEMM and the copy/pad/transpose kernels
+Exit status: 0, 1 the tuner failed, 2 usage.
+)";
+
+}  // namespace
 
 int cmd_tune(const std::vector<std::string>& argv) {
   Args a(argv);
+  if (a.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   RuntimeOptions ro;
   ro.device = a.value("--device");
-  const long size = std::stol(a.value("--size", "1024"));
-  const double fraction = std::stod(a.value("--fraction", "0.05"));
+  const long size = static_cast<long>(a.integer("--size", 1024, 256, 8192));
+  if (size % 256 != 0) throw UsageError(fmt::format("--size {}: must be a multiple of 256", size));
+  const double fraction = a.number("--fraction", 0.05, 0.0, 1.0);
+  if (fraction <= 0) throw UsageError("--fraction: must be more than 0 (and at most 1)");
   const bool helpers = a.flag("--all");
-  if (!a.positional().empty() || size < 256 || size > 8192 || size % 256 != 0 || !(fraction > 0 && fraction <= 1))
-    throw UsageError(
-        "usage: dsocr tune [--device SPEC] [--size N (a multiple of 256 up to 8192, default 1024)] "
-        "[--fraction F (0..1], default 0.05)] [--all (also the direct and copy/pad/transpose kernels)]");
+  if (!a.positional().empty()) throw UsageError("dsocr tune takes no arguments (see dsocr tune --help)");
   Runtime rt(ro);
   if (!rt.gemm_tuning().empty()) fmt::print("before: {}\n", rt.gemm_tuning());
   fmt::print("tuning CLBlast SGEMM on {} at {}^3, {:.3g} of Xgemm's search space...\n", rt.device().label(), size,

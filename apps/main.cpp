@@ -1,4 +1,4 @@
-// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench, tune.
+// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench, tune; --version.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -13,7 +13,8 @@ namespace {
 
 void usage(std::FILE* f) {
   std::fputs(
-      "usage: dsocr <command> [options]\n"
+      "usage: dsocr <command> [options]       dsocr <command> --help: that command's options\n"
+      "       dsocr --version                 version, git commit, OpenCL platforms found\n"
       "\n"
       "commands:\n"
       "  devices [--tags]         list OpenCL devices (--tags: one platform tag per line)\n"
@@ -30,8 +31,24 @@ void usage(std::FILE* f) {
       "\n"
       "device selection: --device NAME[:INDEX] or $DSOCR_DEVICE (platform or device name substring,\n"
       "e.g. pocl, rusticl, nvidia); default: the first GPU, else the first device.\n"
-      "rusticl lists devices only with RUSTICL_ENABLE set (e.g. RUSTICL_ENABLE=llvmpipe).\n",
+      "rusticl lists devices only with RUSTICL_ENABLE set (e.g. RUSTICL_ENABLE=llvmpipe).\n"
+      "\n"
+      "exit status: 0 success, 1 a failure while working (an input, the model, the device),\n"
+      "2 a command line that cannot be understood (unknown option, bad value, unusable output path).\n",
       f);
+}
+
+int dispatch(const std::string& cmd, const std::vector<std::string>& args) {
+  if (cmd == "devices") return dsocr::cmd_devices(args);
+  if (cmd == "warmup") return dsocr::cmd_warmup(args);
+  if (cmd == "parity") return dsocr::cmd_parity(args);
+  if (cmd == "ocr") return dsocr::cmd_ocr(args);
+  if (cmd == "bench") return dsocr::cmd_bench(args);
+  if (cmd == "tune") return dsocr::cmd_tune(args);
+  if (cmd == "--version" || cmd == "version") return dsocr::cmd_version(args);
+  std::fprintf(stderr, "dsocr: unknown command '%s'\n\n", cmd.c_str());
+  usage(stderr);
+  return 2;
 }
 
 }  // namespace
@@ -45,15 +62,7 @@ int main(int argc, char** argv) {
   std::string cmd = args[0];
   args.erase(args.begin());
   try {
-    if (cmd == "devices") return dsocr::cmd_devices(args);
-    if (cmd == "warmup") return dsocr::cmd_warmup(args);
-    if (cmd == "parity") return dsocr::cmd_parity(args);
-    if (cmd == "ocr") return dsocr::cmd_ocr(args);
-    if (cmd == "bench") return dsocr::cmd_bench(args);
-    if (cmd == "tune") return dsocr::cmd_tune(args);
-    std::fprintf(stderr, "dsocr: unknown command '%s'\n\n", cmd.c_str());
-    usage(stderr);
-    return 2;
+    return dispatch(cmd, args);
   } catch (const dsocr::UsageError& e) {
     std::fprintf(stderr, "dsocr %s: %s\n", cmd.c_str(), e.what());
     return 2;

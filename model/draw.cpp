@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -263,6 +264,26 @@ void write_jpeg(const std::string& path, const RgbImage& im, int quality) {
     throw Error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   }
   commit(tmp, path);
+}
+
+ImageFileFormat image_format_of(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".png") return ImageFileFormat::png;
+  if (ext == ".jpg" || ext == ".jpeg") return ImageFileFormat::jpeg;
+  return ImageFileFormat::unknown;
+}
+
+void write_image(const std::string& path, const RgbImage& im) {
+  switch (image_format_of(path)) {
+    case ImageFileFormat::png:
+      return write_png(path, im);
+    case ImageFileFormat::jpeg:
+      return write_jpeg(path, im);
+    case ImageFileFormat::unknown:
+      break;
+  }
+  throw Error(fmt::format("cannot write {}: its extension names no format dsocr writes (.png, .jpg, .jpeg)", path));
 }
 
 }  // namespace dsocr

@@ -35,4 +35,10 @@ RgbImage crop_image(const RgbImage& im, int x1, int y1, int x2, int y2);
 void write_png(const std::string& path, const RgbImage& im);
 void write_jpeg(const std::string& path, const RgbImage& im, int quality = 90);
 
+// The format a file name's extension names (case-insensitive): .png, or .jpg / .jpeg.
+enum class ImageFileFormat { png, jpeg, unknown };
+ImageFileFormat image_format_of(const std::string& path);
+// Writes the format the extension names; throws Error for any other extension.
+void write_image(const std::string& path, const RgbImage& im);
+
 }  // namespace dsocr

@@ -107,9 +107,14 @@ InputKind sniff_format(const std::vector<uint8_t>& head, std::string* what = nul
 std::vector<uint8_t> read_file_bytes(const std::string& path, size_t max_bytes = 0);  // "-" = stdin; 0 = all
 
 // Expands the command line's inputs: files as given, "-" as is, a folder as its PNG, JPEG and PDF
-// files (by extension, case-insensitive), sorted by name, not recursive. Throws Error for a path
-// that does not exist or a folder with no such file.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& args);
+// files (by extension, case-insensitive), sorted by name, not recursive. An argument that gives
+// no file (a path that does not exist, a folder that cannot be listed or holds no such file)
+// becomes one entry with `error` set, in its place, so that the others still run.
+struct InputPath {
+  std::string path;
+  std::string error;  // why this argument gives no input ("" when it is one)
+};
+std::vector<InputPath> expand_inputs(const std::vector<std::string>& args);
 
 // Page selection "1-5", "3", "2,4,7-", "-3" (1-based) for a document of n pages: the selected
 // pages in increasing order, without repeats; pages past the end are dropped (*dropped counts
@@ -151,8 +156,13 @@ struct OcrOptions {
 // The mode whose views are used: gundam without crop is base (same global view, no tiles).
 std::string effective_mode(const OcrOptions& o);
 
+// Stage times exclude building or loading kernel programs (first use in a process: compiled on the
+// first run, loaded from the program cache later), which is counted in compile_s alone. They are
+// exact when a build observer finishes the queue before each build (as dsocr ocr's does): device
+// work queued before a build then does not overlap the time taken out.
 struct PageTimings {
   double preprocess_s = 0, vision_s = 0, prefill_s = 0, decode_s = 0;
+  double compile_s = 0;
 };
 
 struct PageResult {

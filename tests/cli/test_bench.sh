@@ -6,18 +6,24 @@ source "$(dirname "$0")/lib.sh" "$@"
   >"$WORK/out" 2>&1
 expect_rc "bench kernels" 0 $?
 expect_contains "peak line" "$WORK/out" "^peak: copy [0-9.]+ GB/s .* SGEMM [0-9.]+ GFLOP/s"
-expect_contains "layer_norm row" "$WORK/out" "^layer_norm_sam_4096x768 +[0-9.]+ "
+# the names state the shapes run: --small's layer norm is 1024 rows, not the real 4096
+expect_contains "layer_norm row" "$WORK/out" "^layer_norm_sam_1024x768 +[0-9.]+ "
 expect_contains "rms_norm row" "$WORK/out" "^rms_norm_lm_1024x1280 +[0-9.]+ "
+expect_contains "what % peak means" "$WORK/out" "^% peak: of the measured CLBlast SGEMM rate"
+expect_contains "SGEMM best of several sizes" "$WORK/out" "SGEMM [0-9.]+ GFLOP/s \([0-9]+\^3; best of 256\^3 [0-9]+, 512\^3 [0-9]+, 1024\^3 [0-9]+\)"
 if python3 - "$WORK/b.json" <<'PY'; then pass "JSON fields"; else fail "JSON fields"; fi
 import json, sys
 j = json.load(open(sys.argv[1]))
 for k in ("device", "platform", "driver", "date", "git_sha", "runs", "shapes", "peak", "kernels"):
     assert k in j, k
 assert j["peak"]["copy_gbs"] > 0 and j["peak"]["sgemm_gflops"] > 0, j["peak"]
+by_n = j["peak"]["sgemm_gflops_by_n"]
+assert sorted(by_n) == ["1024", "256", "512"] and max(by_n.values()) == j["peak"]["sgemm_gflops"], by_n
 names = [k["name"] for k in j["kernels"]]
-assert names == ["layer_norm_sam_4096x768", "rms_norm_lm_1024x1280"], names
+assert names == ["layer_norm_sam_1024x768", "rms_norm_lm_1024x1280"], names
 for k in j["kernels"]:
     assert k["ms"] > 0 and k["gbytes"] > 0 and k["bound"] == "memory", k
+    assert k["above_peak"] == (k["pct_peak"] > 100), k
 PY
 expect_contains "CSV header" "$WORK/b.csv" "^kernel,ms,gflop,gbytes,gflops,gbs,pct_peak,bound$"
 [ "$(wc -l <"$WORK/b.csv")" -eq 3 ] && pass "CSV rows" || fail "CSV rows: $(wc -l <"$WORK/b.csv") lines"
@@ -26,13 +32,32 @@ expect_contains "CSV header" "$WORK/b.csv" "^kernel,ms,gflop,gbytes,gflops,gbs,p
 expect_rc "unknown bench" 2 $?
 expect_contains "usage" "$WORK/usage" "usage: dsocr bench"
 "$DSOCR" bench model --weights fp8 --device "$DEVICE" >"$WORK/weights" 2>&1
-expect_rc "unknown weight storage" 1 $?
+expect_rc "unknown weight storage" 2 $?
 expect_contains "weight storage message" "$WORK/weights" "unknown weight storage 'fp8'"
+
+# --only that matches no case: an error listing the cases (at the shapes --small runs), before
+# the device is opened (no peak line)
+"$DSOCR" bench kernels --small --only nosuch --device "$DEVICE" >"$WORK/only" 2>&1
+expect_rc "--only nosuch" 2 $?
+expect_contains "--only nosuch: named" "$WORK/only" "--only nosuch: no kernel case contains it"
+expect_contains "--only nosuch: small names listed" "$WORK/only" "^  gemm_sam_qkv_1024x768x2304$"
+grep -q "^peak:" "$WORK/only" && fail "--only nosuch: measured before failing" || pass "--only nosuch: nothing measured"
+"$DSOCR" bench kernels --only nosuch --device "$DEVICE" >"$WORK/only" 2>&1
+expect_contains "--only nosuch: real names listed" "$WORK/only" "^  gemm_sam_qkv_4096x768x2304$"
+
+# output paths are checked before any work
+"$DSOCR" bench peak --small --json "$WORK/no/such/dir/b.json" --device "$DEVICE" >"$WORK/json" 2>&1
+expect_rc "--json in a missing folder" 2 $?
+expect_contains "--json message" "$WORK/json" "--json .*b.json: no folder"
+grep -q "^peak:" "$WORK/json" && fail "--json: measured before failing" || pass "--json: nothing measured"
+"$DSOCR" bench peak --small --csv "$WORK" --device "$DEVICE" >"$WORK/csv" 2>&1
+expect_rc "--csv naming a folder" 2 $?
+expect_contains "--csv message" "$WORK/csv" "--csv .*: a folder, not a file"
 
 # dsocr tune: bad sizes are usage errors (the tuner itself takes minutes on a GPU: not run here).
 "$DSOCR" tune --size 100 --device "$DEVICE" >"$WORK/tune" 2>&1
 expect_rc "tune --size 100" 2 $?
-expect_contains "tune usage" "$WORK/tune" "usage: dsocr tune"
+expect_contains "tune --size message" "$WORK/tune" "--size 100: must be in 256..8192"
 "$DSOCR" tune --fraction 0 --device "$DEVICE" >"$WORK/tune" 2>&1
 expect_rc "tune --fraction 0" 2 $?
 finish

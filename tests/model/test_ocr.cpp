@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -169,6 +170,32 @@ TEST(ocr, page_matches_golden_generation) {
   EXPECT_EQ(r.eos, eos);
   std::vector<int32_t> body(r.generated.begin(), r.generated.end() - (eos ? 1 : 0));
   EXPECT_EQ(r.text, tok().decode(body));
+}
+
+// Building and loading kernel programs is counted in compile_s and kept out of the stage times.
+TEST(ocr, compile_time_is_kept_out_of_the_stage_times) {
+  RuntimeOptions ro;
+  ro.device = std::to_string(rt().device().index);
+  Runtime fresh(ro);  // nothing memoised: every program is built or loaded from the disk cache
+  fresh.programs().set_build_observer([&](const BuildEvent& e) {
+    if (!e.done) fresh.finish();
+  });
+  OcrEngine e = load_engine(fresh, ckpt_dir());
+  OcrOptions o;
+  o.mode = "tiny";
+  o.max_new_tokens = 4;
+  RgbImage im = load_image(image_path("gradient.png"));
+  const double before = fresh.programs().stats().seconds;
+  auto t0 = std::chrono::steady_clock::now();
+  PageResult first = ocr_image(fresh, e, im, task_prompt("free"), o);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GT(first.t.compile_s, 0.0);
+  EXPECT_NEAR(first.t.compile_s, fresh.programs().stats().seconds - before, 1e-9);
+  const PageTimings& t = first.t;
+  EXPECT_LE(t.preprocess_s + t.vision_s + t.prefill_s + t.decode_s + t.compile_s, wall + 1e-3);
+  PageResult second = ocr_image(fresh, e, im, task_prompt("free"), o);
+  EXPECT_EQ(second.t.compile_s, 0.0);  // every program memoised now
+  EXPECT_EQ(second.generated, first.generated);
 }
 
 TEST(ocr, modes) {
@@ -421,17 +448,34 @@ TEST(ocr, page_lists) {
   EXPECT_EQ(dropped, 1);
   for (auto bad : {"", "0", "a", "3-1", "-", "1-2-3", "1,,2", "1.5"})
     EXPECT_NE(error_of([&] { check_pages_spec(bad); }).find("--pages"), std::string::npos) << bad;
+  // Each message says its reason once (it used to read "pages count from 1 (... pages count from 1)").
+  for (auto bad : {"0", "2,0"}) {
+    std::string e = error_of([&] { check_pages_spec(bad); });
+    EXPECT_NE(e.find("there is no page 0"), std::string::npos) << e;
+    EXPECT_EQ(e.find("count from 1"), e.rfind("count from 1")) << e;
+  }
 }
 
 TEST(ocr, expand_inputs_lists_folders_sorted) {
   TempDir d;
   for (auto n : {"b.png", "a.JPG", "c.pdf", "notes.txt", "d.jpeg"}) write_text(d / n, "x");
   fs::create_directory(d / "sub.png");  // a folder with an image-like name is not an input
+  auto paths = [](const std::vector<InputPath>& in) {
+    std::vector<std::string> p;
+    for (auto& i : in) p.push_back(i.path);
+    return p;
+  };
   auto in = expand_inputs({d.path.string(), "-"});
-  EXPECT_EQ(in, (std::vector<std::string>{d / "a.JPG", d / "b.png", d / "c.pdf", d / "d.jpeg", "-"}));
-  EXPECT_NE(error_of([&] { expand_inputs({d / "missing.png"}); }).find("does not exist"), std::string::npos);
+  EXPECT_EQ(paths(in), (std::vector<std::string>{d / "a.JPG", d / "b.png", d / "c.pdf", d / "d.jpeg", "-"}));
+  for (auto& i : in) EXPECT_EQ(i.error, "") << i.path;
+  // An argument that gives no file is an entry with its error, in its place; the others stay.
   fs::create_directory(d / "empty");
-  EXPECT_NE(error_of([&] { expand_inputs({d / "empty"}); }).find("holds no PNG, JPEG or PDF"), std::string::npos);
+  in = expand_inputs({d / "b.png", d / "missing.png", d / "empty", d / "c.pdf"});
+  ASSERT_EQ(paths(in), (std::vector<std::string>{d / "b.png", d / "missing.png", d / "empty", d / "c.pdf"}));
+  EXPECT_EQ(in[0].error, "");
+  EXPECT_NE(in[1].error.find("does not exist"), std::string::npos) << in[1].error;
+  EXPECT_NE(in[2].error.find("holds no PNG, JPEG or PDF"), std::string::npos) << in[2].error;
+  EXPECT_EQ(in[3].error, "");
 }
 
 // ------------------------------------------------------------------ PDF
@@ -501,6 +545,32 @@ TEST(ocr, png_and_jpeg_round_trip) {
   EXPECT_NE(error_of([&] { write_png(d / "e.png", RgbImage{}); }).find("no pixels"), std::string::npos);
   for (auto& e : fs::directory_iterator(d.path))  // no temporary files left behind
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+// write_image writes the format the extension names, and refuses any other.
+TEST(ocr, write_image_follows_the_extension) {
+  TempDir d;
+  RgbImage im;
+  im.width = 5;
+  im.height = 3;
+  im.rgb.assign(5 * 3 * 3, 90);
+  EXPECT_EQ(image_format_of("a.PNG"), ImageFileFormat::png);
+  EXPECT_EQ(image_format_of("dir.x/a.Jpeg"), ImageFileFormat::jpeg);
+  EXPECT_EQ(image_format_of("a.gif"), ImageFileFormat::unknown);
+  EXPECT_EQ(image_format_of("png"), ImageFileFormat::unknown);
+  auto head = [](const std::string& path) {
+    std::vector<uint8_t> b = read_file_bytes(path, 4);
+    return std::string(b.begin(), b.end());
+  };
+  write_image(d / "p.png", im);
+  EXPECT_EQ(head(d / "p.png"), "\x89PNG");
+  for (auto n : {"j.jpg", "j.JPEG"}) {
+    write_image(d / n, im);
+    EXPECT_EQ(head(d / n).substr(0, 3), "\xff\xd8\xff") << n;
+    EXPECT_EQ(load_image(d / n).width, 5) << n;
+  }
+  EXPECT_NE(error_of([&] { write_image(d / "x.gif", im); }).find("names no format"), std::string::npos);
+  EXPECT_FALSE(fs::exists(d / "x.gif"));
 }
 
 TEST(ocr, draw_boxes_outlines_fills_and_labels) {
@@ -617,6 +687,7 @@ TEST(ocr, page_json_fields) {
   EXPECT_EQ(j["stop"], "eos");
   EXPECT_DOUBLE_EQ(j["timings"]["decode_tok_s"].get<double>(), 4.0);
   EXPECT_DOUBLE_EQ(j["timings"]["load_s"].get<double>(), 1.5);
+  EXPECT_DOUBLE_EQ(j["timings"]["compile_s"].get<double>(), 0.0);
   rep.page = 0;
   EXPECT_TRUE(page_json(r, rep)["page"].is_null());
 }
