@@ -435,8 +435,9 @@ def kernel_cases(dev, dt, small):
     gb = lambda elements: elements * es / 1e9  # noqa: E731
     out = []
 
-    def sam_attn(name, nb, h, k, d):
+    def sam_attn(stem, nb, h, k, d):
         t = k * k
+        name = f"{stem}_{nb}x{h}x{t}x{d}"
         q, kk, v = r(nb, h, t, d), r(nb, h, t, d), r(nb, h, t, d)
         rh, rw = r(nb, h, t, k), r(nb, h, t, k)
         bias = (rh[..., :, None] + rw[..., None, :]).reshape(nb, h, t, t)
@@ -459,10 +460,12 @@ def kernel_cases(dev, dt, small):
         rel_w = torch.einsum("bhwc,wkc->bhwk", q, tw[rel])
         return rel_h, rel_w
 
-    out.append(("rel_pos_terms_sam_global", "compute", 4.0 * h * t * k * d / 1e9, gb(h * t * d + 2.0 * h * t * k),
+    out.append((f"rel_pos_terms_sam_global_{h}x{t}x{k}x{d}", "compute", 4.0 * h * t * k * d / 1e9, gb(h * t * d + 2.0 * h * t * k),
                 rel_terms, {}))
 
-    def attn(name, h, nq, nk, d, causal):
+    def attn(stem, h, nq, nk, d, causal):
+        shape = f"{h}x{nq}x{d}" if nq == nk else f"{h}x{nq}x{nk}x{d}"
+        name = f"{stem}_{shape}" + ("_causal" if causal and nq > 1 else "")
         q, kk, v = r(1, h, nq, d), r(1, h, nk, d), r(1, h, nk, d)
         pairs = 0.5 * nq * (nk + 1) if causal and nq == nk else float(nq) * nk
         extras = {"eager_ms": lambda: eager_attention(q, kk, v, causal)} if d == 128 else {}
@@ -470,23 +473,25 @@ def kernel_cases(dev, dt, small):
                     gb(2.0 * h * nq * d + 2.0 * h * nk * d), lambda: sdpa_torch(q, kk, v, None, causal and nq > 1),
                     extras))
 
-    attn("sdpa_clip_257", 2 if s else 16, 257, 257, 64, False)
-    attn("sdpa_lm_prefill_1024_causal", 2 if s else 10, 256 if s else 1024, 256 if s else 1024, 128, True)
-    attn("sdpa_lm_decode_1x1024", 10, 1, 256 if s else 1024, 128, True)
+    attn("sdpa_clip", 2 if s else 16, 257, 257, 64, False)
+    attn("sdpa_lm_prefill", 2 if s else 10, 256 if s else 1024, 256 if s else 1024, 128, True)
+    attn("sdpa_lm_decode", 10, 1, 256 if s else 1024, 128, True)
 
-    def lin(name, m, kdim, n):
+    def lin(stem, m, kdim, n):
+        name = f"{stem}_{m}x{kdim}x{n}"
         x, w = r(m, kdim), r(n, kdim, scale=0.05)
         out.append((name, "memory" if m <= 4 else "compute", 2.0 * m * n * kdim / 1e9,
                     gb(float(m) * kdim + float(n) * kdim + float(m) * n), lambda: torch.matmul(x, w.t()), {}))
 
-    lin("gemm_sam_qkv_4096x768x2304", 1024 if s else 4096, 768, 2304)
-    lin("gemm_sam_mlp_4096x768x3072", 1024 if s else 4096, 768, 3072)
-    lin("gemm_clip_mlp_257x1024x4096", 257, 1024, 1024 if s else 4096)
-    lin("gemm_lm_qkv_prefill_1024x1280x3840", 256 if s else 1024, 1280, 3840)
-    lin("gemv_lm_qkv_decode_1x1280x3840", 1, 1280, 3840)
-    lin("gemv_lm_head_1x1280x129280", 1, 1280, 16384 if s else 129280)
+    lin("gemm_sam_qkv", 1024 if s else 4096, 768, 2304)
+    lin("gemm_sam_mlp", 1024 if s else 4096, 768, 3072)
+    lin("gemm_clip_mlp", 257, 1024, 1024 if s else 4096)
+    lin("gemm_lm_qkv_prefill", 256 if s else 1024, 1280, 3840)
+    lin("gemv_lm_qkv_decode", 1, 1280, 3840)
+    lin("gemv_lm_head", 1, 1280, 16384 if s else 129280)
 
-    def moe(name, t, hd, e, i, topk):
+    def moe(stem, t, hd, e, i, topk):
+        name = f"{stem}_{t}x{hd}_{e}x{i}_top{topk}"
         w = {"gate.weight": r(e, hd, scale=hd ** -0.5)}
         for j in range(e):
             w[f"experts.{j}.gate_proj.weight"] = r(i, hd, scale=hd ** -0.5)
@@ -499,32 +504,32 @@ def kernel_cases(dev, dt, small):
         out.append((name, "memory" if mem else "compute", 6.0 * t * topk * hd * i / 1e9, gb(weights + 2.0 * t * hd),
                     lambda: ops.moe(x, w, topk), {}))
 
-    moe("moe_prefill_1024", 64 if s else 1024, 1280, 64, 128 if s else 896, 6)
-    moe("moe_decode_1", 1, 1280, 64, 896, 6)
+    moe("moe_prefill", 64 if s else 1024, 1280, 64, 128 if s else 896, 6)
+    moe("moe_decode", 1, 1280, 64, 896, 6)
 
     c, gg = (64 if s else 256), (16 if s else 64)
     xc, wc = r(1, c, gg, gg), r(c, c, 3, 3, scale=0.02)
-    out.append(("conv2d_neck_3x3", "compute", 2.0 * c * c * 9 * gg * gg / 1e9, gb(2.0 * c * gg * gg + 9.0 * c * c),
+    out.append((f"conv2d_neck_3x3_{c}x{gg}x{gg}", "compute", 2.0 * c * c * 9 * gg * gg / 1e9, gb(2.0 * c * gg * gg + 9.0 * c * c),
                 lambda: F.conv2d(xc, wc, None, 1, 1), {}))
     c = 64 if s else 768
     xr = r(1, c, 64, 64)  # in fp32 whatever the model dtype, as the official code resizes (there is
     # no bf16 antialiased bicubic in torch's CPU kernels either)
-    out.append(("resize_bicubic_aa_sam_pos_64to40", "memory", 0.0, gb(c * (64.0 * 64 + 40 * 40)),
+    out.append((f"resize_bicubic_aa_sam_pos_{c}x64to40", "memory", 0.0, gb(c * (64.0 * 64 + 40 * 40)),
                 lambda: F.interpolate(xr.float(), size=(40, 40), mode="bicubic", antialias=True,
                                       align_corners=False).to(dt), {}))
     c = 128 if s else 1024
     xu = r(1, c, 32, 32)
-    out.append(("unfold_k2s2_32x32", "memory", 0.0, gb(2.0 * c * 32 * 32), lambda: F.unfold(xu, 2, stride=2), {}))
+    out.append((f"unfold_k2s2_{c}x32x32", "memory", 0.0, gb(2.0 * c * 32 * 32), lambda: F.unfold(xu, 2, stride=2), {}))
     t = 1024 if s else 4096
     xl, wl, bl = r(t, 768), r(768), r(768)
-    out.append(("layer_norm_sam_4096x768", "memory", 0.0, gb(2.0 * t * 768),
+    out.append((f"layer_norm_sam_{t}x768", "memory", 0.0, gb(2.0 * t * 768),
                 lambda: F.layer_norm(xl, (768,), wl, bl, 1e-6), {}))
     xn, wn = r(1024, 1280), r(1280)
     out.append(("rms_norm_lm_1024x1280", "memory", 0.0, gb(2.0 * 1024 * 1280),
                 lambda: ORIG_OPS_RMS(xn, wn, 1e-6), {}))
     v = 16384 if s else 129280
     xa = r(1, v)
-    out.append(("argmax_vocab", "memory", 0.0, gb(v), lambda: torch.argmax(xa, dim=-1), {}))
+    out.append((f"argmax_vocab_{v}", "memory", 0.0, gb(v), lambda: torch.argmax(xa, dim=-1), {}))
     return out
 
 
