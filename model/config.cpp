@@ -32,7 +32,8 @@ struct Reader {
   }
   void get(const char* key, int64_t& v) const {
     if (auto* j = find(key)) {
-      if (!j->is_number_integer()) throw Error(fmt::format("{}: {} must be an integer, got {}", origin, key, j->dump()));
+      if (!j->is_number_integer())
+        throw Error(fmt::format("{}: {} must be an integer, got {}", origin, key, j->dump()));
       v = j->get<int64_t>();
     }
   }
@@ -77,8 +78,17 @@ void sub(const json& obj, const char* key, T& v, const std::string& where) {
   }
 }
 
-void check_positive(const std::string& origin, const char* what, int64_t v) {
-  if (v <= 0) throw Error(fmt::format("{}: {} must be positive, got {}", origin, what, v));
+// Sizes beyond these are not a model this engine could hold; refusing them here keeps every
+// product of sizes below (buffer sizes, grids, MLP widths) far from int64 overflow.
+constexpr int64_t kMaxDim = int64_t(1) << 24;  // widths, vocabulary, context, experts
+constexpr int64_t kMaxCount = 1 << 12;         // layers, heads
+
+void check_range(const std::string& origin, const char* what, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi) throw Error(fmt::format("{}: {} must be in {}..{}, got {}", origin, what, lo, hi, v));
+}
+void check_real(const std::string& origin, const char* what, double v, double lo, double hi) {
+  if (!(v > lo && v <= hi))  // also refuses NaN
+    throw Error(fmt::format("{}: {} must be in ({}, {}], got {}", origin, what, lo, hi, v));
 }
 
 }  // namespace
@@ -86,7 +96,8 @@ void check_positive(const std::string& origin, const char* what, int64_t v) {
 ModelConfig parse_config(const std::string& text, const std::string& origin) {
   json top = json::parse(text, nullptr, false);
   if (top.is_discarded() || !top.is_object()) throw Error(fmt::format("{}: not a JSON object", origin));
-  const json* lang = top.contains("language_config") && top["language_config"].is_object() ? &top["language_config"] : nullptr;
+  const json* lang =
+      top.contains("language_config") && top["language_config"].is_object() ? &top["language_config"] : nullptr;
   Reader r{top, lang, origin};
   ModelConfig c;
   c.model_type = r.str("model_type", "");
@@ -114,7 +125,9 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   r.get("tie_word_embeddings", lm.tie_word_embeddings);
   bool use_mla = false;
   r.get("use_mla", use_mla);
-  if (use_mla) throw NotImplemented(fmt::format("{}: use_mla true (MLA attention) is not implemented; DeepSeek-OCR uses plain MHA", origin));
+  if (use_mla)
+    throw NotImplemented(
+        fmt::format("{}: use_mla true (MLA attention) is not implemented; DeepSeek-OCR uses plain MHA", origin));
   if (auto s = r.str("scoring_func", "softmax"); s != "softmax")
     throw NotImplemented(fmt::format("{}: router scoring_func '{}' is not implemented (softmax only)", origin, s));
   if (auto s = r.str("topk_method", "greedy"); s != "greedy")
@@ -122,14 +135,27 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   if (auto* rs = r.find("rope_scaling"))
     throw NotImplemented(fmt::format("{}: rope_scaling {} is not implemented", origin, rs->dump()));
   for (auto [name, v] : {std::pair{"vocab_size", lm.vocab_size}, std::pair{"hidden_size", lm.hidden_size},
-                         std::pair{"num_hidden_layers", lm.num_hidden_layers},
-                         std::pair{"num_attention_heads", lm.num_attention_heads},
-                         std::pair{"num_key_value_heads", lm.num_key_value_heads},
-                         std::pair{"moe_layer_freq", lm.moe_layer_freq}})
-    check_positive(origin, name, v);
+                         std::pair{"intermediate_size", lm.intermediate_size},
+                         std::pair{"moe_intermediate_size", lm.moe_intermediate_size},
+                         std::pair{"max_position_embeddings", lm.max_position_embeddings}})
+    check_range(origin, name, v, 1, kMaxDim);
+  for (auto [name, v] :
+       {std::pair{"num_hidden_layers", lm.num_hidden_layers}, std::pair{"num_attention_heads", lm.num_attention_heads},
+        std::pair{"num_key_value_heads", lm.num_key_value_heads}, std::pair{"moe_layer_freq", lm.moe_layer_freq}})
+    check_range(origin, name, v, 1, kMaxCount);
+  check_range(origin, "n_routed_experts", lm.n_routed_experts, 0, kMaxCount);
+  check_range(origin, "n_shared_experts", lm.n_shared_experts, 0, kMaxCount);
+  check_range(origin, "first_k_dense_replace", lm.first_k_dense_replace, 0, kMaxCount);
+  check_range(origin, "bos_token_id", lm.bos_token_id, 0, lm.vocab_size - 1);
+  check_range(origin, "eos_token_id", lm.eos_token_id, 0, lm.vocab_size - 1);
+  check_real(origin, "rms_norm_eps", lm.rms_norm_eps, 0, 1);
+  check_real(origin, "rope_theta", lm.rope_theta, 0, 1e12);
+  check_real(origin, "routed_scaling_factor", lm.routed_scaling_factor, 0, 1e6);
   if (lm.hidden_size % lm.num_attention_heads != 0 || lm.num_attention_heads % lm.num_key_value_heads != 0)
-    throw Error(fmt::format("{}: hidden_size {} must divide into num_attention_heads {} heads, a multiple of "
-                            "num_key_value_heads {}", origin, lm.hidden_size, lm.num_attention_heads, lm.num_key_value_heads));
+    throw Error(
+        fmt::format("{}: hidden_size {} must divide into num_attention_heads {} heads, a multiple of "
+                    "num_key_value_heads {}",
+                    origin, lm.hidden_size, lm.num_attention_heads, lm.num_key_value_heads));
   if (lm.n_routed_experts > 0 && (lm.num_experts_per_tok <= 0 || lm.num_experts_per_tok > lm.n_routed_experts))
     throw Error(fmt::format("{}: num_experts_per_tok {} must be in 1..n_routed_experts {}", origin,
                             lm.num_experts_per_tok, lm.n_routed_experts));
@@ -169,8 +195,23 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   for (auto g : c.sam.global_blocks)
     if (g < 0 || g >= c.sam.layers)
       throw Error(fmt::format("{}: sam global_attn_indexes entry {} outside 0..{}", origin, g, c.sam.layers - 1));
-  check_positive(origin, "sam heads", c.sam.heads);
-  check_positive(origin, "clip heads", c.clip.heads);
+  for (auto [name, v] :
+       {std::pair{"sam width", c.sam.width}, std::pair{"sam out_chans", c.sam.out_chans},
+        std::pair{"sam window_size", c.sam.window_size},
+        std::pair{"sam downsample_channels[0]", c.sam.downsample_channels[0]},
+        std::pair{"sam downsample_channels[1]", c.sam.downsample_channels[1]}, std::pair{"clip width", c.clip.width},
+        std::pair{"clip image_size", c.clip.image_size}, std::pair{"clip patch_size", c.clip.patch_size}})
+    check_range(origin, name, v, 1, kMaxDim);
+  for (auto [name, v] : {std::pair{"sam layers", c.sam.layers}, std::pair{"sam heads", c.sam.heads},
+                         std::pair{"clip layers", c.clip.layers}, std::pair{"clip heads", c.clip.heads}})
+    check_range(origin, name, v, 1, kMaxCount);
+  check_real(origin, "sam mlp_ratio", c.sam.mlp_ratio, 0, 64);
+  check_real(origin, "clip mlp_ratio", c.clip.mlp_ratio, 0, 64);
+  if (c.sam.mlp_dim() < 1 || c.clip.mlp_dim() < 1)
+    throw Error(fmt::format("{}: encoder MLP widths (width x mlp_ratio) must be at least 1", origin));
+  if (c.clip.patch_size > c.clip.image_size)
+    throw Error(fmt::format("{}: clip patch_size {} is larger than its image_size {}", origin, c.clip.patch_size,
+                            c.clip.image_size));
   if (c.sam.width % c.sam.heads || c.clip.width % c.clip.heads)
     throw Error(fmt::format("{}: encoder widths must divide into their heads", origin));
 
@@ -178,7 +219,8 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
     const json& p = top["projector_config"];
     std::string type = p.value("projector_type", std::string("linear"));
     if (type != "linear")
-      throw NotImplemented(fmt::format("{}: projector_type '{}' is not implemented (DeepSeek-OCR uses linear)", origin, type));
+      throw NotImplemented(
+          fmt::format("{}: projector_type '{}' is not implemented (DeepSeek-OCR uses linear)", origin, type));
     sub(p, "input_dim", c.projector_input_dim, origin + " projector_config");
     sub(p, "n_embed", c.n_embed, origin + " projector_config");
   }
@@ -186,7 +228,8 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
     throw Error(fmt::format("{}: projector input_dim {} must equal CLIP width {} + SAM output channels {}", origin,
                             c.projector_input_dim, c.clip.width, c.sam.downsample_channels[1]));
   if (c.n_embed != lm.hidden_size)
-    throw Error(fmt::format("{}: projector n_embed {} must equal the LM hidden_size {}", origin, c.n_embed, lm.hidden_size));
+    throw Error(
+        fmt::format("{}: projector n_embed {} must equal the LM hidden_size {}", origin, c.n_embed, lm.hidden_size));
   return c;
 }
 

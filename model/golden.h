@@ -53,5 +53,8 @@ struct GoldenCase {
 
 // Reads the whole file. Throws GoldenError with the file, the dataset and what was expected.
 GoldenCase read_golden(const std::string& path);
+// The same from the bytes of a file held in memory (HDF5's core driver); `name` stands for the
+// path in messages. For tools and the fuzz target.
+GoldenCase read_golden_bytes(const std::vector<uint8_t>& bytes, const std::string& name);
 
 }  // namespace dsocr

@@ -1,6 +1,7 @@
 #include "model/image.h"
 
 #include <fmt/format.h>
+#include <jerror.h>
 #include <jpeglib.h>
 #include <png.h>
 
@@ -24,10 +25,11 @@ int exif_orientation_tiff(const uint8_t* p, size_t n) {
   if (!le && !(p[0] == 'M' && p[1] == 'M')) return 1;
   auto u16 = [&](size_t o) -> uint32_t { return o + 2 > n ? 0 : le ? p[o] | (p[o + 1] << 8) : (p[o] << 8) | p[o + 1]; };
   auto u32 = [&](size_t o) -> uint32_t {
-    return o + 4 > n ? 0 : le ? p[o] | (p[o + 1] << 8) | (p[o + 2] << 16) | (uint32_t(p[o + 3]) << 24)
-                              : (uint32_t(p[o]) << 24) | (p[o + 1] << 16) | (p[o + 2] << 8) | p[o + 3];
+    return o + 4 > n ? 0
+           : le      ? p[o] | (p[o + 1] << 8) | (p[o + 2] << 16) | (uint32_t(p[o + 3]) << 24)
+                     : (uint32_t(p[o]) << 24) | (p[o + 1] << 16) | (p[o + 2] << 8) | p[o + 3];
   };
-  uint32_t ifd = u32(4);
+  size_t ifd = u32(4);
   if (ifd + 2 > n) return 1;
   uint32_t count = u16(ifd);
   for (uint32_t k = 0; k < count; ++k) {
@@ -129,18 +131,51 @@ RgbImage decode_png(const std::vector<uint8_t>& bytes, const std::string& name) 
 }
 
 // ---- JPEG ------------------------------------------------------------------------------------
+// libjpeg's working memory cap: above it a decode fails ("needs more than ...") instead of
+// allocating without bound (a progressive 16k x 16k JPEG needs ~1.5 GiB of coefficients).
+constexpr long kJpegMaxMemory = 1l << 30;
+
 struct JpegErr {
   jpeg_error_mgr mgr;
   std::jmp_buf jump;
   char msg[JMSG_LENGTH_MAX];
+  int code = 0;  // the libjpeg message code that ended the decode
 };
 
-void jpeg_on_error(j_common_ptr cinfo) {
+[[noreturn]] void jpeg_fail(j_common_ptr cinfo) {
   auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
   (*cinfo->err->format_message)(cinfo, e->msg);
+  e->code = cinfo->err->msg_code;
   std::longjmp(e->jump, 1);
 }
-void jpeg_on_message(j_common_ptr, int) {}
+
+void jpeg_on_error(j_common_ptr cinfo) { jpeg_fail(cinfo); }
+
+// libjpeg reports damaged data as warnings (level -1) and goes on with grey blocks: those become
+// errors. Warnings about metadata that leave the pixels intact are ignored, as Pillow does.
+void jpeg_on_message(j_common_ptr cinfo, int level) {
+  if (level >= 0) return;  // trace messages
+  switch (cinfo->err->msg_code) {
+    case JWRN_JFIF_MAJOR:   // unknown JFIF revision
+    case JWRN_ADOBE_XFORM:  // unknown Adobe transform code: libjpeg's default colour space applies
+      return;
+    case JWRN_EXTRANEOUS_DATA:  // junk after the last scan, before EOI: every pixel was decoded
+      if (cinfo->err->msg_parm.i[1] == 0xd9) return;
+      break;
+    default:
+      break;
+  }
+  jpeg_fail(cinfo);
+}
+
+// Pillow's reading of a 4-channel JPEG: the samples as inverted CMYK ("CMYK;I", Adobe's
+// convention, assumed for every such file; libjpeg has already turned YCCK into CMYK), then its
+// CMYK -> RGB conversion: nk = 255 - K, R = nk - nk * C / 255 (rounded as Pillow's MULDIV255).
+inline uint8_t pil_cmyk_channel(uint8_t stored_c, uint8_t stored_k) {
+  unsigned c = 255u - stored_c, nk = stored_k;  // nk = 255 - K with K = 255 - stored_k
+  unsigned t = c * nk + 128;
+  return static_cast<uint8_t>(nk - (((t >> 8) + t) >> 8));
+}
 
 RgbImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name) {
   jpeg_decompress_struct cinfo;
@@ -148,29 +183,54 @@ RgbImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name)
   cinfo.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_on_error;
   err.mgr.emit_message = jpeg_on_message;
+  // Everything with a destructor lives before setjmp: a longjmp skips no constructor.
   RgbImage im;
+  std::vector<uint8_t> cmyk_row;
   int orientation = 1;
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
+    if (err.code == JWRN_JPEG_EOF)
+      throw Error(fmt::format("{}: truncated JPEG: the data ends before the image is complete ({})", name, err.msg));
+    if (err.code == JERR_NO_BACKING_STORE || err.code == JERR_OUT_OF_MEMORY)
+      throw Error(
+          fmt::format("{}: JPEG too large: decoding needs more than {} MiB ({})", name, kJpegMaxMemory >> 20, err.msg));
     throw Error(fmt::format("{}: corrupt JPEG: {}", name, err.msg));
   }
   jpeg_create_decompress(&cinfo);
+  cinfo.mem->max_memory_to_use = kJpegMaxMemory;
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
   jpeg_read_header(&cinfo, TRUE);
   for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next)
     if (m->marker == JPEG_APP0 + 1 && m->data_length > 6 && std::memcmp(m->data, "Exif\0\0", 6) == 0)
       orientation = exif_orientation_tiff(m->data + 6, m->data_length - 6);
-  if (cinfo.image_width == 0 || cinfo.image_height == 0 || uint64_t(cinfo.image_width) * cinfo.image_height > (1ull << 28))
-    throw Error(fmt::format("{}: JPEG of {}x{} pixels is empty or too large", name, cinfo.image_width, cinfo.image_height));
-  cinfo.out_color_space = JCS_RGB;  // CMYK/YCCK JPEGs are rejected by libjpeg with a clear message
+  if (cinfo.image_width == 0 || cinfo.image_height == 0 ||
+      uint64_t(cinfo.image_width) * cinfo.image_height > (1ull << 28)) {
+    std::string why =
+        fmt::format("{}: JPEG of {}x{} pixels is empty or too large", name, cinfo.image_width, cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    throw Error(why);
+  }
+  // CMYK and YCCK (scanners, print workflows): libjpeg gives CMYK, converted below as Pillow does.
+  bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   jpeg_start_decompress(&cinfo);
   im.width = static_cast<int>(cinfo.output_width);
   im.height = static_cast<int>(cinfo.output_height);
   im.rgb.resize(size_t(im.width) * im.height * 3);
+  if (cmyk) cmyk_row.resize(size_t(im.width) * 4);
   while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = &im.rgb[size_t(cinfo.output_scanline) * im.width * 3];
-    jpeg_read_scanlines(&cinfo, &row, 1);
+    uint8_t* out = &im.rgb[size_t(cinfo.output_scanline) * im.width * 3];
+    JSAMPROW row = cmyk ? cmyk_row.data() : out;
+    if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) {  // (only a suspending source does that; ours never)
+      jpeg_destroy_decompress(&cinfo);
+      throw Error(fmt::format("{}: corrupt JPEG: the decoder stopped before the last row", name));
+    }
+    if (cmyk)
+      for (int x = 0; x < im.width; ++x) {
+        const uint8_t* p = &cmyk_row[size_t(x) * 4];
+        for (int c = 0; c < 3; ++c) out[x * 3 + c] = pil_cmyk_channel(p[c], p[3]);
+      }
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
@@ -193,13 +253,32 @@ RgbImage apply_orientation(const RgbImage& im, int o) {
     for (int x = 0; x < out.width; ++x) {
       int sx = x, sy = y;
       switch (o) {
-        case 2: sx = W - 1 - x; break;
-        case 3: sx = W - 1 - x; sy = H - 1 - y; break;
-        case 4: sy = H - 1 - y; break;
-        case 5: sx = y; sy = x; break;                   // transpose
-        case 6: sx = y; sy = H - 1 - x; break;           // rotate 270 (clockwise 90)
-        case 7: sx = W - 1 - y; sy = H - 1 - x; break;   // transverse
-        case 8: sx = W - 1 - y; sy = x; break;           // rotate 90 counter-clockwise
+        case 2:
+          sx = W - 1 - x;
+          break;
+        case 3:
+          sx = W - 1 - x;
+          sy = H - 1 - y;
+          break;
+        case 4:
+          sy = H - 1 - y;
+          break;
+        case 5:
+          sx = y;
+          sy = x;
+          break;  // transpose
+        case 6:
+          sx = y;
+          sy = H - 1 - x;
+          break;  // rotate 270 (clockwise 90)
+        case 7:
+          sx = W - 1 - y;
+          sy = H - 1 - x;
+          break;  // transverse
+        case 8:
+          sx = W - 1 - y;
+          sy = x;
+          break;  // rotate 90 counter-clockwise
       }
       std::memcpy(&out.rgb[(size_t(y) * out.width + x) * 3], &im.rgb[(size_t(sy) * W + sx) * 3], 3);
     }

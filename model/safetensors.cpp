@@ -168,7 +168,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
             if (mv.is_string()) metadata_[k] = mv.get<std::string>();
         continue;
       }
-      auto bad = [&](const std::string& why) { return Error(fmt::format("{}: tensor {}: {}", path, name, why)); };
+      const std::string& tensor = name;  // (clang 14 lambdas cannot capture structured bindings)
+      auto bad = [&](const std::string& why) { return Error(fmt::format("{}: tensor {}: {}", path, tensor, why)); };
       if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
         throw bad("entry must have dtype, shape and data_offsets");
       TensorView t;
@@ -189,6 +190,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       auto& off = v["data_offsets"];
       if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
         throw bad("data_offsets must be two non-negative integers");
+      // numel * dtype size can wrap around 2^64 (shape [2^40, 2^22] of F32): compare by division.
+      if (numel > data_size / st_dtype_size(t.dtype))
+        throw bad(fmt::format("shape {} of {} needs more bytes than the data region's {}", shape_str(t.shape),
+                              st_dtype_name(t.dtype), data_size));
       uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
       if (b > e || e > data_size)
         throw bad(fmt::format("data_offsets [{}, {}] outside the data region of {} bytes", b, e, data_size));

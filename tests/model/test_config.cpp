@@ -79,9 +79,24 @@ TEST(config, malformed_values_are_named) {
   expect_error(R"({"hidden_size":"big"})", "hidden_size must be an integer");
   expect_error(R"({"use_mla":true})", "use_mla true");
   expect_error(R"({"scoring_func":"sigmoid"})", "scoring_func 'sigmoid'");
-  expect_error(R"({"num_attention_heads":0})", "num_attention_heads must be positive");
+  expect_error(R"({"num_attention_heads":0})", "num_attention_heads must be in 1..4096, got 0");
   expect_error(R"({"num_experts_per_tok":65})", "num_experts_per_tok 65 must be in 1..n_routed_experts 64");
-  expect_error(R"({"projector_config":{"projector_type":"downsample_mlp_gelu"}})", "projector_type 'downsample_mlp_gelu'");
+  expect_error(R"({"projector_config":{"projector_type":"downsample_mlp_gelu"}})",
+               "projector_type 'downsample_mlp_gelu'");
   expect_error(R"({"projector_config":{"input_dim":1000}})", "projector input_dim 1000 must equal");
   expect_error(R"({"vision_config":{"width":{"sam_vit_b":{"global_attn_indexes":[2,12]}}}})", "entry 12 outside 0..11");
+}
+
+// Values that would divide by zero, overflow or allocate without bound in the sizes derived from
+// the config (found by fuzz/fuzz_config.cpp: clip patch_size 0 divided by zero in ClipConfig::grid).
+TEST(config, sizes_that_break_derived_shapes_are_refused) {
+  expect_error(R"({"vision_config":{"width":{"clip-l-14-224":{"patch_size":0}}}})", "clip patch_size must be in 1..");
+  expect_error(R"({"vision_config":{"width":{"clip-l-14-224":{"patch_size":300}}}})",
+               "clip patch_size 300 is larger than its image_size 224");
+  expect_error(R"({"vision_config":{"width":{"sam_vit_b":{"mlp_ratio":1e300}}}})", "sam mlp_ratio must be in (0, 64]");
+  expect_error(R"({"vision_config":{"width":{"sam_vit_b":{"window_size":-1}}}})", "sam window_size must be in 1..");
+  expect_error(R"({"vocab_size":100000000000})", "vocab_size must be in 1..16777216");
+  expect_error(R"({"eos_token_id":129280})", "eos_token_id must be in 0..129279");
+  expect_error(R"({"rms_norm_eps":-1})", "rms_norm_eps must be in (0, 1]");
+  expect_error(R"({"n_routed_experts":-3})", "n_routed_experts must be in 0..4096");
 }

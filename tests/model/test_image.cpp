@@ -1,11 +1,14 @@
 // model/image + model/preprocess: decoding every PNG colour type, JPEG with EXIF orientation,
-// corrupt/truncated/unsupported inputs, and the view geometry (pad rounding, grid choice).
+// CMYK/YCCK/grey JPEGs against Pillow's pixels, corrupt/truncated/unsupported inputs (truncated and
+// damaged JPEGs are errors naming the file), and the view geometry (pad rounding, grid choice).
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-
-#include <jpeglib.h>
+#include <fstream>
+// clang-format off
+#include <jpeglib.h>  // after <cstdio>: it uses size_t and FILE
+// clang-format on
 #include <png.h>
 
 #include "harness/harness.h"
@@ -30,7 +33,8 @@ std::vector<uint8_t> make_png(int w, int h, int color, int depth, const std::vec
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
   png_set_write_fn(png, &out, png_write_mem, png_flush_mem);
-  png_set_IHDR(png, info, w, h, depth, color, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, w, h, depth, color, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
   if (!palette.empty()) png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
   png_write_info(png, info);
   size_t rowbytes = samples.size() / h;
@@ -40,7 +44,7 @@ std::vector<uint8_t> make_png(int w, int h, int color, int depth, const std::vec
   return out;
 }
 
-std::vector<uint8_t> make_jpeg(int w, int h, const std::vector<uint8_t>& rgb, int orientation) {
+std::vector<uint8_t> make_jpeg(int w, int h, const std::vector<uint8_t>& rgb, int orientation, int quality = 100) {
   jpeg_compress_struct c;
   jpeg_error_mgr err;
   c.err = jpeg_std_error(&err);
@@ -53,11 +57,16 @@ std::vector<uint8_t> make_jpeg(int w, int h, const std::vector<uint8_t>& rgb, in
   c.input_components = 3;
   c.in_color_space = JCS_RGB;
   jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 100, TRUE);
+  jpeg_set_quality(&c, quality, TRUE);
   jpeg_start_compress(&c, TRUE);
   if (orientation) {  // minimal little-endian TIFF with one IFD entry: Orientation
-    uint8_t exif[] = {'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0,
-                      static_cast<uint8_t>(orientation), 0, 0, 0, 0, 0, 0, 0};
+    uint8_t exif[] = {'E', 'x',  'i',  'f', 0,
+                      0,   'I',  'I',  42,  0,
+                      8,   0,    0,    0,   1,
+                      0,   0x12, 0x01, 3,   0,
+                      1,   0,    0,    0,   static_cast<uint8_t>(orientation),
+                      0,   0,    0,    0,   0,
+                      0,   0};
     jpeg_write_marker(&c, JPEG_APP0 + 1, exif, sizeof(exif));
   }
   while (c.next_scanline < c.image_height) {
@@ -71,13 +80,52 @@ std::vector<uint8_t> make_jpeg(int w, int h, const std::vector<uint8_t>& rgb, in
   return out;
 }
 
-void expect_error(const std::vector<uint8_t>& bytes, const std::string& needle) {
+void expect_error(const std::vector<uint8_t>& bytes, const std::string& needle, const std::string& name = "img") {
   try {
-    decode_image(bytes, "img");
+    decode_image(bytes, name);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
   }
+}
+
+std::string images_dir() {
+  const char* s = std::getenv("DSOCR_SOURCE_DIR");
+  return std::string(s ? s : ".") + "/tests/data/images/";
+}
+
+// A noisy 8-bit RGB pattern (noise keeps the JPEG scan long enough to truncate mid-way).
+std::vector<uint8_t> noisy_rgb(int w, int h) {
+  std::vector<uint8_t> rgb(size_t(w) * h * 3);
+  uint32_t s = 12345;
+  for (auto& v : rgb) {
+    s = s * 1664525u + 1013904223u;
+    v = static_cast<uint8_t>(s >> 24);
+  }
+  return rgb;
+}
+
+// Every pixel of `got` against Pillow's decode of the same file (tests/data/images/*.pillow.png,
+// written by make_images.py): the largest difference, and the first pixel over `tol`.
+::testing::AssertionResult same_as_pillow(const std::string& stem, int tol) {
+  RgbImage got = load_image(images_dir() + stem + ".jpg");
+  RgbImage want = load_image(images_dir() + stem + ".pillow.png");
+  if (got.width != want.width || got.height != want.height)
+    return ::testing::AssertionFailure() << stem << ": " << got.width << "x" << got.height << ", Pillow " << want.width
+                                         << "x" << want.height;
+  int worst = 0;
+  for (int y = 0; y < got.height; ++y)
+    for (int x = 0; x < got.width; ++x)
+      for (int c = 0; c < 3; ++c) {
+        int d = std::abs(int(got.at(x, y, c)) - int(want.at(x, y, c)));
+        if (d > tol)
+          return ::testing::AssertionFailure()
+                 << stem << ": pixel (x " << x << ", y " << y << ", channel " << c << ") is " << int(got.at(x, y, c))
+                 << ", Pillow gives " << int(want.at(x, y, c));
+        worst = std::max(worst, d);
+      }
+  std::printf("%s.jpg: max difference to Pillow %d (of %dx%d pixels)\n", stem.c_str(), worst, got.width, got.height);
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace
@@ -98,7 +146,7 @@ TEST(image, png_colour_types) {
   std::vector<uint8_t> rgb16(w * h * 6);
   for (size_t i = 0; i < rgb16.size(); ++i) rgb16[i] = static_cast<uint8_t>(i * 5 + 1);
   auto r16 = decode_image(make_png(w, h, PNG_COLOR_TYPE_RGB, 16, rgb16), "rgb16");
-  EXPECT_EQ(r16.at(0, 1, 1), rgb16[(3 + 0) * 6 + 2]);  // high byte of the big-endian sample
+  EXPECT_EQ(r16.at(0, 1, 1), rgb16[(3 + 0) * 6 + 2]);                        // high byte of the big-endian sample
   std::vector<uint8_t> g16 = {0, 17, 0, 255, 1, 0, 255, 255, 0, 0, 0, 200};  // clipped to 255 above 255
   auto q = decode_image(make_png(w, h, PNG_COLOR_TYPE_GRAY, 16, g16), "g16");
   EXPECT_EQ(q.at(0, 0, 0), 17);
@@ -149,11 +197,52 @@ TEST(image, corrupt_truncated_unsupported) {
   bad[20] ^= 0xff;  // IHDR data: CRC mismatch
   expect_error(bad, "corrupt PNG");
   auto jpg = make_jpeg(8, 8, rgb, 0);
-  expect_error(std::vector<uint8_t>(jpg.begin(), jpg.begin() + 40), "corrupt JPEG");
+  expect_error(std::vector<uint8_t>(jpg.begin(), jpg.begin() + 40), "truncated JPEG");
   expect_error({}, "empty file");
   expect_error({'G', 'I', 'F', '8', '9', 'a', 0, 0}, "unsupported image format");
   expect_error({'%', 'P', 'D', 'F', '-', '1'}, "a PDF, not an image");
   EXPECT_THROW(load_image("/nonexistent/image.png"), Error);
+}
+
+// CMYK and YCCK JPEGs (scanners, print workflows) decode as Pillow's convert("RGB") does: Adobe's
+// inverted CMYK, then R = (255-K) - (255-K)*C/255. Greyscale still expands to grey RGB.
+TEST(image, jpeg_cmyk_ycck_grey_match_pillow) {
+  EXPECT_TRUE(same_as_pillow("cmyk", 1));
+  EXPECT_TRUE(same_as_pillow("ycck", 1));
+  EXPECT_TRUE(same_as_pillow("grey", 1));
+  RgbImage g = load_image(images_dir() + "grey.jpg");
+  for (size_t i = 0; i < g.rgb.size(); i += 3) {
+    ASSERT_EQ(g.rgb[i], g.rgb[i + 1]);
+    ASSERT_EQ(g.rgb[i], g.rgb[i + 2]);
+  }
+}
+
+// `head -c 5000 a.jpg > t.jpg`: libjpeg only warns ("Premature end of JPEG file") and would fill
+// the rest grey; that is an error naming the file, as a truncated PNG is.
+TEST(image, jpeg_truncated_or_damaged_is_an_error) {
+  const int w = 200, h = 120;
+  auto jpg = make_jpeg(w, h, noisy_rgb(w, h), 0, 90);
+  ASSERT_GT(jpg.size(), 9000u);
+  EXPECT_EQ(decode_image(jpg, "a.jpg").width, w);
+  expect_error(std::vector<uint8_t>(jpg.begin(), jpg.begin() + 5000), "t.jpg: truncated JPEG", "t.jpg");
+  expect_error(std::vector<uint8_t>(jpg.begin(), jpg.begin() + 5000), "Premature end of JPEG file", "t.jpg");
+  // Only the final EOI marker missing: the image is complete, but the file is still cut short.
+  expect_error(std::vector<uint8_t>(jpg.begin(), jpg.end() - 2), "truncated JPEG", "t.jpg");
+  // A marker in the middle of the scan: libjpeg's "Corrupt JPEG data" warning is an error.
+  auto hit = jpg;
+  hit[jpg.size() / 2] = 0xff;
+  hit[jpg.size() / 2 + 1] = 0xd0 + 3;  // an RST marker where none belongs
+  expect_error(hit, "d.jpg: corrupt JPEG: Corrupt JPEG data", "d.jpg");
+  // Junk between the scan and EOI leaves every pixel intact: accepted, as Pillow does.
+  auto junk = jpg;
+  junk.insert(junk.end() - 2, {0x12, 0x34, 0x56});
+  EXPECT_EQ(decode_image(junk, "junk.jpg").height, h);
+  // The committed Pillow-made files, cut short, are refused too.
+  std::ifstream in(images_dir() + "cmyk.jpg", std::ios::binary);
+  std::vector<uint8_t> cmyk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(cmyk.size(), 600u);
+  cmyk.resize(cmyk.size() - 200);
+  expect_error(cmyk, "truncated JPEG");
 }
 
 TEST(preprocess, geometry) {

@@ -36,8 +36,8 @@ class Safetensors : public ::testing::Test {
  protected:
   fs::path dir;
   void SetUp() override {
-    dir = fs::temp_directory_path() / fmt::format("dsocr_st_{}_{}", ::getpid(),
-                                                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir = fs::temp_directory_path() /
+          fmt::format("dsocr_st_{}_{}", ::getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir);
   }
   void TearDown() override { fs::remove_all(dir); }
@@ -100,13 +100,22 @@ TEST_F(Safetensors, hostile_headers_are_rejected_with_the_tensor_named) {
   expect_error("not json at all", data, "not a JSON object");
   expect_error(R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}})", data, "tensor w: unknown dtype \"Q4\"");
   expect_error(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data, "tensor w: shape [-2]");
-  expect_error(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,9999]}})", data, "tensor w: data_offsets [0, 9999] outside");
-  expect_error(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", data, "tensor w: data_offsets [8, 0] outside");
-  expect_error(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data, "span 8 bytes but shape [3] of F32 needs 12");
-  expect_error(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"v":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-               data, "overlap");
+  expect_error(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,9999]}})", data,
+               "tensor w: data_offsets [0, 9999] outside");
+  expect_error(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", data,
+               "tensor w: data_offsets [8, 0] outside");
+  expect_error(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", data,
+               "span 8 bytes but shape [3] of F32 needs 12");
+  expect_error(
+      R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"v":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+      data, "overlap");
   expect_error(R"({"w":{"dtype":"F32","shape":[4]}})", data, "tensor w: entry must have dtype, shape and data_offsets");
-  expect_error(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})", data, "absurdly large");
+  expect_error(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})", data,
+               "absurdly large");
+  // numel * 4 = 2^64 wraps to 0 = the span: refused before anything is allocated for 2^62 floats
+  // (found by fuzz/fuzz_safetensors.cpp; fuzz/regressions/safetensors/numel_wraps_to_zero_bytes.safetensors)
+  expect_error(R"({"w":{"dtype":"F32","shape":[1099511627776,4194304],"data_offsets":[0,0]}})", data,
+               "tensor w: shape [1099511627776,4194304] of F32 needs more bytes than the data region's 64");
   write_raw(p("tiny.safetensors"), "", "", 0);
   std::ofstream(p("short.safetensors")) << "abc";
   EXPECT_THROW(SafetensorsFile(p("short.safetensors")), Error);
@@ -122,8 +131,7 @@ TEST_F(Safetensors, sharded_index) {
   WeightStore ws = WeightStore::open_dir(dir.string());
   EXPECT_EQ(ws.size(), 2u);
   EXPECT_EQ(WeightStore::to_f32(ws.get("y"))[2], 5.f);
-  std::ofstream(p("model.safetensors.index.json"))
-      << R"({"weight_map":{"x":"s1.safetensors","y":"s3.safetensors"}})";
+  std::ofstream(p("model.safetensors.index.json")) << R"({"weight_map":{"x":"s1.safetensors","y":"s3.safetensors"}})";
   try {
     WeightStore::open_dir(dir.string());
     ADD_FAILURE() << "missing shard not reported";
