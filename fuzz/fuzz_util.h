@@ -45,8 +45,8 @@ inline std::string source_dir() { return DSOCR_FUZZ_SOURCE_DIR; }
 }  // namespace dsocr::fuzz
 
 // Runs `body`; dsocr::Error (and its subclasses) is an accepted outcome.
-#define DSOCR_FUZZ_EXPECT_ERRORS(body) \
-  try {                                \
-    body;                              \
-  } catch (const dsocr::Error&) {      \
+#define DSOCR_FUZZ_EXPECT_ERRORS(...) \
+  try {                               \
+    __VA_ARGS__;                      \
+  } catch (const dsocr::Error&) {     \
   }
