@@ -374,7 +374,7 @@ Tokenizer Tokenizer::from_json(const std::string& text, const std::string& origi
       if (j.contains(k) && !j[k].is_null())
         throw NotImplemented(fmt::format("{}: {} is not supported (it must be null)", origin, k));
 
-    // ---- model
+    // ---- model type and options
     if (!j.contains("model") || !j["model"].is_object()) throw Error(fmt::format("{}: no \"model\" object", origin));
     const json& model = j["model"];
     if (model.value("type", std::string("BPE")) != "BPE")
@@ -387,6 +387,59 @@ Tokenizer Tokenizer::from_json(const std::string& text, const std::string& origi
     for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
       if (model.contains(k) && !model[k].is_null() && model[k] != "")
         throw NotImplemented(fmt::format("{}: BPE {} is not supported", origin, k));
+
+    // ---- normalizer, pre-tokenizer, post-processor, decoder: an unsupported component is named
+    // before the contents are checked
+    if (j.contains("normalizer")) check_identity_normalizer(j["normalizer"], origin);
+    const json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
+    std::vector<json> steps;
+    if (pre.is_object() && pre.value("type", "") == "Sequence") {
+      if (!pre.contains("pretokenizers") || !pre["pretokenizers"].is_array())
+        throw Error(fmt::format("{}: pre-tokenizer Sequence without a \"pretokenizers\" list", origin));
+      steps = pre["pretokenizers"].get<std::vector<json>>();
+    } else if (!pre.is_null()) {
+      steps.push_back(pre);
+    }
+    bool byte_level = false;
+    for (auto& s : steps) {
+      std::string type = type_of(s);
+      if (byte_level)
+        throw NotImplemented(fmt::format("{}: pre-tokenizer {} after ByteLevel is not supported", origin, type));
+      if (type == "Split") {
+        if (s.value("behavior", "") != "Isolated" || s.value("invert", false))
+          throw NotImplemented(
+              fmt::format("{}: pre-tokenizer Split with behavior {}{} is not supported (Isolated only)", origin,
+                          s.value("behavior", "?"), s.value("invert", false) ? ", inverted" : ""));
+        const json& p = s.contains("pattern") ? s["pattern"] : json();
+        if (p.contains("Regex") && p["Regex"].is_string())
+          m.splits.push_back(std::make_unique<Regex>(p["Regex"].get<std::string>(), false, origin));
+        else if (p.contains("String") && p["String"].is_string())
+          m.splits.push_back(std::make_unique<Regex>(p["String"].get<std::string>(), true, origin));
+        else
+          throw Error(fmt::format("{}: pre-tokenizer Split pattern {} is neither Regex nor String", origin, p.dump()));
+      } else if (type == "ByteLevel") {
+        if (s.value("use_regex", true))
+          throw NotImplemented(fmt::format(
+              "{}: pre-tokenizer ByteLevel with use_regex true (its own GPT-2 regex) is not supported", origin));
+        if (s.value("add_prefix_space", true))
+          throw NotImplemented(
+              fmt::format("{}: pre-tokenizer ByteLevel with add_prefix_space true is not supported", origin));
+        byte_level = true;
+      } else {
+        throw NotImplemented(fmt::format("{}: pre-tokenizer {} is not supported (Split, ByteLevel)", origin, type));
+      }
+    }
+    if (!byte_level)
+      throw NotImplemented(
+          fmt::format("{}: only byte-level BPE is supported (the pre-tokenizer must end with ByteLevel)", origin));
+    if (j.contains("post_processor")) check_post_processor(j["post_processor"], origin);
+    const json& dec = j.contains("decoder") ? j["decoder"] : json();
+    if (!dec.is_null()) {
+      if (type_of(dec) != "ByteLevel")
+        throw NotImplemented(fmt::format("{}: decoder {} is not supported (ByteLevel or null)", origin, type_of(dec)));
+      m.byte_level_decoder = true;
+    }
+    // ---- model contents
     if (!model.contains("vocab") || !model["vocab"].is_object())
       throw Error(fmt::format("{}: model.vocab missing", origin));
     m.ignore_merges = model.value("ignore_merges", false);
@@ -475,56 +528,6 @@ Tokenizer Tokenizer::from_json(const std::string& text, const std::string& origi
       m.special[a.id] = a.special;
     }
 
-    // ---- normalizer, pre-tokenizer, post-processor, decoder
-    if (j.contains("normalizer")) check_identity_normalizer(j["normalizer"], origin);
-    const json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
-    std::vector<json> steps;
-    if (pre.is_object() && pre.value("type", "") == "Sequence") {
-      if (!pre.contains("pretokenizers") || !pre["pretokenizers"].is_array())
-        throw Error(fmt::format("{}: pre-tokenizer Sequence without a \"pretokenizers\" list", origin));
-      steps = pre["pretokenizers"].get<std::vector<json>>();
-    } else if (!pre.is_null()) {
-      steps.push_back(pre);
-    }
-    bool byte_level = false;
-    for (auto& s : steps) {
-      std::string type = type_of(s);
-      if (byte_level)
-        throw NotImplemented(fmt::format("{}: pre-tokenizer {} after ByteLevel is not supported", origin, type));
-      if (type == "Split") {
-        if (s.value("behavior", "") != "Isolated" || s.value("invert", false))
-          throw NotImplemented(
-              fmt::format("{}: pre-tokenizer Split with behavior {}{} is not supported (Isolated only)", origin,
-                          s.value("behavior", "?"), s.value("invert", false) ? ", inverted" : ""));
-        const json& p = s.contains("pattern") ? s["pattern"] : json();
-        if (p.contains("Regex") && p["Regex"].is_string())
-          m.splits.push_back(std::make_unique<Regex>(p["Regex"].get<std::string>(), false, origin));
-        else if (p.contains("String") && p["String"].is_string())
-          m.splits.push_back(std::make_unique<Regex>(p["String"].get<std::string>(), true, origin));
-        else
-          throw Error(fmt::format("{}: pre-tokenizer Split pattern {} is neither Regex nor String", origin, p.dump()));
-      } else if (type == "ByteLevel") {
-        if (s.value("use_regex", true))
-          throw NotImplemented(fmt::format(
-              "{}: pre-tokenizer ByteLevel with use_regex true (its own GPT-2 regex) is not supported", origin));
-        if (s.value("add_prefix_space", true))
-          throw NotImplemented(
-              fmt::format("{}: pre-tokenizer ByteLevel with add_prefix_space true is not supported", origin));
-        byte_level = true;
-      } else {
-        throw NotImplemented(fmt::format("{}: pre-tokenizer {} is not supported (Split, ByteLevel)", origin, type));
-      }
-    }
-    if (!byte_level)
-      throw NotImplemented(
-          fmt::format("{}: only byte-level BPE is supported (the pre-tokenizer must end with ByteLevel)", origin));
-    if (j.contains("post_processor")) check_post_processor(j["post_processor"], origin);
-    const json& dec = j.contains("decoder") ? j["decoder"] : json();
-    if (!dec.is_null()) {
-      if (type_of(dec) != "ByteLevel")
-        throw NotImplemented(fmt::format("{}: decoder {} is not supported (ByteLevel or null)", origin, type_of(dec)));
-      m.byte_level_decoder = true;
-    }
   } catch (const json::exception& e) {
     throw Error(fmt::format("{}: malformed tokenizer.json: {}", origin, e.what()));
   }

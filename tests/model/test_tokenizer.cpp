@@ -129,6 +129,8 @@ TEST(tokenizer, normalizer_forms) {
   expect_refused(j, "normalizer NFKC is not supported");
   j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "Lowercase"}}}}};
   expect_refused(j, "normalizer Lowercase is not supported");
+  j["model"]["merges"].push_back("t r");  // broken contents too: the component is still what the message names
+  expect_refused(j, "normalizer Lowercase is not supported");
 }
 
 TEST(tokenizer, post_processor_forms_do_not_change_ids) {
