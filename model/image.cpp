@@ -95,14 +95,42 @@ RgbImage decode_png(const std::vector<uint8_t>& bytes, const std::string& name) 
   if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
   if (depth == 16 && !grey16) png_set_strip_16(png);  // keeps the high byte, as Pillow's RGB;16B unpacker
   if (grey16) png_set_swap(png);                      // host-order 16-bit samples, clipped below
-  png_set_interlace_handling(png);
+  int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
   size_t rowbytes = png_get_rowbytes(png, info);
   int channels = png_get_channels(png, info);
-  raw.resize(rowbytes * h);
-  rows.resize(h);
-  for (png_uint_32 y = 0; y < h; ++y) rows[y] = raw.data() + y * rowbytes;
-  png_read_image(png, rows.data());
+  im.width = static_cast<int>(w);
+  im.height = static_cast<int>(h);
+  auto to_rgb = [&](const uint8_t* src, uint8_t* o) {
+    for (png_uint_32 x = 0; x < w; ++x, o += 3) {
+      if (grey16) {
+        uint16_t v;
+        std::memcpy(&v, src + x * 2 * channels, 2);
+        o[0] = o[1] = o[2] = static_cast<uint8_t>(v > 255 ? 255 : v);
+      } else if (channels == 1) {
+        o[0] = o[1] = o[2] = src[x];
+      } else {
+        std::memcpy(o, src + x * channels, 3);
+      }
+    }
+  };
+  if (passes == 1) {
+    // Row by row, the output growing with the rows actually decoded: a small file whose header
+    // claims 16k x 16k pixels fails at its end of data, not after allocating gigabytes.
+    raw.resize(rowbytes);
+    for (png_uint_32 y = 0; y < h; ++y) {
+      png_read_row(png, raw.data(), nullptr);
+      im.rgb.resize(size_t(y + 1) * w * 3);
+      to_rgb(raw.data(), &im.rgb[size_t(y) * w * 3]);
+    }
+  } else {  // Adam7 needs the whole image in memory
+    raw.resize(rowbytes * h);
+    rows.resize(h);
+    for (png_uint_32 y = 0; y < h; ++y) rows[y] = raw.data() + y * rowbytes;
+    png_read_image(png, rows.data());
+    im.rgb.resize(size_t(w) * h * 3);
+    for (png_uint_32 y = 0; y < h; ++y) to_rgb(rows[y], &im.rgb[size_t(y) * w * 3]);
+  }
   png_read_end(png, info);
 #ifdef PNG_eXIf_SUPPORTED
   png_uint_32 exif_len = 0;
@@ -110,23 +138,6 @@ RgbImage decode_png(const std::vector<uint8_t>& bytes, const std::string& name) 
   if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif) orientation = exif_orientation_tiff(exif, exif_len);
 #endif
   png_destroy_read_struct(&png, &info, nullptr);
-
-  im.width = static_cast<int>(w);
-  im.height = static_cast<int>(h);
-  im.rgb.resize(size_t(w) * h * 3);
-  for (png_uint_32 y = 0; y < h; ++y)
-    for (png_uint_32 x = 0; x < w; ++x) {
-      uint8_t* o = &im.rgb[(size_t(y) * w + x) * 3];
-      if (grey16) {
-        uint16_t v;
-        std::memcpy(&v, rows[y] + x * 2 * channels, 2);
-        o[0] = o[1] = o[2] = static_cast<uint8_t>(v > 255 ? 255 : v);
-      } else if (channels == 1) {
-        o[0] = o[1] = o[2] = rows[y][x];
-      } else {
-        std::memcpy(o, rows[y] + x * channels, 3);
-      }
-    }
   return orientation == 1 ? im : apply_orientation(im, orientation);
 }
 
@@ -217,9 +228,10 @@ RgbImage decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name)
   jpeg_start_decompress(&cinfo);
   im.width = static_cast<int>(cinfo.output_width);
   im.height = static_cast<int>(cinfo.output_height);
-  im.rgb.resize(size_t(im.width) * im.height * 3);
   if (cmyk) cmyk_row.resize(size_t(im.width) * 4);
   while (cinfo.output_scanline < cinfo.output_height) {
+    // the output grows with the rows decoded, so that a truncated file fails before a big allocation
+    im.rgb.resize(size_t(cinfo.output_scanline + 1) * im.width * 3);
     uint8_t* out = &im.rgb[size_t(cinfo.output_scanline) * im.width * 3];
     JSAMPROW row = cmyk ? cmyk_row.data() : out;
     if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) {  // (only a suspending source does that; ours never)

@@ -10,6 +10,7 @@
 #include <jpeglib.h>  // after <cstdio>: it uses size_t and FILE
 // clang-format on
 #include <png.h>
+#include <zlib.h>
 
 #include "harness/harness.h"
 #include "model/image.h"
@@ -28,17 +29,18 @@ void png_flush_mem(png_structp) {}
 
 // Encodes raw samples (channels per colour type, depth 8 or 16 big-endian) as a PNG.
 std::vector<uint8_t> make_png(int w, int h, int color, int depth, const std::vector<uint8_t>& samples,
-                              const std::vector<png_color>& palette = {}) {
+                              const std::vector<png_color>& palette = {}, int interlace = PNG_INTERLACE_NONE) {
   std::vector<uint8_t> out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
   png_set_write_fn(png, &out, png_write_mem, png_flush_mem);
-  png_set_IHDR(png, info, w, h, depth, color, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, w, h, depth, color, interlace, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   if (!palette.empty()) png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
   png_write_info(png, info);
   size_t rowbytes = samples.size() / h;
-  for (int y = 0; y < h; ++y) png_write_row(png, const_cast<png_bytep>(&samples[y * rowbytes]));
+  int passes = png_set_interlace_handling(png);  // 7 for Adam7: every row once per pass
+  for (int pass = 0; pass < passes; ++pass)
+    for (int y = 0; y < h; ++y) png_write_row(png, const_cast<png_bytep>(&samples[y * rowbytes]));
   png_write_end(png, info);
   png_destroy_write_struct(&png, &info);
   return out;
@@ -187,6 +189,22 @@ TEST(image, jpeg_exif_orientation) {
   auto r8 = decode_image(make_jpeg(w, h, rgb, 8), "j8");  // rotate 90 counter-clockwise
   EXPECT_NEAR(r8.at(0, 15, 0), 40, 6);
   EXPECT_NEAR(r8.at(0, 15, 1), 30, 6);
+}
+
+// Adam7 decodes as the same pixels; a PNG whose header claims a huge image and whose data ends
+// early is refused (rows are decoded one by one, so nothing near 60000 x 4000 x 3 is allocated).
+TEST(image, png_interlaced_and_hostile_size) {
+  const int w = 13, h = 7;
+  auto rgb = noisy_rgb(w, h);
+  RgbImage a = decode_image(make_png(w, h, PNG_COLOR_TYPE_RGB, 8, rgb), "plain");
+  RgbImage b = decode_image(make_png(w, h, PNG_COLOR_TYPE_RGB, 8, rgb, {}, PNG_INTERLACE_ADAM7), "adam7");
+  EXPECT_EQ(a.rgb, rgb);
+  EXPECT_EQ(b.rgb, rgb);
+  auto big = make_png(60000, 1, PNG_COLOR_TYPE_RGB, 8, std::vector<uint8_t>(60000 * 3, 7));
+  big[20] = 0, big[21] = 0, big[22] = 0x0f, big[23] = 0xa0;  // IHDR height 1 -> 4000
+  uint32_t crc = crc32(0, &big[12], 17);                     // chunk type + data
+  big[29] = crc >> 24, big[30] = (crc >> 16) & 255, big[31] = (crc >> 8) & 255, big[32] = crc & 255;
+  expect_error(big, "corrupt PNG");
 }
 
 TEST(image, corrupt_truncated_unsupported) {
