@@ -318,7 +318,7 @@ std::vector<float> WeightStore::to_f32(const TensorView& t) {
   std::vector<float> out(n);
   switch (t.dtype) {
     case StDType::f32:
-      std::memcpy(out.data(), t.data, n * 4);
+      if (n) std::memcpy(out.data(), t.data, n * 4);  // (an empty vector's data() may be null)
       break;
     case StDType::bf16:
       for (size_t k = 0; k < n; ++k) {
