@@ -164,6 +164,7 @@ ParityTotals run_parity(Runtime& rt, const std::vector<std::string>& files, cons
     }
     std::fflush(stdout);
   }
+  for (const auto& n : rt.notes()) fmt::print("note: {}\n", n);
   fmt::print("{} passed, {} failed\n", t.passed, t.failed + t.unrunnable);
   return t;
 }

@@ -193,6 +193,33 @@ Kernel& Runtime::kernel(const std::string& file, const std::string& name, const 
   return kernels_.emplace(key, Kernel{cl::Kernel(k), name}).first->second;
 }
 
+Kernel* Runtime::try_kernel(const std::string& file, const std::string& name, const Defines& defines) {
+  const std::string options = ProgramCache::options_for(defines);
+  const std::string key = file + "\n" + options + "\n" + name;
+  if (unusable_.count(key)) return nullptr;
+  std::string why;
+  Kernel* k = nullptr;
+  try {
+    k = &kernel(file, name, defines);
+    // CL_KERNEL_WORK_GROUP_SIZE is not consulted: Mesa 22's rusticl reports 32 for kernels that
+    // run with 128 work-items (every golden passes there), so it would refuse working variants.
+    cl_ulong local = 0;
+    check_cl(clGetKernelWorkGroupInfo(k->k(), dev_.device, CL_KERNEL_LOCAL_MEM_SIZE, sizeof(local), &local, nullptr),
+             "clGetKernelWorkGroupInfo", name);
+    if (local > dev_.local_mem)
+      why = fmt::format("it needs {} bytes of local memory, the device has {}", local, dev_.local_mem);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    why = msg.substr(0, msg.find('\n'));
+  }
+  if (why.empty()) return k;
+  unusable_[key] = true;
+  kernels_.erase(key);
+  notes_.push_back(fmt::format("kernels/{} {} with {} is not usable on {} ({}); falling back to a smaller variant",
+                               file, name, options, dev_.label(), why));
+  return nullptr;
+}
+
 void Runtime::set_arg(Kernel& k, cl_uint i, const Tensor& t) {
   cl_mem m = t.mem()();
   if (cl_int err = clSetKernelArg(k.k(), i, sizeof(cl_mem), &m); err != CL_SUCCESS)

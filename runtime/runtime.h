@@ -74,6 +74,15 @@ class Runtime {
   // afresh by every launch, so one handle serves every call site).
   Kernel& kernel(const std::string& file, const std::string& name, const Defines& defines = {});
 
+  // For a device-tuned variant that an unusual device may not build or fit: like kernel(), but
+  // returns nullptr when the program does not build or the kernel needs more local memory than
+  // the device has. The failure is
+  // remembered (not retried) and described in notes(), so the caller falls back to a smaller,
+  // more portable variant.
+  Kernel* try_kernel(const std::string& file, const std::string& name, const Defines& defines);
+  // What the runtime chose to work around on this device (variants that failed), for the user.
+  const std::vector<std::string>& notes() const { return notes_; }
+
   // The single launch point: sets the arguments in order and enqueues. global must be a multiple
   // of local when local is given (use round_up). Records a profiling event when profiling is on.
   template <typename... Args>
@@ -130,6 +139,8 @@ class Runtime {
   };
   std::vector<Record> records_;
   std::map<std::string, Kernel> kernels_;
+  std::map<std::string, bool> unusable_;  // try_kernel keys that failed
+  std::vector<std::string> notes_;
   std::string gemm_tuning_;
   uint64_t launches_ = 0;
   uint64_t alloc_calls_ = 0, fail_alloc_at_ = 0;

@@ -247,13 +247,28 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   };
 
   const int64_t max_keys = max_keys_per_group(rt.device(), D);
-  // One program per head dim holds both variants.
-  const FlashTiles t = flash_tiles(D, rt.device().local_mem);
+  // One program per head dim holds both variants. The tuned tiles first; where the device cannot
+  // build or fit them (an unusual compiler or register file), halved towards 1 x 1.
+  FlashTiles t = flash_tiles(D, rt.device().local_mem);
   const DecodeTiles dt = decode_tiles();
-  const Defines defs{{"HEAD_DIM", std::to_string(D)},     {"FL_TQ", std::to_string(kFlashTQ)},
-                     {"FL_TK", std::to_string(kFlashTK)}, {"FL_RQ", std::to_string(t.rq)},
-                     {"FL_RK", std::to_string(t.rk)},     {"FL_DC4", std::to_string(t.dc4)},
-                     {"DEC_NT", std::to_string(kDecNT)},  {"DEC_BK", std::to_string(dt.bk)}};
+  auto make_defs = [&](const FlashTiles& ft) {
+    return Defines{{"HEAD_DIM", std::to_string(D)},     {"FL_TQ", std::to_string(kFlashTQ)},
+                   {"FL_TK", std::to_string(kFlashTK)}, {"FL_RQ", std::to_string(ft.rq)},
+                   {"FL_RK", std::to_string(ft.rk)},    {"FL_DC4", std::to_string(ft.dc4)},
+                   {"DEC_NT", std::to_string(kDecNT)},  {"DEC_BK", std::to_string(dt.bk)}};
+  };
+  Defines defs = make_defs(t);
+  while (!rt.try_kernel("sdpa.cl", "sdpa_flash_f32", defs)) {
+    if (t.rq == 1 && t.rk == 1) {
+      rt.kernel("sdpa.cl", "sdpa_flash_f32", defs);  // throws the build error with its log
+      throw Error(fmt::format("sdpa: no flash attention variant fits {} (D={})", rt.device().label(), D));
+    }
+    if (t.rq >= t.rk)
+      t.rq = std::max(1, t.rq / 2);
+    else
+      t.rk = std::max(1, t.rk / 2);
+    defs = make_defs(t);
+  }
   if (algo == SdpaAlgo::flash) {
     const int64_t qtiles = ceil_div(Nq, t.bq());
     int64_t nsplit = p.kv_splits > 0 ? p.kv_splits : 1;
