@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -745,7 +746,18 @@ PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std
   r.t.prefill_s = std::max(0.0, secs(t3, first) - (c_first - c3));
   r.t.decode_s = std::max(0.0, secs(first, last) - (c_last - c_first));
   r.t.compile_s = compiled() - c0;
+  r.host_rss_bytes = host_rss_bytes();
+  r.device_live_bytes = rt.memory().current;
+  r.device_held_bytes = rt.memory().current + rt.memory().cached;
   return r;
+}
+
+uint64_t host_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtoull(line.c_str() + 6, nullptr, 10) * 1024;
+  return 0;
 }
 
 nlohmann::ordered_json page_json(const PageResult& r, const PageReport& rep) {
@@ -781,6 +793,10 @@ nlohmann::ordered_json page_json(const PageResult& r, const PageReport& rep) {
         {"decode_s", r.t.decode_s},
         {"decode_tok_s", tok_s},
         {"compile_s", r.t.compile_s}}},
+      {"memory",
+       {{"host_rss_bytes", r.host_rss_bytes},
+        {"device_live_bytes", r.device_live_bytes},
+        {"device_held_bytes", r.device_held_bytes}}},
   };
   return j;
 }

@@ -176,7 +176,13 @@ struct PageResult {
   int64_t max_new_tokens = 0;  // after the context cap
   std::string text;            // decode(generated without EOS)
   PageTimings t;
+  // Memory once the page is done: the process's resident set (0 where /proc is absent), and the
+  // device memory live and held (live + the runtime's pool of freed buffers).
+  uint64_t host_rss_bytes = 0, device_live_bytes = 0, device_held_bytes = 0;
 };
+
+// The process's resident set size from /proc/self/status (0 where unavailable).
+uint64_t host_rss_bytes();
 
 // Everything needed to run pages: the model, its tokenizer and the ids the prompt needs.
 struct OcrEngine {
