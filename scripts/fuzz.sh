@@ -38,6 +38,12 @@ fi
 for t in "${targets[@]}"; do
   [ -f "fuzz/fuzz_$t.cpp" ] || { echo "fuzz.sh: no target $t (fuzz/fuzz_$t.cpp)" >&2; exit 2; }
 done
+bash scripts/setup.sh
+# libFuzzer comes with clang's runtime (Debian 12: clang 14 and libclang-rt-14-dev).
+if [ "$build" = 1 ] && command -v apt-get >/dev/null && ! dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "ok installed"; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev
+fi
 bdir="${BUILD_DIR:-build-fuzz}"
 
 if [ $build -eq 1 ]; then
