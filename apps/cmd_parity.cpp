@@ -1,4 +1,4 @@
-// dsocr parity: golden case files (reference/, ../shared/docs/golden-contract.md) run on a device.
+// dsocr parity: golden case files (reference/, docs/golden-contract.md) run on a device.
 #include <fmt/format.h>
 
 #include <cstdio>

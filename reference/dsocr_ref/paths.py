@@ -3,8 +3,7 @@
 A clean clone carries them in the repository: tests/data/official/ (config.json,
 tokenizer_config.json, special_tokens_map.json, processor_config.json of both models, and
 deepseek-ocr/model.safetensors.index.json, the official names for the reference's name/shape
-test). Search order, file by file: $DSOCR_OFFICIAL, that folder, then the workplace copy
-/work/shared/official (all copies are byte-identical).
+test). Search order, file by file: $DSOCR_OFFICIAL, then that folder.
 """
 import os
 
@@ -16,7 +15,7 @@ def official_dirs():
     env = os.environ.get("DSOCR_OFFICIAL")
     if env:
         dirs.append(env)
-    dirs += [os.path.join(REPO, "tests", "data", "official"), "/work/shared/official"]
+    dirs.append(os.path.join(REPO, "tests", "data", "official"))
     return dirs
 
 
