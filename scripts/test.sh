@@ -2,7 +2,8 @@
 # The test command: sets up a fresh machine, builds, and runs every test on every OpenCL platform
 # present (PoCL, and rusticl on llvmpipe; NVIDIA etc. where installed). ctest names read
 # "<platform>/<test>".  DSOCR_TEST_DEVICES=pocl,rusticl restricts the platforms.
-# Then the PyTorch reference suite (scripts/test_reference.sh), which also checks that
+# Then the PoCL tests again, built with AddressSanitizer + UndefinedBehaviorSanitizer
+# (scripts/test_sanitize.sh, in build-asan). Then the PyTorch reference suite (scripts/test_reference.sh), which also checks that
 # regenerating the goldens reproduces tests/goldens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,9 @@ echo "== OpenCL devices"
 cd "$build"
 ctest --output-on-failure --timeout 1500 -j1
 cd "$root"
+if [ "${DSOCR_TEST_SANITIZE:-1}" != 0 ]; then  # DSOCR_TEST_SANITIZE=0 skips it
+  echo "== sanitizers: the PoCL tests under ASan + UBSan + LSan (build-asan)"
+  bash scripts/test_sanitize.sh
+fi
 echo "== reference (PyTorch) suite"
 bash scripts/test_reference.sh
