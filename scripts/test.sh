@@ -3,8 +3,9 @@
 # present (PoCL, and rusticl on llvmpipe; NVIDIA etc. where installed). ctest names read
 # "<platform>/<test>".  DSOCR_TEST_DEVICES=pocl,rusticl restricts the platforms.
 # Then the PoCL tests again, built with AddressSanitizer + UndefinedBehaviorSanitizer
-# (scripts/test_sanitize.sh, in build-asan). Then the PyTorch reference suite (scripts/test_reference.sh), which also checks that
-# regenerating the goldens reproduces tests/goldens.
+# (scripts/test_sanitize.sh, in build-asan). Then the PyTorch reference suite
+# (scripts/test_reference.sh), which also checks that regenerating the goldens reproduces
+# tests/goldens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
