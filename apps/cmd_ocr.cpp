@@ -10,9 +10,9 @@
 
 #include "apps/commands.h"
 #include "apps/progress.h"
-#include "model/draw.h"
+#include "ocr/draw.h"
 #include "model/hf_cache.h"
-#include "model/ocr.h"
+#include "ocr/ocr.h"
 #include "model/preprocess.h"
 
 namespace dsocr {

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "apps/commands.h"
-#include "model/parity.h"
+#include "parity/parity.h"
 
 namespace dsocr {
 namespace {

@@ -5,7 +5,8 @@
 #include <cmath>
 
 #include "bench/bench.h"
-#include "runtime/gemm.h"
+#include "runtime/ops/convert.h"
+#include "runtime/ops/linear.h"
 #include "runtime/ops/argmax.h"
 #include "runtime/ops/conv2d.h"
 #include "runtime/ops/elementwise.h"

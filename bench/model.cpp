@@ -11,7 +11,7 @@
 #include "model/decoder.h"
 #include "model/deepencoder.h"
 #include "model/generate.h"
-#include "runtime/gemm.h"
+#include "runtime/ops/convert.h"
 #include "runtime/ops/elementwise.h"
 
 namespace dsocr::bench {

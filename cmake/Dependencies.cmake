@@ -14,18 +14,27 @@ if(NOT DSOCR_CLHPP_DIR)
   message(FATAL_ERROR "OpenCL C++ headers (CL/opencl.hpp) not found: install opencl-clhpp-headers")
 endif()
 
-add_library(dsocr_deps INTERFACE)
-add_library(dsocr::deps ALIAS dsocr_deps)
-target_link_libraries(dsocr_deps INTERFACE
-  OpenCL::OpenCL clblast ${HDF5_C_LIBRARIES} fmt::fmt PNG::PNG JPEG::JPEG
-  nlohmann_json::nlohmann_json PkgConfig::PCRE2)
-target_include_directories(dsocr_deps INTERFACE ${HDF5_C_INCLUDE_DIRS} ${DSOCR_CLHPP_DIR})
-target_compile_definitions(dsocr_deps INTERFACE PCRE2_CODE_UNIT_WIDTH=8)
+# One interface target per group of dependencies, so that each library links only what it uses.
+add_library(dsocr_opencl INTERFACE)
+add_library(dsocr::opencl ALIAS dsocr_opencl)
+target_link_libraries(dsocr_opencl INTERFACE OpenCL::OpenCL clblast)
+target_include_directories(dsocr_opencl INTERFACE ${DSOCR_CLHPP_DIR})
 
+add_library(dsocr_images INTERFACE)
+add_library(dsocr::images ALIAS dsocr_images)
+target_link_libraries(dsocr_images INTERFACE PNG::PNG JPEG::JPEG)
+
+add_library(dsocr_hdf5 INTERFACE)
+add_library(dsocr::hdf5 ALIAS dsocr_hdf5)
+target_link_libraries(dsocr_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+target_include_directories(dsocr_hdf5 INTERFACE ${HDF5_C_INCLUDE_DIRS})
+
+add_library(dsocr_pdf INTERFACE)
+add_library(dsocr::pdf ALIAS dsocr_pdf)
 if(DSOCR_PDF)
   pkg_check_modules(POPPLER_CPP REQUIRED IMPORTED_TARGET poppler-cpp)
-  target_link_libraries(dsocr_deps INTERFACE PkgConfig::POPPLER_CPP)
-  target_compile_definitions(dsocr_deps INTERFACE DSOCR_HAVE_PDF=1)
+  target_link_libraries(dsocr_pdf INTERFACE PkgConfig::POPPLER_CPP)
+  target_compile_definitions(dsocr_pdf INTERFACE DSOCR_HAVE_PDF=1)
 else()
-  target_compile_definitions(dsocr_deps INTERFACE DSOCR_HAVE_PDF=0)
+  target_compile_definitions(dsocr_pdf INTERFACE DSOCR_HAVE_PDF=0)
 endif()

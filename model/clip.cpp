@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "runtime/gemm.h"
+#include "runtime/ops/linear.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/norm.h"

@@ -1,10 +1,9 @@
 // Where a module's weights come from: a checkpoint (WeightStore, official names under a prefix
-// such as "model.sam_model.") or a golden case (/weights, names relative to the module). Models
-// ask for names relative to themselves, with the shape the config implies.
+// such as "model.sam_model.") or, in the parity runner, a golden case (parity/golden_weights.h).
+// Models ask for names relative to themselves, with the shape the config implies.
 #pragma once
 #include <string>
 
-#include "model/golden.h"
 #include "model/safetensors.h"
 #include "runtime/runtime.h"
 
@@ -46,18 +45,6 @@ class StoreWeights : public WeightSource {
   const WeightStore& store_;
   std::string prefix_;
   WeightStorage storage_;
-};
-
-class GoldenWeights : public WeightSource {
- public:
-  GoldenWeights(const GoldenCase& c, std::string prefix = {}) : c_(c), prefix_(std::move(prefix)) {}
-  bool has(const std::string& name) const override { return c_.weights.count(prefix_ + name) != 0; }
-  Tensor load(Runtime& rt, const std::string& name, const Shape& expected) const override;
-  std::string describe(const std::string& name) const override { return c_.path + ": /weights/" + prefix_ + name; }
-
- private:
-  const GoldenCase& c_;
-  std::string prefix_;
 };
 
 // A source seen under a further prefix ("blocks.3." of the SAM weights, ...).

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "runtime/gemm.h"
+#include "runtime/ops/convert.h"
 
 namespace dsocr::ops {
 namespace {

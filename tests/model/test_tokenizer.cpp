@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/harness.h"
-#include "model/ocr.h"
+#include "model/text_stream.h"
 #include "model/tokenizer.h"
 
 using namespace dsocr;

@@ -18,7 +18,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "model/ocr.h"
+#include "model/text_stream.h"
+#include "runtime/error.h"
 #include "model/tokenizer.h"
 
 using json = nlohmann::json;

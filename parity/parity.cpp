@@ -1,4 +1,4 @@
-#include "model/parity.h"
+#include "parity/parity.h"
 
 #include <fmt/format.h>
 

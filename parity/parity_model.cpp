@@ -3,7 +3,8 @@
 #include <fmt/format.h>
 
 #include "model/deepencoder.h"
-#include "model/parity.h"
+#include "parity/golden_weights.h"
+#include "parity/parity.h"
 
 namespace dsocr {
 namespace {

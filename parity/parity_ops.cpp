@@ -3,12 +3,13 @@
 
 #include <filesystem>
 
-#include "model/parity.h"
+#include "parity/golden_weights.h"
+#include "parity/parity.h"
 #include "model/preprocess.h"
 #include "model/sam.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
-#include "runtime/gemm.h"
+#include "runtime/ops/linear.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/norm.h"
 #include "runtime/ops/softmax.h"

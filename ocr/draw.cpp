@@ -1,4 +1,4 @@
-#include "model/draw.h"
+#include "ocr/draw.h"
 
 #include <fmt/format.h>
 #include <jpeglib.h>

@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "harness/harness.h"
-#include "model/parity.h"
+#include "parity/parity.h"
 
 using namespace dsocr;
 using namespace dsocr::test;

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "model/golden.h"
+#include "parity/golden.h"
 #include "runtime/runtime.h"
 
 namespace dsocr {

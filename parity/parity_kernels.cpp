@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "model/parity.h"
+#include "parity/parity.h"
 #include "runtime/ops/conv2d.h"
 #include "runtime/ops/resize.h"
 #include "runtime/ops/sdpa.h"

@@ -13,6 +13,7 @@
 
 #include "model/image.h"
 #include "model/model.h"
+#include "model/text_stream.h"
 #include "model/tokenizer.h"
 #include "runtime/runtime.h"
 
@@ -29,20 +30,6 @@ std::string task_prompt(const std::string& task, const std::string& ref = {});
 // enc(text after), no EOS. The text must hold exactly one "<image>" (Error otherwise).
 std::vector<int32_t> build_prompt_ids(const Tokenizer& tok, const std::string& text, int n_image_tokens, int32_t bos_id,
                                       int32_t image_id);
-
-// Streaming detokenisation: push() returns the newly complete UTF-8 text (a multi-byte character
-// split across tokens is held back until it is whole); flush() returns the rest. The
-// concatenation of every piece equals tok.decode(all ids).
-class TextStream {
- public:
-  explicit TextStream(const Tokenizer& tok) : tok_(tok) {}
-  std::string push(int32_t id);
-  std::string flush();
-
- private:
-  const Tokenizer& tok_;
-  std::string pending_;
-};
 
 // ---------------------------------------------------------------- grounding
 using Box999 = std::array<double, 4>;  // x1, y1, x2, y2 on the 0-999 grid

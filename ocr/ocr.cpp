@@ -1,4 +1,4 @@
-#include "model/ocr.h"
+#include "ocr/ocr.h"
 
 #include <fmt/format.h>
 
@@ -15,7 +15,7 @@
 #include <set>
 
 #include "model/deepencoder.h"
-#include "model/draw.h"
+#include "ocr/draw.h"
 #include "model/generate.h"
 #include "model/preprocess.h"
 
@@ -65,89 +65,6 @@ std::vector<int32_t> build_prompt_ids(const Tokenizer& tok, const std::string& t
   ids.insert(ids.end(), static_cast<size_t>(n_image_tokens), image_id);
   ids.insert(ids.end(), after.begin(), after.end());
   return ids;
-}
-
-// ================================================================ streaming text
-namespace {
-
-// GPT-2's bytes_to_unicode, inverted: code point -> byte (the tokenizer's ByteLevel decoder).
-const std::vector<int>& unicode_to_byte() {
-  static const std::vector<int> m = [] {
-    std::vector<int> inv(512, -1);
-    int n = 0;
-    for (int b = 0; b < 256; ++b) {
-      bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-      int cp = printable ? b : 256 + n++;
-      inv[cp] = b;
-    }
-    return inv;
-  }();
-  return m;
-}
-
-// The raw bytes of one token, as Tokenizer::decode builds them before sanitising.
-std::string token_bytes(const Tokenizer& tok, int32_t id) {
-  const std::string t = tok.token_text(id);
-  const auto& inv = unicode_to_byte();
-  std::string out;
-  for (size_t i = 0; i < t.size();) {
-    unsigned char c = static_cast<unsigned char>(t[i]);
-    uint32_t cp;
-    size_t n;
-    if (c < 0x80)
-      cp = c, n = 1;
-    else if ((c >> 5) == 6 && i + 1 < t.size())
-      cp = (c & 0x1f) << 6 | (t[i + 1] & 0x3f), n = 2;
-    else
-      return t;  // code points past U+07FF are never byte-level symbols: an added token, kept verbatim
-    if (cp >= inv.size() || inv[cp] < 0) return t;
-    out += static_cast<char>(inv[cp]);
-    i += n;
-  }
-  return out;
-}
-
-// Length (0..3) of a tail of s that is a valid but unfinished UTF-8 sequence.
-size_t unfinished_utf8_tail(const std::string& s) {
-  for (size_t L = 1; L <= 3 && L <= s.size(); ++L) {
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data()) + s.size() - L;
-    unsigned char b = p[0];
-    size_t need = 0;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (b >= 0xc2 && b <= 0xdf)
-      need = 2;
-    else if (b >= 0xe0 && b <= 0xef)
-      need = 3, lo = b == 0xe0 ? 0xa0 : 0x80, hi = b == 0xed ? 0x9f : 0xbf;
-    else if (b >= 0xf0 && b <= 0xf4)
-      need = 4, lo = b == 0xf0 ? 0x90 : 0x80, hi = b == 0xf4 ? 0x8f : 0xbf;
-    else if (b >= 0x80 && b <= 0xbf)
-      continue;  // a continuation byte: look further back
-    else
-      return 0;
-    if (need <= L) return 0;
-    for (size_t k = 1; k < L; ++k) {
-      unsigned char lo_k = k == 1 ? lo : 0x80, hi_k = k == 1 ? hi : 0xbf;
-      if (p[k] < lo_k || p[k] > hi_k) return 0;
-    }
-    return L;
-  }
-  return 0;
-}
-
-}  // namespace
-
-std::string TextStream::push(int32_t id) {
-  pending_ += token_bytes(tok_, id);
-  size_t keep = unfinished_utf8_tail(pending_);
-  std::string out = sanitize_utf8(pending_.substr(0, pending_.size() - keep));
-  pending_.erase(0, pending_.size() - keep);
-  return out;
-}
-
-std::string TextStream::flush() {
-  std::string out = sanitize_utf8(pending_);
-  pending_.clear();
-  return out;
 }
 
 // ================================================================ grounding

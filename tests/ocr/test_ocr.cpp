@@ -16,11 +16,11 @@
 #include <string>
 
 #include "harness/harness.h"
-#include "model/draw.h"
-#include "model/golden.h"
+#include "ocr/draw.h"
+#include "parity/golden.h"
 #include "model/hf_cache.h"
 #include "model/image.h"
-#include "model/ocr.h"
+#include "ocr/ocr.h"
 #include "model/preprocess.h"
 
 using namespace dsocr;

@@ -1,4 +1,4 @@
-#include "model/golden.h"
+#include "parity/golden.h"
 
 #include <fmt/format.h>
 #include <hdf5.h>

@@ -1,4 +1,5 @@
-// Matrix-vector products for a few rows (decode: M = 1..4), fp32 arithmetic:
+// The linear op (runtime/ops/linear.h): matrix-vector products for a few rows (decode: M = 1..4),
+// fp32 arithmetic, and the bias epilogue of the CLBlast path:
 //   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K], y [R, N]
 // w is f32, or 16-bit storage widened on load: f16 (WEIGHT_F16, vload_half) or bf16 (WEIGHT_BF16:
 // raw bfloat16 bits as ushort, widened exactly with as_float(bits << 16)); no extension needed.
@@ -66,4 +67,11 @@ __kernel void gemv_f32(__global const float* x, __global const WTYPE* w, __globa
     a3 = wg_reduce_sum(a3, scratch);
     if (l == 0) y[(size_t)3 * N + o] = a3;
   }
+}
+
+// add_bias_f32: y[r*ld + c + off] += bias[c]; global (cols rounded up to 64, rows).
+__kernel void add_bias_f32(__global float* y, __global const float* bias, int rows, int cols, int ld, int off) {
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= cols || r >= rows) return;
+  y[off + (size_t)r * ld + c] += bias[c];
 }

@@ -1,5 +1,4 @@
-// GEMM epilogues and dtype conversions.
-//   add_bias_f32: y[r*ld + c + off] += bias[c]            global (cols↑64, rows)
+// Exact dtype conversions (runtime/ops/convert.h).
 //   widen_f16:    dst[i] = (float)src_half[i]              global (n↑256)
 //   widen_bf16:   dst[i] = bits(src[i]) << 16              global (n↑256); exact (bf16 is the top
 //                                                          half of an fp32)
@@ -9,12 +8,6 @@
 //   copy_f32:     dst[i] = src[i]
 // widen_bf16 and narrow_bf16 move fp32 values as uint bit patterns so that no device flushes a
 // subnormal on the way.
-
-__kernel void add_bias_f32(__global float* y, __global const float* bias, int rows, int cols, int ld, int off) {
-  int c = get_global_id(0), r = get_global_id(1);
-  if (c >= cols || r >= rows) return;
-  y[off + (size_t)r * ld + c] += bias[c];
-}
 
 __kernel void widen_f16(__global const half* src, __global float* dst, int n) {
   int i = get_global_id(0);

@@ -1,0 +1,104 @@
+#include "runtime/ops/linear.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "runtime/gemm.h"
+#include "runtime/ops/activation.h"
+#include "runtime/ops/convert.h"
+
+namespace dsocr {
+namespace {
+
+constexpr int64_t kGemvMaxRows = 4;
+constexpr size_t kGemvWG = 128;
+// DSOCR_GEMV=0 sends every linear() through CLBlast (benchmark comparisons).
+bool gemv_enabled() {
+  const char* e = std::getenv("DSOCR_GEMV");
+  return !(e && std::string(e) == "0");
+}
+
+// y [rows, out] = x' w^T by the matrix-vector kernel; x' = x [rows, in], or with swiglu the
+// SwiGLU product of x [rows, 2*in] (gate | up).
+void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
+          bool swiglu) {
+  Defines d{{"WG", std::to_string(kGemvWG)}};
+  if (w.dtype != DType::f32) d[w.dtype == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
+  if (swiglu) d["X_SWIGLU"] = "1";
+  auto& k = rt.kernel("linear.cl", "gemv_f32", d);
+  rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
+            static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
+}
+
+}  // namespace
+
+void add_bias(Runtime& rt, Tensor& y, const Tensor& bias, size_t rows, size_t cols, size_t ld, size_t y_off) {
+  if (bias.numel() < static_cast<int64_t>(cols)) throw Error("add_bias: bias shorter than the row");
+  auto& k = rt.kernel("linear.cl", "add_bias_f32");
+  rt.launch(k, cl::NDRange(round_up(cols, 64), rows), cl::NDRange(64, 1), y, bias, static_cast<cl_int>(rows),
+            static_cast<cl_int>(cols), static_cast<cl_int>(ld), static_cast<cl_int>(y_off));
+}
+
+void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  if (w.rank() != 2) throw Error(fmt::format("linear: weight must be [out,in], got {}", shape_str(w.shape)));
+  if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
+    throw Error(
+        fmt::format("linear: weight {} is {}, expected f32, f16 or bf16", shape_str(w.shape), dtype_name(w.dtype)));
+  if (x.dtype != DType::f32 || y.dtype != DType::f32)
+    throw Error(fmt::format("linear: x ({}) and y ({}) must be f32", dtype_name(x.dtype), dtype_name(y.dtype)));
+  int64_t out = w.dim(0), in = w.dim(1);
+  if (x.rank() < 1 || x.dim(-1) != in)
+    throw Error(fmt::format("linear: x {} does not end in in={} of weight {}", shape_str(x.shape), in, shape_str(w.shape)));
+  int64_t rows = x.numel() / in;
+  if (y.numel() != rows * out || y.dim(-1) != out)
+    throw Error(fmt::format("linear: y {} must be [..., {}] with {} rows", shape_str(y.shape), out, rows));
+  if (bias && bias->defined() && bias->numel() != out)
+    throw Error(fmt::format("linear: bias {} must have {} elements", shape_str(bias->shape), out));
+  if (rows <= kGemvMaxRows && gemv_enabled()) {
+    gemv(rt, x, w, y, rows, in, out, false);
+    if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
+    return;
+  }
+  Tensor wf = w;
+  if (w.dtype != DType::f32) {
+    wf = rt.empty(w.shape, DType::f32,
+                  w.dtype == DType::f16 ? "linear fp16 weight widened" : "linear bf16 weight widened");
+    widen_to_f32(rt, w, wf);
+  }
+  GemmArgs g;
+  g.ta = Trans::N;
+  g.tb = Trans::T;
+  g.m = rows;
+  g.n = out;
+  g.k = in;
+  g.lda = in;
+  g.ldb = in;
+  g.ldc = out;
+  gemm(rt, g, x, wf, y);
+  if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
+}
+
+void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y) {
+  if (w.rank() != 2) throw Error(fmt::format("linear_swiglu: weight must be [out,in], got {}", shape_str(w.shape)));
+  const int64_t out = w.dim(0), in = w.dim(1);
+  if (gu.rank() != 2 || gu.dim(1) != 2 * in || gu.dtype != DType::f32)
+    throw Error(fmt::format("linear_swiglu: gate|up must be f32 [rows, {}] for weight {}, got {} {}", 2 * in,
+                            shape_str(w.shape), shape_str(gu.shape), dtype_name(gu.dtype)));
+  const int64_t rows = gu.dim(0);
+  if (y.shape != Shape{rows, out} || y.dtype != DType::f32)
+    throw Error(fmt::format("linear_swiglu: y must be f32 [{},{}], got {}", rows, out, shape_str(y.shape)));
+  if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
+    throw Error(fmt::format("linear_swiglu: weight must be f32, f16 or bf16, got {}", dtype_name(w.dtype)));
+  if (rows <= kGemvMaxRows && gemv_enabled()) {
+    gemv(rt, gu, w, y, rows, in, out, true);
+    return;
+  }
+  Tensor act = rt.empty({rows, in}, DType::f32, "swiglu product");
+  ops::swiglu(rt, gu, gu, act, static_cast<int>(rows), static_cast<int>(in), static_cast<int>(2 * in), 0,
+              static_cast<int>(in));
+  linear(rt, act, w, nullptr, y);
+}
+
+}  // namespace dsocr

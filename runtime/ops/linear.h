@@ -1,0 +1,27 @@
+// linear: y[..., out] = x[..., in] * W[out, in]^T (+ bias), and the SwiGLU down projection.
+// Up to 4 rows (decode) run our matrix-vector kernel (kernels/linear.cl), which reads fp16 and
+// bf16 weights directly; more rows run CLBlast's SGEMM (runtime/gemm.h) after widening such
+// weights into a scratch fp32 buffer (CLBlast's HGEMM needs cl_khr_fp16 arithmetic, which the
+// portable path may not assume; it has no bf16 at all). The bias is added by our own epilogue.
+#pragma once
+#include <cstddef>
+
+#include "runtime/runtime.h"
+
+namespace dsocr {
+
+// y = x W^T + bias. x: [..., in] f32; w: [out, in] f32, f16 or bf16; bias: [out] f32 or undefined;
+// y: [..., out] f32.
+// Up to 4 rows (decode) go through our matrix-vector kernel (kernels/gemv.cl), more through
+// CLBlast; DSOCR_GEMV=0 sends everything to CLBlast (for benchmark comparisons).
+void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y);
+
+// y [rows, out] = (silu(gu[:, :in]) * gu[:, in:]) w^T: the down projection of a SwiGLU MLP with
+// the activation fused into the matrix-vector kernel for up to 4 rows (decode); more rows run
+// the activation kernel, then linear(). gu [rows, 2*in] f32; w [out, in] f32, f16 or bf16.
+void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y);
+
+// y[r, c] += bias[c] for r < rows, c < cols (row stride ld).
+void add_bias(Runtime& rt, Tensor& y, const Tensor& bias, size_t rows, size_t cols, size_t ld, size_t y_off = 0);
+
+}  // namespace dsocr
