@@ -2,7 +2,7 @@
 // driver: the same reader as read_golden, without a file per input). HDF5 itself is not
 // instrumented; a crash inside libhdf5 is still reported, its leaks are not (below).
 #include "fuzz/fuzz_util.h"
-#include "model/golden.h"
+#include "parity/golden.h"
 
 using namespace dsocr;
 

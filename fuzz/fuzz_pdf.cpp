@@ -2,7 +2,7 @@
 // from memory, then render the first two pages at 18 dpi with a 1-megapixel cap (small, so that
 // the fuzzer runs many inputs). poppler is not instrumented; its crashes are still reported.
 #include "fuzz/fuzz_util.h"
-#include "model/ocr.h"
+#include "ocr/ocr.h"
 
 using namespace dsocr;
 
