@@ -7,6 +7,8 @@
 
 #include "harness/harness.h"
 #include "runtime/gemm.h"
+#include "runtime/ops/convert.h"
+#include "runtime/ops/linear.h"
 
 using namespace dsocr;
 using namespace dsocr::test;
