@@ -13,6 +13,7 @@
 #include "ocr/draw.h"
 #include "model/hf_cache.h"
 #include "ocr/ocr.h"
+#include "ocr/pipeline.h"
 #include "model/preprocess.h"
 
 namespace dsocr {
@@ -341,54 +342,30 @@ void OcrRun::fail(const std::string& name, int page, const std::string& message)
 
 void OcrRun::run_page(const RgbImage& img, const std::string& name, int page) {
   load();
-  Runtime& rt = *rt_;
-  OcrEngine& engine = *engine_;
   ++page_no_;
   const std::string where = page > 0 ? fmt::format("{} page {}", name, page) : name;
   status_.note(fmt::format("[{}] {}: {}x{}", page_no_, where, img.width, img.height));
-  std::vector<std::string> images;
-  auto on_image = [&](const RefMatch& m) {
-    std::vector<std::string> skipped;
-    std::string rep = save_image_crops(m, img, s_.out_dir, crop_no_, images, &skipped);
-    for (auto& w : skipped) warn(where + ": " + w);
-    return rep;
-  };
   out_.new_page();
-  TextStream ts(engine.tok);
-  MarkdownStream md(on_image);
+  PageRequest req{s_.prompt, s_.opts, output_format_from_string(s_.format), s_.out_dir, name, page, load_s_};
   const auto t_page = Clock::now();
   Clock::time_point t_first{};
-  int64_t n = 0;
-  status_.restart();
-  auto on_token = [&](int32_t id) {
-    if (n++ == 0) t_first = Clock::now();
+  PageEvents ev;
+  ev.text = [&](const std::string& piece) { out_.write(piece); };
+  ev.warning = [&](const std::string& w) { warn(w); };
+  ev.token = [&](int64_t n, int32_t) {
+    if (n == 1) t_first = Clock::now();
     if (show_generation_ && n > 1)
       status_.update(fmt::format("[{}] {} tokens, {:.1f} tok/s, {:.1f} s", page_no_, n,
                                  (n - 1) / std::max(1e-9, secs_since(t_first)), secs_since(t_page)));
-    if (id == engine.eos_id) return;
-    if (s_.format == "text")
-      out_.write(ts.push(id));
-    else if (s_.format == "markdown")
-      out_.write(md.push(ts.push(id)));
   };
-  PageResult r = ocr_image(rt, engine, img, s_.prompt, s_.opts, on_token);
+  status_.restart();
+  PageOutput po = dsocr::run_page(*rt_, *engine_, img, req, crop_no_, ev);
   status_.clear();
-  std::string markdown;
-  if (s_.format == "text") {
-    out_.write(ts.flush());
-  } else if (s_.format == "markdown") {
-    out_.write(md.push(ts.flush()));
-    out_.write(md.flush());
-  } else {
-    markdown = postprocess_markdown(r.text, on_image);
-  }
-  if (s_.format != "json" && out_.any && out_.last != '\n') out_.write("\n");
-  auto boxes = pixel_boxes(r.text, img.width, img.height);
-  if (s_.format == "json") {
-    PageReport rep{name, page, s_.prompt, markdown, boxes, images, load_s_};
-    out_.raw(page_json(r, rep).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-  }
-  report_page(r, img, where, boxes);
+  if (req.format == OutputFormat::json)
+    out_.raw(po.json + "\n");
+  else if (out_.any && out_.last != '\n')
+    out_.write("\n");
+  report_page(po.result, img, where, po.boxes);
 }
 
 void OcrRun::report_page(const PageResult& r, const RgbImage& img, const std::string& where,
