@@ -207,6 +207,76 @@ inline void flash_load_tile(__local float* tile, int rows, __global const float*
   }
 }
 
+// The flash kernel's unrolled steps (REPA over the FL_RQ query rows, REPB over the FL_RK key or
+// FL_DC4 value columns of a work-item), named here so that the kernel reads as its loop.
+#define FL_INIT_ACC(c, r) acc[r][c] = (float4)(0.0f);
+#define FL_INIT(r, _)  \
+  m[r] = -INFINITY;    \
+  l[r] = 0.0f;         \
+  REPB(FL_DC4, FL_INIT_ACC, r)
+#define FL_S0(c, r) s[r][c] = 0.0f;
+#define FL_S0_ROW(r, _) REPB(FL_RK, FL_S0, r)
+#define FL_LOAD_Q(r, _) qv[r] = vload4(0, Qs + (tq + r * FL_TQ) * FL_LD + d);
+#define FL_LOAD_K(c, _) kv[c] = vload4(0, KVs + (tk + c * FL_TK) * FL_LD + d);
+#define FL_DOT(c, r) s[r][c] += dot(qv[r], kv[c]);
+#define FL_DOT_ROW(r, _) REPB(FL_RK, FL_DOT, r)
+#define FL_LOGIT(c, r)                                                                                         \
+  {                                                                                                            \
+    const int i = q0 + tq + r * FL_TQ, j = k0 + tk + c * FL_TK;                                               \
+    float x = -INFINITY;                                                                                       \
+    if (i < Nq && j < k_stop && (!causal || j <= i + shift))                                                   \
+      x = s[r][c] + sdpa_bias(flags, bias, b_off, b_sb, b_sh, b_sq, relh, relw, kh, kw, b, h, H, Nq, i, j); \
+    s[r][c] = x;                                                                                               \
+    Ss[(tq + r * FL_TQ) * FL_SLD + tk + c * FL_TK] = x;                                                        \
+  }
+#define FL_LOGIT_ROW(r, _) REPB(FL_RK, FL_LOGIT, r)
+#define FL_MAX(r, _)                                                                 \
+  {                                                                                  \
+    __local const float* sr = Ss + (tq + r * FL_TQ) * FL_SLD;                        \
+    float mt = m[r];                                                                 \
+    for (int c = 0; c < FL_BK; c += 4) {                                             \
+      float4 x = vload4(0, sr + c);                                                  \
+      mt = fmax(mt, fmax(fmax(x.x, x.y), fmax(x.z, x.w)));                           \
+    }                                                                                \
+    mu[r] = mt == -INFINITY ? 0.0f : mt; /* nothing visible yet: exp(-inf) = 0 */ \
+    alpha[r] = exp(m[r] - mu[r]);                                                    \
+    m[r] = mt;                                                                       \
+  }
+#define FL_P(c, r) Ss[(tq + r * FL_TQ) * FL_SLD + tk + c * FL_TK] = exp(s[r][c] - mu[r]);
+#define FL_P_ROW(r, _) REPB(FL_RK, FL_P, r)
+#define FL_RESCALE_C(c, r) acc[r][c] *= alpha[r];
+#define FL_RESCALE(r, _) \
+  l[r] *= alpha[r];      \
+  REPB(FL_DC4, FL_RESCALE_C, r)
+#define FL_LOAD_V(c, _) vv[c] = vload4(0, KVs + j * FL_LD + (tk + c * FL_TK) * 4);
+#define FL_PV_C(c, r) acc[r][c] = fma((float4)(p), vv[c], acc[r][c]);
+#define FL_PV(r, _)                               \
+  {                                               \
+    const float p = Ss[(tq + r * FL_TQ) * FL_SLD + j]; \
+    l[r] += p;                                    \
+    REPB(FL_DC4, FL_PV_C, r)                      \
+  }
+#define FL_OUT_C(c, r) store_row4(acc[r][c] * inv, orow, (tk + c * FL_TK) * 4);
+#define FL_PART_C(c, r) store_row4(acc[r][c], pr + 2, (tk + c * FL_TK) * 4);
+#define FL_OUT(r, _)                                                                              \
+  {                                                                                               \
+    const int i = q0 + tq + r * FL_TQ;                                                            \
+    if (i < Nq) {                                                                                 \
+      if (nsplit == 1) {                                                                          \
+        __global float* orow = o + o_off + b * o_sb + h * o_sh + i * o_sn;                        \
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;                                       \
+        REPB(FL_DC4, FL_OUT_C, r)                                                                 \
+      } else {                                                                                    \
+        __global float* pr = part + (((long)bh * Nq + i) * nsplit + split) * (HEAD_DIM + 2);      \
+        if (tk == 0) {                                                                            \
+          pr[0] = m[r];                                                                           \
+          pr[1] = l[r];                                                                           \
+        }                                                                                         \
+        REPB(FL_DC4, FL_PART_C, r)                                                                \
+      }                                                                                           \
+    }                                                                                             \
+  }
+
 __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
     __global const float* q, long q_off, long q_sb, long q_sh, long q_sn,  //
     __global const float* k, long k_off, long k_sb, long k_sh, long k_sn,  //
@@ -235,11 +305,6 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
 
   float m[FL_RQ], l[FL_RQ], mu[FL_RQ], alpha[FL_RQ], s[FL_RQ][FL_RK];
   float4 acc[FL_RQ][FL_DC4];
-#define FL_INIT_ACC(c, r) acc[r][c] = (float4)(0.0f);
-#define FL_INIT(r, _)  \
-  m[r] = -INFINITY;    \
-  l[r] = 0.0f;         \
-  REPB(FL_DC4, FL_INIT_ACC, r)
   REPA(FL_RQ, FL_INIT, _)
 
   const int k_begin = split * chunk;
@@ -253,96 +318,34 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // s = (scale q) . k over the dims rounded up to 4 (zeros past D).
-#define FL_S0(c, r) s[r][c] = 0.0f;
-#define FL_S0_ROW(r, _) REPB(FL_RK, FL_S0, r)
     REPA(FL_RQ, FL_S0_ROW, _)
     for (int d = 0; d < DQ; d += 4) {
       float4 qv[FL_RQ], kv[FL_RK];
-#define FL_LOAD_Q(r, _) qv[r] = vload4(0, Qs + (tq + r * FL_TQ) * FL_LD + d);
-#define FL_LOAD_K(c, _) kv[c] = vload4(0, KVs + (tk + c * FL_TK) * FL_LD + d);
-#define FL_DOT(c, r) s[r][c] += dot(qv[r], kv[c]);
-#define FL_DOT_ROW(r, _) REPB(FL_RK, FL_DOT, r)
       REPA(FL_RQ, FL_LOAD_Q, _)
       REPB(FL_RK, FL_LOAD_K, _)
       REPA(FL_RQ, FL_DOT_ROW, _)
     }
     // bias and masks; logits to local memory
-#define FL_LOGIT(c, r)                                                                                         \
-  {                                                                                                            \
-    const int i = q0 + tq + r * FL_TQ, j = k0 + tk + c * FL_TK;                                               \
-    float x = -INFINITY;                                                                                       \
-    if (i < Nq && j < k_stop && (!causal || j <= i + shift))                                                   \
-      x = s[r][c] + sdpa_bias(flags, bias, b_off, b_sb, b_sh, b_sq, relh, relw, kh, kw, b, h, H, Nq, i, j); \
-    s[r][c] = x;                                                                                               \
-    Ss[(tq + r * FL_TQ) * FL_SLD + tk + c * FL_TK] = x;                                                        \
-  }
-#define FL_LOGIT_ROW(r, _) REPB(FL_RK, FL_LOGIT, r)
     REPA(FL_RQ, FL_LOGIT_ROW, _)
     barrier(CLK_LOCAL_MEM_FENCE);  // logits visible; K no longer read
 
     flash_load_tile(KVs, FL_BK, vb, v_sn, k0, k_stop - k0, 1.0f, lid);
     // new row maxima over the tile (every work-item of a row computes the same values)
-#define FL_MAX(r, _)                                                                 \
-  {                                                                                  \
-    __local const float* sr = Ss + (tq + r * FL_TQ) * FL_SLD;                        \
-    float mt = m[r];                                                                 \
-    for (int c = 0; c < FL_BK; c += 4) {                                             \
-      float4 x = vload4(0, sr + c);                                                  \
-      mt = fmax(mt, fmax(fmax(x.x, x.y), fmax(x.z, x.w)));                           \
-    }                                                                                \
-    mu[r] = mt == -INFINITY ? 0.0f : mt; /* nothing visible yet: exp(-inf) = 0 */ \
-    alpha[r] = exp(m[r] - mu[r]);                                                    \
-    m[r] = mt;                                                                       \
-  }
     REPA(FL_RQ, FL_MAX, _)
     barrier(CLK_LOCAL_MEM_FENCE);  // logits read by every work-item of the row; V tile loaded
 
-#define FL_P(c, r) Ss[(tq + r * FL_TQ) * FL_SLD + tk + c * FL_TK] = exp(s[r][c] - mu[r]);
-#define FL_P_ROW(r, _) REPB(FL_RK, FL_P, r)
     REPA(FL_RQ, FL_P_ROW, _)
     barrier(CLK_LOCAL_MEM_FENCE);
 
-#define FL_RESCALE_C(c, r) acc[r][c] *= alpha[r];
-#define FL_RESCALE(r, _) \
-  l[r] *= alpha[r];      \
-  REPB(FL_DC4, FL_RESCALE_C, r)
     REPA(FL_RQ, FL_RESCALE, _)
     for (int j = 0; j < FL_BK; ++j) {
       float4 vv[FL_DC4];
-#define FL_LOAD_V(c, _) vv[c] = vload4(0, KVs + j * FL_LD + (tk + c * FL_TK) * 4);
-#define FL_PV_C(c, r) acc[r][c] = fma((float4)(p), vv[c], acc[r][c]);
-#define FL_PV(r, _)                               \
-  {                                               \
-    const float p = Ss[(tq + r * FL_TQ) * FL_SLD + j]; \
-    l[r] += p;                                    \
-    REPB(FL_DC4, FL_PV_C, r)                      \
-  }
       REPB(FL_DC4, FL_LOAD_V, _)
       REPA(FL_RQ, FL_PV, _)
     }
   }
 
   // out = acc / l, or the split's partial (m, l, acc)
-#define FL_OUT_C(c, r) store_row4(acc[r][c] * inv, orow, (tk + c * FL_TK) * 4);
-#define FL_PART_C(c, r) store_row4(acc[r][c], pr + 2, (tk + c * FL_TK) * 4);
-#define FL_OUT(r, _)                                                                              \
-  {                                                                                               \
-    const int i = q0 + tq + r * FL_TQ;                                                            \
-    if (i < Nq) {                                                                                 \
-      if (nsplit == 1) {                                                                          \
-        __global float* orow = o + o_off + b * o_sb + h * o_sh + i * o_sn;                        \
-        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;                                       \
-        REPB(FL_DC4, FL_OUT_C, r)                                                                 \
-      } else {                                                                                    \
-        __global float* pr = part + (((long)bh * Nq + i) * nsplit + split) * (HEAD_DIM + 2);      \
-        if (tk == 0) {                                                                            \
-          pr[0] = m[r];                                                                           \
-          pr[1] = l[r];                                                                           \
-        }                                                                                         \
-        REPB(FL_DC4, FL_PART_C, r)                                                                \
-      }                                                                                           \
-    }                                                                                             \
-  }
   REPA(FL_RQ, FL_OUT, _)
 }
 

@@ -91,18 +91,8 @@ void check_real(const std::string& origin, const char* what, double v, double lo
     throw Error(fmt::format("{}: {} must be in ({}, {}], got {}", origin, what, lo, hi, v));
 }
 
-}  // namespace
-
-ModelConfig parse_config(const std::string& text, const std::string& origin) {
-  json top = json::parse(text, nullptr, false);
-  if (top.is_discarded() || !top.is_object()) throw Error(fmt::format("{}: not a JSON object", origin));
-  const json* lang =
-      top.contains("language_config") && top["language_config"].is_object() ? &top["language_config"] : nullptr;
-  Reader r{top, lang, origin};
-  ModelConfig c;
-  c.model_type = r.str("model_type", "");
-  c.torch_dtype = r.str("torch_dtype", "");
-  LmConfig& lm = c.lm;
+// The language model's fields (top level, or language_config when present), checked.
+void parse_lm(const Reader& r, const std::string& origin, LmConfig& lm) {
   r.get("vocab_size", lm.vocab_size);
   r.get("hidden_size", lm.hidden_size);
   r.get("intermediate_size", lm.intermediate_size);
@@ -159,7 +149,10 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   if (lm.n_routed_experts > 0 && (lm.num_experts_per_tok <= 0 || lm.num_experts_per_tok > lm.n_routed_experts))
     throw Error(fmt::format("{}: num_experts_per_tok {} must be in 1..n_routed_experts {}", origin,
                             lm.num_experts_per_tok, lm.n_routed_experts));
+}
 
+// vision_config: SAM and CLIP sizes, checked.
+void parse_vision(const json& top, const std::string& origin, ModelConfig& c) {
   if (top.contains("vision_config") && top["vision_config"].is_object()) {
     const json& vc = top["vision_config"];
     if (vc.contains("width") && vc["width"].is_object()) {
@@ -214,7 +207,11 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
                             c.clip.image_size));
   if (c.sam.width % c.sam.heads || c.clip.width % c.clip.heads)
     throw Error(fmt::format("{}: encoder widths must divide into their heads", origin));
+}
 
+// projector_config, checked against the encoder and LM widths.
+void parse_projector(const json& top, const std::string& origin, ModelConfig& c) {
+  const LmConfig& lm = c.lm;
   if (top.contains("projector_config") && top["projector_config"].is_object()) {
     const json& p = top["projector_config"];
     std::string type = p.value("projector_type", std::string("linear"));
@@ -230,6 +227,22 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   if (c.n_embed != lm.hidden_size)
     throw Error(
         fmt::format("{}: projector n_embed {} must equal the LM hidden_size {}", origin, c.n_embed, lm.hidden_size));
+}
+
+}  // namespace
+
+ModelConfig parse_config(const std::string& text, const std::string& origin) {
+  json top = json::parse(text, nullptr, false);
+  if (top.is_discarded() || !top.is_object()) throw Error(fmt::format("{}: not a JSON object", origin));
+  const json* lang =
+      top.contains("language_config") && top["language_config"].is_object() ? &top["language_config"] : nullptr;
+  Reader r{top, lang, origin};
+  ModelConfig c;
+  c.model_type = r.str("model_type", "");
+  c.torch_dtype = r.str("torch_dtype", "");
+  parse_lm(r, origin, c.lm);
+  parse_vision(top, origin, c);
+  parse_projector(top, origin, c);
   return c;
 }
 

@@ -2,6 +2,7 @@
 # The test command: sets up a fresh machine, builds, and runs every test on every OpenCL platform
 # present (PoCL, and rusticl on llvmpipe; NVIDIA etc. where installed). ctest names read
 # "<platform>/<test>".  DSOCR_TEST_DEVICES=pocl,rusticl restricts the platforms.
+# The layout rules (tests/structure/check_structure.py) are checked first.
 # Then the PoCL tests again, built with AddressSanitizer + UndefinedBehaviorSanitizer
 # (scripts/test_sanitize.sh, in build-asan). Then the PyTorch reference suite
 # (scripts/test_reference.sh), which also checks that regenerating the goldens reproduces
@@ -10,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 bash scripts/setup.sh
+echo "== structure: library layers, file and function sizes (docs/architecture.md)"
+python3 tests/structure/check_structure.py --self-test
+python3 tests/structure/check_structure.py
 bash scripts/build.sh
 export RUSTICL_ENABLE=${RUSTICL_ENABLE:-llvmpipe}
 build=${BUILD_DIR:-build}
