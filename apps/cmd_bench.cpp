@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
+#include "apps/runtime_setup.h"
 #include "bench/bench.h"
 
 #ifndef DSOCR_GIT_SHA
@@ -37,7 +38,8 @@ device memory; no download). Default: all.
   --small              reduced shapes for CPU devices and tests (the names state the shapes run)
   --only TEXT          kernels: only the cases whose name contains TEXT (e.g. sdpa, gemv, norm)
   --weights S          model: compact (default: bf16 matrices as the checkpoint) or f32
-  --json FILE          everything measured, with device, driver, date and git commit
+  --json FILE          everything measured, with device, driver, date, git commit and the tuning
+                       knobs in force (DSOCR_GEMV, DSOCR_SDPA_TILES, ...: README)
   --csv FILE           the kernel table
 Exit status: 0, 1 a measurement failed, 2 usage (checked before the device is touched).
 )";
@@ -52,6 +54,7 @@ BenchArgs parse(Args& a) {
   BenchArgs b;
   b.ro.device = a.value("--device");
   b.ro.timing = true;
+  b.ro.tuning = Tuning::from_env();  // once, for both runtimes (a refused value fails before any work)
   b.o.runs = static_cast<int>(a.integer("--runs", 5, 1, 100000));
   b.o.small = a.flag("--small");
   b.o.only = a.value("--only");
@@ -125,9 +128,9 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
   rt.trim();
   RuntimeOptions mo = b.ro;
   mo.timing = false;
-  Runtime mrt(mo);
+  std::unique_ptr<Runtime> mrt = open_runtime(mo);
   const bench::Options& o = b.o;
-  bench::ModelResult m = bench::bench_model(mrt, o);
+  bench::ModelResult m = bench::bench_model(*mrt, o);
   const double gemm = peak.sgemm_gflops * 1e9;
   auto pct = [&](double tflop, double ms) { return ms > 0 ? 100.0 * tflop * 1e12 / (ms * 1e-3) / gemm : 0.0; };
   const double ceiling = peak.copy_gbs / 2 / m.decode_gbytes_per_token;  // reads only: half the copy traffic
@@ -181,7 +184,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
   BenchArgs b = parse(a);
   const bench::Options& o = b.o;
 
-  Runtime rt(b.ro);
+  std::unique_ptr<Runtime> opened = open_runtime(b.ro);
+  Runtime& rt = *opened;
   const DeviceInfo& d = rt.device();
   std::time_t now = std::time(nullptr);
   char date[32];
@@ -197,7 +201,11 @@ int cmd_bench(const std::vector<std::string>& argv) {
              d.driver_version, o.runs, o.small ? "small" : "real", DSOCR_GIT_SHA);
 
   if (!rt.gemm_tuning().empty()) fmt::print("{}\n", rt.gemm_tuning());
+  if (!rt.tuning().from_environment.empty())
+    fmt::print("tuning (set from the environment: {}):\n{}", fmt::join(rt.tuning().from_environment, ", "),
+               rt.tuning().describe("  "));
   j["gemm_tuning"] = rt.gemm_tuning();
+  j["tuning"] = nlohmann::json(rt.tuning().to_json());  // the knobs these figures were measured with
   bench::Peak peak = bench::measure_peak(rt, o);
   std::string by_n;
   for (auto& [n, g] : peak.sgemm_by_n) by_n += fmt::format("{}{}^3 {:.0f}", by_n.empty() ? "" : ", ", n, g);

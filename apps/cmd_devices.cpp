@@ -2,9 +2,12 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/runtime_setup.h"
 #include "runtime/device.h"
+#include "runtime/gemm_tuning.h"
 #include "runtime/kernel_source.h"
 #include "runtime/runtime.h"
 
@@ -15,14 +18,16 @@ static std::string mib(uint64_t b) { return fmt::format("{:.0f} MiB", b / 104857
 namespace {
 
 const char* kDevicesUsage =
-    R"(usage: dsocr devices [--tags]
+    R"(usage: dsocr devices [--tags] [--verbose]
 
 Lists every OpenCL device of every platform: vendor, driver, OpenCL C version, compute units,
 global and local memory, maximum work-group size, cl_khr_fp16, subgroups and images. rusticl
 lists devices only when RUSTICL_ENABLE names a driver (llvmpipe for the CPU, asahi on Apple
 silicon). The [N] before each device is its index for --device N.
-  --tags    one platform tag per line (":INDEX" added where a platform has several devices)
-Exit status: 0, 1 when no device is found.
+  --tags      one platform tag per line (":INDEX" added where a platform has several devices)
+  --verbose   also the tuning knobs a run would use on each device (defaults, or DSOCR_GEMV,
+              DSOCR_SDPA_TILES, ... from the environment) and its stored CLBlast tuning file
+Exit status: 0, 1 when no device is found (or a tuning variable has a refused value).
 )";
 
 const char* kWarmupUsage =
@@ -49,6 +54,18 @@ std::string platform_info(cl_platform_id p, cl_platform_info what) {
   clGetPlatformInfo(p, what, n, s.data(), nullptr);
   while (!s.empty() && s.back() == '\0') s.pop_back();
   return s;
+}
+
+// The knobs a run on d would use (the same for every device today: the environment's), and the
+// device's stored CLBlast tuning file, if any (checked only when a run applies it).
+void print_tuning(const DeviceInfo& d, const Tuning& tuning) {
+  fmt::print("    tuning\n{}", tuning.describe("      "));
+  const std::string path = gemm_tuning_path(d);
+  std::error_code ec;
+  const bool stored = !path.empty() && std::filesystem::is_regular_file(path, ec);
+  std::string what = stored ? path : "none stored (dsocr tune)";
+  if (stored && !tuning.gemm_tuning) what += " (not applied: DSOCR_GEMM_TUNING=0)";
+  fmt::print("    CLBlast tuning  {}\n", what);
 }
 
 }  // namespace
@@ -85,6 +102,7 @@ int cmd_devices(const std::vector<std::string>& argv) {
     return 0;
   }
   bool tags = a.flag("--tags");
+  const bool verbose = a.flag("--verbose");
   if (!a.positional().empty()) throw UsageError("dsocr devices takes no arguments (see dsocr devices --help)");
   auto devices = list_devices();
   if (tags) {
@@ -104,6 +122,7 @@ int cmd_devices(const std::vector<std::string>& argv) {
     fmt::print("no OpenCL devices found (for rusticl set RUSTICL_ENABLE, e.g. RUSTICL_ENABLE=llvmpipe)\n");
     return 1;
   }
+  const Tuning tuning = verbose ? Tuning::from_env() : Tuning{};
   for (auto& d : devices) {
     fmt::print("[{}] {}  ({})\n", d.index, d.label(), d.is_gpu ? "GPU" : "not a GPU");
     fmt::print("    platform        {} ({})\n", d.platform_name, d.platform_version);
@@ -118,6 +137,7 @@ int cmd_devices(const std::vector<std::string>& argv) {
     fmt::print("    cl_khr_fp16     {}\n", d.fp16 ? "yes" : "no");
     fmt::print("    subgroups       {}\n", d.subgroups ? "yes" : "no");
     fmt::print("    images          {}\n", d.images ? "yes" : "no");
+    if (verbose) print_tuning(d, tuning);
   }
   return 0;
 }
@@ -131,10 +151,10 @@ int cmd_warmup(const std::vector<std::string>& argv) {
   RuntimeOptions o;
   o.device = a.value("--device");
   if (!a.positional().empty()) throw UsageError("dsocr warmup takes no arguments (see dsocr warmup --help)");
-  Runtime rt(o);
-  fmt::print("device: {}\nkernels: {}\n", rt.device().label(), kernel_source_origin());
-  for (auto& f : kernel_files()) rt.programs().get(f, {});
-  fmt::print("{}\n", rt.programs().summary());
+  std::unique_ptr<Runtime> rt = open_runtime(o);
+  fmt::print("device: {}\nkernels: {}\n", rt->device().label(), kernel_source_origin());
+  for (auto& f : kernel_files()) rt->programs().get(f, {});
+  fmt::print("{}\n", rt->programs().summary());
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "apps/commands.h"
+#include "apps/runtime_setup.h"
 #include "parity/parity.h"
 
 namespace dsocr {
@@ -34,9 +35,9 @@ int cmd_parity(const std::vector<std::string>& argv) {
   p.verbose = a.flag("--verbose");
   auto files = a.positional();
   if (files.empty()) throw UsageError("usage: dsocr parity CASE.h5 [CASE.h5 ...] [--device SPEC] [--verbose]");
-  Runtime rt(o);
-  if (p.verbose) fmt::print("device: {}\n", rt.device().label());
-  return run_parity(rt, files, p).exit_code();
+  std::unique_ptr<Runtime> rt = open_runtime(o);
+  if (p.verbose) fmt::print("device: {}\n", rt->device().label());
+  return run_parity(*rt, files, p).exit_code();
 }
 
 }  // namespace dsocr

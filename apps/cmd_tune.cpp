@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "apps/commands.h"
+#include "apps/runtime_setup.h"
 #include "runtime/gemm_tuning.h"
 #include "runtime/runtime.h"
 
@@ -40,7 +41,8 @@ int cmd_tune(const std::vector<std::string>& argv) {
   if (fraction <= 0) throw UsageError("--fraction: must be more than 0 (and at most 1)");
   const bool helpers = a.flag("--all");
   if (!a.positional().empty()) throw UsageError("dsocr tune takes no arguments (see dsocr tune --help)");
-  Runtime rt(ro);
+  std::unique_ptr<Runtime> opened = open_runtime(ro);
+  Runtime& rt = *opened;
   if (!rt.gemm_tuning().empty()) fmt::print("before: {}\n", rt.gemm_tuning());
   fmt::print("tuning CLBlast SGEMM on {} at {}^3, {:.3g} of Xgemm's search space...\n", rt.device().label(), size,
              fraction);

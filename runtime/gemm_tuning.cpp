@@ -142,12 +142,6 @@ std::string invalid_reason(const std::string& name, const ClMap& p, const Device
   return {};
 }
 
-// The kernels whose parameters a tuning holds, in the order they are tuned.
-const std::vector<std::string>& tuned_kernels() {
-  static const std::vector<std::string> k = {"Xgemm", "XgemmDirect", "Copy", "Pad", "Transpose", "Padtranspose"};
-  return k;
-}
-
 }  // namespace
 
 std::string gemm_tuning_path(const DeviceInfo& dev) {

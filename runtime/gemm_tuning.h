@@ -1,13 +1,14 @@
 // CLBlast tuned for the device at hand: `dsocr tune` runs CLBlast's own auto-tuner (TuneXgemm and
 // the helper kernels of its indirect GEMM) once per device and stores the best parameters beside
-// the program cache; every Runtime on that device then applies them (clblast::OverrideParameters)
-// before its first GEMM. CLBlast's built-in database has no entry for many devices (an H200, an
-// Apple GPU under Asahi), which then run generic defaults.
+// the program cache; every later dsocr command on that device applies them
+// (clblast::OverrideParameters) right after creating its Runtime (apps/runtime_setup.h), before its
+// first GEMM (a Runtime applies nothing by itself). CLBlast's built-in database has no entry for
+// many devices (an H200, an Apple GPU under Asahi), which then run generic defaults.
 //
 // File: <cache dir>/clblast-tuning-<hash of device, driver, platform>.json, written atomically:
 //   {"format": "dsocr-clblast-tuning-1", "device", "driver", "platform",
 //    "kernels": {"Xgemm": {"MWG": 64, ...}, "Copy": {...}, ...}, "tuned": {m, n, k, fraction, seconds}}
-// DSOCR_GEMM_TUNING=0 ignores it.
+// Tuning::gemm_tuning off (DSOCR_GEMM_TUNING=0) ignores it.
 #pragma once
 #include <cstddef>
 #include <map>
@@ -32,7 +33,9 @@ std::string gemm_tuning_path(const DeviceInfo& dev);
 
 // Applies the stored tuning of rt's device, if any, then checks a small SGEMM against the host;
 // a file that is corrupt, made for another device, or whose parameters CLBlast refuses or compute
-// wrongly is ignored (CLBlast's defaults restored). Returns what happened, for logs ("" when no file).
+// wrongly is ignored (CLBlast's defaults restored). Returns what happened, for logs ("" when no file);
+// callers record it with rt.set_gemm_tuning. CLBlast's parameters are per device and process, so
+// this affects every Runtime on the device.
 std::string apply_gemm_tuning(Runtime& rt);
 
 // Runs CLBlast's tuner for its main SGEMM kernel (Xgemm) on rt's device at m x n x k, sampling

@@ -7,11 +7,11 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "runtime/gemm_tuning.h"
-
 namespace dsocr {
 
-Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) {
+Runtime::Runtime(const RuntimeOptions& opts) : tuning_(opts.tuning.value_or(Tuning{})) {
+  tuning_.check();  // before the device is touched: a bad knob is a usage mistake
+  dev_ = select_device(opts.device);
   cl_int err = CL_SUCCESS;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, reinterpret_cast<cl_context_properties>(dev_.platform), 0};
   cl_context c = clCreateContext(props, 1, &dev_.device, nullptr, nullptr, &err);
@@ -31,12 +31,8 @@ Runtime::Runtime(const RuntimeOptions& opts) : dev_(select_device(opts.device)) 
     fail_alloc_at_ = std::strtoull(f, &end, 10);
     if (*end || fail_alloc_at_ == 0) throw Error(fmt::format("DSOCR_FAIL_ALLOC='{}': expected a positive integer", f));
   }
-  const char* pool = std::getenv("DSOCR_POOL");
   // Up to an eighth of the device's memory (at most 1 GiB) of freed buffers is kept for reuse.
-  pool_ = std::make_shared<BufferPool>(!(pool && std::string(pool) == "0"),
-                                       std::min<uint64_t>(dev_.global_mem / 8, uint64_t(1) << 30));
-  if (const char* t = std::getenv("DSOCR_GEMM_TUNING"); !(t && std::string(t) == "0"))
-    gemm_tuning_ = apply_gemm_tuning(*this);
+  pool_ = std::make_shared<BufferPool>(tuning_.pool, std::min<uint64_t>(dev_.global_mem / 8, uint64_t(1) << 30));
 }
 
 Runtime::~Runtime() {

@@ -4,8 +4,11 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
+#include <typeindex>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/cl.h"
@@ -13,6 +16,7 @@
 #include "runtime/error.h"
 #include "runtime/program_cache.h"
 #include "runtime/tensor.h"
+#include "runtime/tuning.h"
 
 namespace dsocr {
 
@@ -23,6 +27,9 @@ struct RuntimeOptions {
   // Fault injection for tests: the N-th call of alloc() (1-based, pool reuses included) fails as
   // the driver's clCreateBuffer would (CL_MEM_OBJECT_ALLOCATION_FAILURE). 0 = $DSOCR_FAIL_ALLOC, or off.
   uint64_t fail_alloc_at = 0;
+  // The device's performance knobs (runtime/tuning.h). Unset: Tuning's defaults; the environment
+  // is not read here (the dsocr command's open_runtime fills it with Tuning::from_env()).
+  std::optional<Tuning> tuning;
 };
 
 // The device time of one launch (kernel or CLBlast call), from its OpenCL events.
@@ -50,7 +57,9 @@ class Runtime {
   ProgramCache& programs() { return *programs_; }
   const MemoryStats& memory() const { return pool_->stats; }
   std::string memory_summary() const;
-  // Releases the freed buffers kept for reuse (after loading a model, say). DSOCR_POOL=0 keeps none.
+  // The performance knobs the ops follow (RuntimeOptions::tuning, checked when created).
+  const Tuning& tuning() const { return tuning_; }
+  // Releases the freed buffers kept for reuse (after loading a model, say). Tuning::pool off keeps none.
   void trim() { pool_->drain(); }
 
   // --- memory ---------------------------------------------------------------
@@ -110,8 +119,20 @@ class Runtime {
   cl::Event marker();
   static double elapsed_us(const cl::Event& from, const cl::Event& to);
 
-  // What happened to a stored CLBlast tuning for this device (runtime/gemm_tuning.h; "" if none).
+  // What happened to a stored CLBlast tuning for this device (runtime/gemm_tuning.h; "" if none
+  // or not applied). The Runtime applies none itself: whoever creates it calls apply_gemm_tuning
+  // when tuning().gemm_tuning says so (apps/runtime_setup.h) and records the outcome here.
   const std::string& gemm_tuning() const { return gemm_tuning_; }
+  void set_gemm_tuning(std::string note) { gemm_tuning_ = std::move(note); }
+
+  // State an op keeps for this device between calls (a choice made once, such as the kernel
+  // variant that builds): one T per Runtime, default-constructed on first use, freed with it.
+  template <typename T>
+  T& op_state() {
+    std::shared_ptr<void>& p = op_state_[std::type_index(typeid(T))];
+    if (!p) p = std::make_shared<T>();
+    return *static_cast<T*>(p.get());
+  }
 
   // Capability-driven variants: whether fp16 arithmetic may be used for fast paths.
   bool has_fp16() const { return dev_.fp16; }
@@ -126,6 +147,7 @@ class Runtime {
   void enqueue(Kernel& k, const cl::NDRange& global, const cl::NDRange& local);
 
   DeviceInfo dev_;
+  Tuning tuning_;
   cl::Context ctx_;
   cl::CommandQueue queue_;
   std::unique_ptr<ProgramCache> programs_;
@@ -142,6 +164,7 @@ class Runtime {
   std::map<std::string, bool> unusable_;  // try_kernel keys that failed
   std::vector<std::string> notes_;
   std::string gemm_tuning_;
+  std::unordered_map<std::type_index, std::shared_ptr<void>> op_state_;
   uint64_t launches_ = 0;
   uint64_t alloc_calls_ = 0, fail_alloc_at_ = 0;
 };

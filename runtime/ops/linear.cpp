@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
 #include <string>
 
 #include "runtime/gemm.h"
@@ -14,11 +13,8 @@ namespace {
 
 constexpr int64_t kGemvMaxRows = 4;
 constexpr size_t kGemvWG = 128;
-// DSOCR_GEMV=0 sends every linear() through CLBlast (benchmark comparisons).
-bool gemv_enabled() {
-  const char* e = std::getenv("DSOCR_GEMV");
-  return !(e && std::string(e) == "0");
-}
+// Tuning::gemv off (DSOCR_GEMV=0) sends every linear() through CLBlast (benchmark comparisons).
+bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 
 // y [rows, out] = x' w^T by the matrix-vector kernel; x' = x [rows, in], or with swiglu the
 // SwiGLU product of x [rows, 2*in] (gate | up).
@@ -56,7 +52,7 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
     throw Error(fmt::format("linear: y {} must be [..., {}] with {} rows", shape_str(y.shape), out, rows));
   if (bias && bias->defined() && bias->numel() != out)
     throw Error(fmt::format("linear: bias {} must have {} elements", shape_str(bias->shape), out));
-  if (rows <= kGemvMaxRows && gemv_enabled()) {
+  if (rows <= kGemvMaxRows && gemv_enabled(rt)) {
     gemv(rt, x, w, y, rows, in, out, false);
     if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
     return;
@@ -91,7 +87,7 @@ void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y) {
     throw Error(fmt::format("linear_swiglu: y must be f32 [{},{}], got {}", rows, out, shape_str(y.shape)));
   if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
     throw Error(fmt::format("linear_swiglu: weight must be f32, f16 or bf16, got {}", dtype_name(w.dtype)));
-  if (rows <= kGemvMaxRows && gemv_enabled()) {
+  if (rows <= kGemvMaxRows && gemv_enabled(rt)) {
     gemv(rt, gu, w, y, rows, in, out, true);
     return;
   }

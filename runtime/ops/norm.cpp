@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 
 namespace dsocr::ops {
@@ -27,7 +26,7 @@ void check_affine(const char* op, const Tensor& x, const Tensor& y, const Tensor
 // How the row kernels split a row of C (norm.cl's header): float4 vecs when C % 4 == 0, TPR = 1 << tlog
 // work-items per row, NV vecs per work-item, or the wide (looping) kernels when a row does not fit
 // 256 work-items x 8 vecs. TPR is the smallest power of two that needs at most `nv_pref` vecs per
-// work-item ($DSOCR_NORM_NV, default 4). Depends on C alone, so rms_norm and add_rms_norm always
+// work-item (Tuning::norm_nv, default 4). Depends on C alone, so rms_norm and add_rms_norm always
 // agree on it (their bit-identity).
 struct RowPlan {
   bool wide = false;
@@ -36,10 +35,9 @@ struct RowPlan {
   size_t rows_per_group = 1;
 };
 
-RowPlan row_plan(int64_t C) {
+RowPlan row_plan(int64_t C, int nv_pref) {
   RowPlan p;
-  int nv_pref = 4;
-  if (const char* e = std::getenv("DSOCR_NORM_NV"); e && *e) nv_pref = std::clamp(std::atoi(e), 1, kMaxNV);
+  nv_pref = std::clamp(nv_pref, 1, kMaxNV);
   p.vec = C % 4 == 0 ? 4 : 1;
   const int64_t Cv = std::max<int64_t>(C / p.vec, 1);
   int64_t tpr = 1;
@@ -65,7 +63,7 @@ struct RowLaunch {
 };
 
 RowLaunch row_launch(Runtime& rt, const std::string& name, int64_t rows, int64_t C) {
-  RowPlan p = row_plan(C);
+  RowPlan p = row_plan(C, rt.tuning().norm_nv);
   if (p.wide) return {&rt.kernel("norm.cl", name + "_wide_f32"), cl::NDRange(rows * kWG), 0};
   return {&rt.kernel("norm.cl", name + "_f32", p.defines), cl::NDRange(ceil_div(rows, p.rows_per_group) * kWG), p.tlog};
 }
@@ -94,10 +92,10 @@ void layer_norm_2d(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor& 
   check_affine("layer_norm_2d", x, y, w, &b, C);
   check_rows("layer_norm_2d", N * HW, C);
   if (N == 0 || C == 0 || HW == 0) return;
-  // LN2D_PX = 16 pixels per work-group (64-byte runs of each channel row; 8 and 32 were no faster on
-  // an H200); the first pass's values stay in local memory when the [C][px] tile fits 24 KiB.
-  int px = 16;
-  if (const char* e = std::getenv("DSOCR_LN2D_PX"); e && *e) px = std::clamp(std::atoi(e), 1, 256);
+  // LN2D_PX = 16 pixels per work-group by default (Tuning::ln2d_px; 64-byte runs of each channel row;
+  // 8 and 32 were no faster on an H200), rounded down to a power of two; the first pass's values
+  // stay in local memory when the [C][px] tile fits 24 KiB.
+  int px = std::clamp(rt.tuning().ln2d_px, 1, 256);
   int p2 = 1;
   while (p2 * 2 <= px) p2 *= 2;
   px = p2;

@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
+#include <map>
+#include <string>
+#include <utility>
 
 namespace dsocr::ops {
 
@@ -16,20 +17,6 @@ constexpr int64_t kMaxHeadDim = 128;
 constexpr int kFlashTQ = 16, kFlashTK = 8;
 constexpr int kDecNT = 128;
 
-// The decode kernel's key tile (DEC_BK) and the fewest keys a split takes; $DSOCR_SDPA_DECODE =
-// "bk,min_keys" overrides them (sweeps in benchmarks).
-struct DecodeTiles {
-  int bk = 32, min_keys = 64;
-};
-DecodeTiles decode_tiles() {
-  DecodeTiles t;
-  if (const char* e = std::getenv("DSOCR_SDPA_DECODE"); e && *e) {
-    if (std::sscanf(e, "%d,%d", &t.bk, &t.min_keys) != 2 || (t.bk != 8 && t.bk != 16 && t.bk != 32 && t.bk != 64) ||
-        t.min_keys < t.bk)
-      throw Error(fmt::format("DSOCR_SDPA_DECODE='{}': expected bk,min_keys with bk in 8,16,32,64, min_keys >= bk", e));
-  }
-  return t;
-}
 constexpr int kFlagDense = 1, kFlagRelPos = 2, kFlagCausal = 4;
 
 Shape dense_strides(const Shape& s) {
@@ -54,17 +41,15 @@ struct FlashTiles {
   }
 };
 
-// $DSOCR_SDPA_TILES = "rq,rk" overrides the choice below (tile sweeps in benchmarks).
-FlashTiles flash_tiles(int64_t D, uint64_t local_mem) {
+// Tuning::sdpa_tiles ($DSOCR_SDPA_TILES = "rq,rk") overrides the choice below (tile sweeps in
+// benchmarks); Runtime has checked it.
+FlashTiles flash_tiles(int64_t D, uint64_t local_mem, const Tuning& tuning) {
   // 64 query rows x 32 keys for D <= 64 where local memory allows (35 KiB; H200: SAM's global
   // attention 4.27 -> 3.86 ms against 32 x 32), halved on 32 KiB devices; 32 x 16 for D <= 128.
   FlashTiles t{D > 64 ? 2 : 4, D > 64 ? 2 : 4, static_cast<int>(ceil_div(D, 4 * kFlashTK))};
-  if (const char* e = std::getenv("DSOCR_SDPA_TILES"); e && *e) {
-    int rq = 0, rk = 0;
-    if (std::sscanf(e, "%d,%d", &rq, &rk) != 2 || rq < 1 || rq > 16 || rk < 1 || rk > 16 || (rk * kFlashTK) % 4)
-      throw Error(fmt::format("DSOCR_SDPA_TILES='{}': expected rq,rk with 1 <= rq, rk <= 16", e));
-    t.rq = rq;
-    t.rk = rk;
+  if (tuning.sdpa_tiles) {
+    t.rq = tuning.sdpa_tiles->rq;
+    t.rk = tuning.sdpa_tiles->rk;
   }
   while (t.local_bytes() > local_mem && (t.rq > 1 || t.rk > 1)) {  // small-local-memory devices
     if (t.rq > 1)
@@ -84,6 +69,49 @@ FlashTiles flash_tiles(int64_t D, uint64_t local_mem) {
 int64_t max_keys_per_group(const DeviceInfo& dev, int64_t D) {
   if (dev.name.find("llvmpipe") == std::string::npos) return INT64_MAX;
   return D > 64 ? 4096 : 8192;
+}
+
+// The program's defines for flash tiles ft at head dim D with decode key tile dec_bk: one program
+// per head dim holds both variants.
+Defines sdpa_defines(int64_t D, const FlashTiles& ft, int dec_bk) {
+  return Defines{{"HEAD_DIM", std::to_string(D)},     {"FL_TQ", std::to_string(kFlashTQ)},
+                 {"FL_TK", std::to_string(kFlashTK)}, {"FL_RQ", std::to_string(ft.rq)},
+                 {"FL_RK", std::to_string(ft.rk)},    {"FL_DC4", std::to_string(ft.dc4)},
+                 {"DEC_NT", std::to_string(kDecNT)},  {"DEC_BK", std::to_string(dec_bk)}};
+}
+
+// The flash tiles chosen for one (head dim, decode key tile) on one Runtime and their defines.
+struct FlashChoice {
+  FlashTiles tiles;
+  Defines defines;
+};
+// Per Runtime (Runtime::op_state): the choices made so far. The rest of the defines follows from
+// the key, the device's local memory and the Runtime's Tuning, all fixed for the Runtime.
+struct FlashChoices {
+  std::map<std::pair<int64_t, int>, FlashChoice> by_key;
+};
+
+// The tuned tiles first; where the device cannot build or fit them (an unusual compiler or
+// register file), halved towards 1 x 1 (Runtime::try_kernel notes each refusal). Runs once per
+// (D, dec_bk) and Runtime: the decode hot path then finds its choice in a map.
+const FlashChoice& flash_choice(Runtime& rt, int64_t D, int dec_bk) {
+  FlashChoices& memo = rt.op_state<FlashChoices>();
+  const std::pair<int64_t, int> key{D, dec_bk};
+  if (auto it = memo.by_key.find(key); it != memo.by_key.end()) return it->second;
+  FlashTiles t = flash_tiles(D, rt.device().local_mem, rt.tuning());
+  Defines defs = sdpa_defines(D, t, dec_bk);
+  while (!rt.try_kernel("sdpa.cl", "sdpa_flash_f32", defs)) {
+    if (t.rq == 1 && t.rk == 1) {
+      rt.kernel("sdpa.cl", "sdpa_flash_f32", defs);  // throws the build error with its log
+      throw Error(fmt::format("sdpa: no flash attention variant fits {} (D={})", rt.device().label(), D));
+    }
+    if (t.rq >= t.rk)
+      t.rq = std::max(1, t.rq / 2);
+    else
+      t.rk = std::max(1, t.rk / 2);
+    defs = sdpa_defines(D, t, dec_bk);
+  }
+  return memo.by_key.emplace(key, FlashChoice{t, std::move(defs)}).first->second;
 }
 
 int to_int(int64_t v, const char* what) {
@@ -247,28 +275,10 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   };
 
   const int64_t max_keys = max_keys_per_group(rt.device(), D);
-  // One program per head dim holds both variants. The tuned tiles first; where the device cannot
-  // build or fit them (an unusual compiler or register file), halved towards 1 x 1.
-  FlashTiles t = flash_tiles(D, rt.device().local_mem);
-  const DecodeTiles dt = decode_tiles();
-  auto make_defs = [&](const FlashTiles& ft) {
-    return Defines{{"HEAD_DIM", std::to_string(D)},     {"FL_TQ", std::to_string(kFlashTQ)},
-                   {"FL_TK", std::to_string(kFlashTK)}, {"FL_RQ", std::to_string(ft.rq)},
-                   {"FL_RK", std::to_string(ft.rk)},    {"FL_DC4", std::to_string(ft.dc4)},
-                   {"DEC_NT", std::to_string(kDecNT)},  {"DEC_BK", std::to_string(dt.bk)}};
-  };
-  Defines defs = make_defs(t);
-  while (!rt.try_kernel("sdpa.cl", "sdpa_flash_f32", defs)) {
-    if (t.rq == 1 && t.rk == 1) {
-      rt.kernel("sdpa.cl", "sdpa_flash_f32", defs);  // throws the build error with its log
-      throw Error(fmt::format("sdpa: no flash attention variant fits {} (D={})", rt.device().label(), D));
-    }
-    if (t.rq >= t.rk)
-      t.rq = std::max(1, t.rq / 2);
-    else
-      t.rk = std::max(1, t.rk / 2);
-    defs = make_defs(t);
-  }
+  const Tuning::SdpaDecode dt = rt.tuning().decode();
+  const FlashChoice& fc = flash_choice(rt, D, dt.bk);
+  const FlashTiles& t = fc.tiles;
+  const Defines& defs = fc.defines;
   if (algo == SdpaAlgo::flash) {
     const int64_t qtiles = ceil_div(Nq, t.bq());
     int64_t nsplit = p.kv_splits > 0 ? p.kv_splits : 1;

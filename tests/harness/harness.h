@@ -12,7 +12,9 @@
 
 namespace dsocr::test {
 
-// The Runtime for the device given by --device / $DSOCR_DEVICE (created on first use).
+// The Runtime for the device given by --device / $DSOCR_DEVICE (created on first use), with the
+// tuning knobs of the environment (Tuning::from_env) and the device's stored CLBlast tuning.
+// Tests of other knobs make a Runtime of their own with RuntimeOptions::tuning set.
 Runtime& rt();
 
 // Seeded uniform values in [lo, hi).

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "harness/harness.h"
+#include "runtime/gemm_tuning.h"
 
 namespace dsocr::test {
 namespace {
@@ -15,11 +16,16 @@ std::string g_device;
 std::unique_ptr<Runtime> g_rt;
 }  // namespace
 
+// Opened as the dsocr command opens its device (apps/runtime_setup.cpp, not linked into the
+// tests): the environment's tuning knobs (DSOCR_SDPA_TILES=1,1 test_sdpa, say) and the device's
+// stored CLBlast tuning apply.
 Runtime& rt() {
   if (!g_rt) {
     RuntimeOptions o;
     o.device = g_device;
+    o.tuning = Tuning::from_env();
     g_rt = std::make_unique<Runtime>(o);
+    if (g_rt->tuning().gemm_tuning) g_rt->set_gemm_tuning(apply_gemm_tuning(*g_rt));
   }
   return *g_rt;
 }

@@ -1,16 +1,24 @@
 // runtime/gemm_tuning: stored CLBlast tunings are applied only when they belong to the device and
 // give a correct SGEMM; anything else is reported and ignored, with CLBlast's defaults restored.
 // (The tuner itself, minutes of kernel compiles, runs on GPUs through `dsocr tune`, not here.)
+// runtime/tuning: the knobs parsed from the environment and followed through RuntimeOptions.
 #include <clblast.h>
+#include <fmt/format.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <utility>
 
 #include "harness/harness.h"
 #include "runtime/gemm.h"
 #include "runtime/gemm_tuning.h"
+#include "runtime/ops/linear.h"
+#include "runtime/tuning.h"
 
 using namespace dsocr;
 using namespace dsocr::test;
@@ -121,4 +129,201 @@ TEST(gemm_tuning, bad_files_are_ignored) {
     EXPECT_EQ(current("Xgemm"), xgemm) << "CLBlast's parameters were not restored after: " << note;
     expect_gemm_correct();
   }
+}
+
+// --- runtime/tuning: the knobs, parsed once from the environment -----------------------------
+
+namespace {
+
+const char* const kTuningVars[] = {"DSOCR_GEMV",    "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES", "DSOCR_NORM_NV",
+                                   "DSOCR_LN2D_PX", "DSOCR_POOL",        "DSOCR_GEMM_TUNING"};
+
+// Every tuning variable unset for the test's duration; the values before are put back after.
+struct CleanTuningEnv {
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  CleanTuningEnv() {
+    for (const char* v : kTuningVars) {
+      const char* e = std::getenv(v);
+      saved.emplace_back(v, e ? std::optional<std::string>(e) : std::nullopt);
+      unsetenv(v);
+    }
+  }
+  ~CleanTuningEnv() {
+    for (auto& [name, value] : saved)
+      if (value)
+        setenv(name.c_str(), value->c_str(), 1);
+      else
+        unsetenv(name.c_str());
+  }
+};
+
+// Tuning::from_env() with only `name` set to `value`.
+Tuning with_env(const char* name, const char* value) {
+  CleanTuningEnv clean;
+  setenv(name, value, 1);
+  return Tuning::from_env();
+}
+
+// A second Runtime on the device under test with `t` as its tuning.
+std::unique_ptr<Runtime> runtime_with(const Tuning& t, bool timing = false) {
+  RuntimeOptions o;
+  o.device = std::to_string(rt().device().index);
+  o.tuning = t;
+  o.timing = timing;
+  return std::make_unique<Runtime>(o);
+}
+
+}  // namespace
+
+TEST(tuning, defaults_without_environment) {
+  CleanTuningEnv clean;
+  const Tuning t = Tuning::from_env();
+  EXPECT_EQ(t, Tuning{});
+  EXPECT_TRUE(t.from_environment.empty());
+  EXPECT_TRUE(t.gemv && t.pool && t.gemm_tuning);
+  EXPECT_FALSE(t.sdpa_decode || t.sdpa_tiles);
+  EXPECT_EQ(t.norm_nv, 4);
+  EXPECT_EQ(t.ln2d_px, 16);
+  EXPECT_EQ(t.decode(), (Tuning::SdpaDecode{32, 64}));
+  // An empty variable counts as unset.
+  EXPECT_EQ(with_env("DSOCR_GEMV", ""), Tuning{});
+  EXPECT_TRUE(with_env("DSOCR_SDPA_TILES", "").from_environment.empty());
+  // A default RuntimeOptions gives the defaults whatever the environment says.
+  CleanTuningEnv clean2;
+  setenv("DSOCR_POOL", "0", 1);
+  RuntimeOptions o;
+  o.device = std::to_string(rt().device().index);
+  EXPECT_EQ(Runtime(o).tuning(), Tuning{});
+}
+
+TEST(tuning, on_off_variables) {
+  struct Case {
+    const char* var;
+    bool Tuning::*field;
+  };
+  for (const Case& c : {Case{"DSOCR_GEMV", &Tuning::gemv}, Case{"DSOCR_POOL", &Tuning::pool},
+                        Case{"DSOCR_GEMM_TUNING", &Tuning::gemm_tuning}}) {
+    SCOPED_TRACE(c.var);
+    const Tuning off = with_env(c.var, "0");
+    EXPECT_FALSE(off.*c.field);
+    EXPECT_EQ(off.from_environment, std::set<std::string>{c.var});
+    for (const char* on : {"1", "yes", "00"}) EXPECT_TRUE(with_env(c.var, on).*c.field) << on;
+  }
+}
+
+TEST(tuning, sdpa_variables) {
+  Tuning t = with_env("DSOCR_SDPA_DECODE", "16,48");
+  ASSERT_TRUE(t.sdpa_decode);
+  EXPECT_EQ(*t.sdpa_decode, (Tuning::SdpaDecode{16, 48}));
+  EXPECT_EQ(t.decode(), (Tuning::SdpaDecode{16, 48}));
+  EXPECT_EQ(t.from_environment, std::set<std::string>{"DSOCR_SDPA_DECODE"});
+  for (const char* bad : {"16", "12,64", "32,16", "x,y", "128,256"})
+    expect_error_containing([&] { with_env("DSOCR_SDPA_DECODE", bad); },
+                            fmt::format("DSOCR_SDPA_DECODE='{}': expected bk,min_keys", bad));
+  t = with_env("DSOCR_SDPA_TILES", "1,2");
+  ASSERT_TRUE(t.sdpa_tiles);
+  EXPECT_EQ(*t.sdpa_tiles, (Tuning::SdpaTiles{1, 2}));
+  EXPECT_EQ(with_env("DSOCR_SDPA_TILES", "16,16").sdpa_tiles, (Tuning::SdpaTiles{16, 16}));
+  for (const char* bad : {"2", "0,2", "2,17", "a,b", "-1,4"})
+    expect_error_containing([&] { with_env("DSOCR_SDPA_TILES", bad); },
+                            fmt::format("DSOCR_SDPA_TILES='{}': expected rq,rk with 1 <= rq, rk <= 16", bad));
+}
+
+TEST(tuning, norm_variables_are_clamped) {
+  EXPECT_EQ(with_env("DSOCR_NORM_NV", "2").norm_nv, 2);
+  EXPECT_EQ(with_env("DSOCR_NORM_NV", "99").norm_nv, 8);
+  EXPECT_EQ(with_env("DSOCR_NORM_NV", "0").norm_nv, 1);
+  EXPECT_EQ(with_env("DSOCR_NORM_NV", "abc").norm_nv, 1);  // atoi, as before
+  EXPECT_EQ(with_env("DSOCR_NORM_NV", "3").from_environment, std::set<std::string>{"DSOCR_NORM_NV"});
+  EXPECT_EQ(with_env("DSOCR_LN2D_PX", "8").ln2d_px, 8);
+  EXPECT_EQ(with_env("DSOCR_LN2D_PX", "1000").ln2d_px, 256);
+  EXPECT_EQ(with_env("DSOCR_LN2D_PX", "-5").ln2d_px, 1);
+}
+
+TEST(tuning, json_and_description_name_every_field) {
+  CleanTuningEnv clean;
+  setenv("DSOCR_SDPA_TILES", "2,1", 1);
+  setenv("DSOCR_GEMV", "0", 1);
+  const Tuning t = Tuning::from_env();
+  const nlohmann::ordered_json j = t.to_json();
+  const std::vector<std::string> fields = {"gemv",    "sdpa_decode", "sdpa_tiles", "norm_nv",
+                                           "ln2d_px", "pool",        "gemm_tuning"};
+  std::vector<std::string> keys;
+  for (auto& [k, v] : j.items()) keys.push_back(k);
+  std::vector<std::string> want = fields;
+  want.push_back("from_environment");
+  EXPECT_EQ(keys, want);
+  EXPECT_EQ(j["gemv"], false);
+  EXPECT_EQ(j["sdpa_decode"], "auto");
+  EXPECT_EQ(j["sdpa_tiles"], (nlohmann::ordered_json{{"rq", 2}, {"rk", 1}}));
+  EXPECT_EQ(j["norm_nv"], 4);
+  EXPECT_EQ(j["ln2d_px"], 16);
+  EXPECT_EQ(j["pool"], true);
+  EXPECT_EQ(j["gemm_tuning"], true);
+  EXPECT_EQ(j["from_environment"], (nlohmann::ordered_json{"DSOCR_GEMV", "DSOCR_SDPA_TILES"}));
+  const std::string d = t.describe();
+  for (const std::string& f : fields) EXPECT_NE(d.find(f), std::string::npos) << f << " missing from\n" << d;
+  EXPECT_NE(d.find("2,1"), std::string::npos) << d;
+  EXPECT_NE(d.find("DSOCR_SDPA_TILES"), std::string::npos) << d;
+  EXPECT_NE(d.find("default"), std::string::npos) << d;
+}
+
+TEST(tuning, runtime_refuses_bad_values_by_field) {
+  Tuning t;
+  t.sdpa_decode = Tuning::SdpaDecode{12, 64};
+  expect_error_containing([&] { runtime_with(t); }, "sdpa_decode 12,64");
+  t = Tuning{};
+  t.sdpa_tiles = Tuning::SdpaTiles{0, 4};
+  expect_error_containing([&] { runtime_with(t); }, "sdpa_tiles 0,4");
+  t = Tuning{};
+  t.norm_nv = 9;
+  expect_error_containing([&] { runtime_with(t); }, "norm_nv 9");
+  t = Tuning{};
+  t.ln2d_px = 0;
+  expect_error_containing([&] { runtime_with(t); }, "ln2d_px 0");
+}
+
+// linear() of 2 rows: the gemv kernel by default, CLBlast with gemv off; both match the host.
+TEST(tuning, gemv_off_goes_through_clblast) {
+  const int rows = 2, in = 96, out = 37;
+  auto x = random_floats(rows * in, 5), w = random_floats(out * in, 6);
+  std::vector<double> ref(rows * out);
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o)
+      for (int i = 0; i < in; ++i) ref[r * out + o] += double(x[r * in + i]) * w[o * in + i];
+  for (bool gemv : {true, false}) {
+    SCOPED_TRACE(gemv ? "gemv on" : "gemv off");
+    Tuning t;
+    t.gemv = gemv;
+    auto r = runtime_with(t, true);
+    Tensor tx = r->upload(x, {rows, in}), tw = r->upload(w, {out, in}), ty = r->empty({rows, out});
+    linear(*r, tx, tw, nullptr, ty);
+    EXPECT_TRUE(all_close(r->read_f32(ty), ref, {rows, out}, 1e-5, 1e-4));
+    bool used_gemv = false;
+    for (auto& l : r->take_timings()) used_gemv |= l.name == "gemv_f32";
+    EXPECT_EQ(used_gemv, gemv);
+  }
+}
+
+// The pool off: every allocation is a fresh buffer.
+TEST(tuning, pool_off_reuses_nothing) {
+  for (bool pool : {true, false}) {
+    Tuning t;
+    t.pool = pool;
+    auto r = runtime_with(t);
+    for (int i = 0; i < 3; ++i) r->empty({1024}, DType::f32, "pool probe");
+    EXPECT_EQ(r->memory().reused > 0, pool);
+  }
+}
+
+// The Runtime applies no stored CLBlast tuning itself (the command that creates it does).
+TEST(tuning, runtime_leaves_the_stored_clblast_tuning_alone) {
+  CacheDir cache;
+  GemmTuning g;
+  g.kernels["Xgemm"] = current("Xgemm");
+  save_gemm_tuning(rt().device(), g);
+  auto r = runtime_with(Tuning{});
+  EXPECT_EQ(r->gemm_tuning(), "");
+  r->set_gemm_tuning(apply_gemm_tuning(*r));  // what apps/runtime_setup.cpp does when gemm_tuning is on
+  EXPECT_NE(r->gemm_tuning().find("applied"), std::string::npos) << r->gemm_tuning();
 }

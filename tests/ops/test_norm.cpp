@@ -155,3 +155,35 @@ TEST(norm, rejects_mismatched_weight) {
     EXPECT_NE(std::string(e.what()).find("with 8 elements"), std::string::npos) << e.what();
   }
 }
+
+// The knobs of RuntimeOptions::tuning reach the kernels: rms_norm with 1 and 8 vecs per work-item
+// and layer_norm_2d with 4 and 64 pixels per work-group agree with the reference (and the defaults).
+TEST(norm, tuning_knobs_are_followed) {
+  const int64_t rows = 17, C = 896;
+  auto x = random_floats(rows * C, 71, -3.f, 3.f), w = random_floats(C, 72, 0.5f, 1.5f);
+  const Shape s{2, 17, 7, 9};
+  auto x2 = random_floats(shape_numel(s), 73, -2.f, 4.f), w2 = random_floats(17, 74), b2 = random_floats(17, 75);
+  std::vector<float> base_2d;
+  for (int knob : {0, 1, 2}) {
+    Tuning t;
+    if (knob > 0) {
+      t.norm_nv = knob == 1 ? 1 : 8;
+      t.ln2d_px = knob == 1 ? 4 : 64;
+    }
+    RuntimeOptions o;
+    o.device = std::to_string(rt().device().index);
+    o.tuning = t;
+    Runtime r(o);
+    Tensor xt = r.upload(x, {rows, C}), wt = r.upload(w, {C}), yt = r.empty({rows, C});
+    ops::rms_norm(r, xt, wt, yt, 1e-6f);
+    EXPECT_TRUE(all_close(r.read_f32(yt), ref_rows(x, w, w, rows, C, 1e-6, 1), {rows, C}, 1e-5, 1e-4))
+        << "norm_nv " << t.norm_nv;
+    Tensor x2t = r.upload(x2, s), w2t = r.upload(w2, {17}), b2t = r.upload(b2, {17}), y2t = r.empty(s);
+    ops::layer_norm_2d(r, x2t, w2t, b2t, y2t, 1e-6f);
+    auto out = r.read_f32(y2t);
+    if (knob == 0)
+      base_2d = out;
+    else
+      EXPECT_TRUE(all_close(out, to_double(base_2d), s, 1e-5, 1e-5)) << "ln2d_px " << t.ln2d_px;
+  }
+}

@@ -1,0 +1,64 @@
+// Tuning: every performance knob of one device in one place. The ops read them from
+// Runtime::tuning() (set through RuntimeOptions); nothing below runtime/ reads the environment for
+// them. The dsocr command fills a Tuning from its environment once (Tuning::from_env, the
+// variables of README's "Profiling and tuning knobs"); tests and tools that build a Runtime
+// themselves get the defaults unless they set fields.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace dsocr {
+
+struct Tuning {
+  // Key tile (DEC_BK) of the decode attention kernel and the fewest keys one key split takes.
+  struct SdpaDecode {
+    int bk = 32, min_keys = 64;
+    bool operator==(const SdpaDecode&) const = default;
+  };
+  // Query rows and keys per work-item of the flash attention kernel.
+  struct SdpaTiles {
+    int rq = 4, rk = 4;
+    bool operator==(const SdpaTiles&) const = default;
+  };
+
+  bool gemv = true;  // DSOCR_GEMV=0: linear() of at most 4 rows through CLBlast, not the gemv kernel
+  // DSOCR_SDPA_DECODE=bk,min_keys; unset: 32,64.
+  std::optional<SdpaDecode> sdpa_decode;
+  // DSOCR_SDPA_TILES=rq,rk; unset: chosen by head dim (4,4 for D <= 64, 2,2 above), both halved
+  // while the device's local memory is too small either way.
+  std::optional<SdpaTiles> sdpa_tiles;
+  int norm_nv = 4;          // DSOCR_NORM_NV: vecs per work-item of the row norms, 1..8
+  int ln2d_px = 16;         // DSOCR_LN2D_PX: pixels per work-group of LayerNorm2d, 1..256 (rounded down to 2^n)
+  bool pool = true;         // DSOCR_POOL=0: no reuse of freed device buffers
+  bool gemm_tuning = true;  // DSOCR_GEMM_TUNING=0: the stored CLBlast tuning is not applied
+
+  // The environment variables that set a field (from_env); describe() and to_json() name them.
+  std::set<std::string> from_environment;
+
+  // The defaults with every variable set (non-empty) in the environment applied. Throws Error
+  // naming the variable and what it expects for a value it does not accept (DSOCR_SDPA_DECODE,
+  // DSOCR_SDPA_TILES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their ranges; DSOCR_GEMV,
+  // DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on for anything else.
+  static Tuning from_env();
+
+  // Throws Error naming the field for a value the kernels cannot run (what from_env refuses or
+  // clamps); Runtime checks its Tuning once when created, so the ops need not.
+  void check() const;
+
+  // The decode tiles in force (sdpa_decode, or the default).
+  SdpaDecode decode() const { return sdpa_decode.value_or(SdpaDecode{}); }
+
+  // {"gemv": true, "sdpa_decode": "auto" | {"bk", "min_keys"}, "sdpa_tiles": "auto" | {"rq", "rk"},
+  //  "norm_nv", "ln2d_px", "pool", "gemm_tuning", "from_environment": [variable names]}.
+  nlohmann::ordered_json to_json() const;
+  // One line per field: name, value, and where it came from ("default" or the variable), e.g.
+  // "sdpa_tiles    2,2    DSOCR_SDPA_TILES". Each line starts with `indent`.
+  std::string describe(const std::string& indent = {}) const;
+
+  // Equal values (where they came from is not compared).
+  bool operator==(const Tuning& o) const;
+};
+
+}  // namespace dsocr
