@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "bench/bench.h"
+#include "parity/op_cases.h"
 #include "runtime/ops/convert.h"
 #include "runtime/ops/linear.h"
 #include "runtime/ops/argmax.h"
@@ -37,19 +38,23 @@ Tensor rnd(Runtime& rt, const Shape& s, uint32_t seed, float scale = 1.f) {
 
 double f4(double elements) { return elements * 4 / 1e9; }  // GB of f32 elements
 
-// Attention with SAM's decomposed relative-position bias over a k x k grid: NB windows x H heads.
-Case sam_attn(const std::string& stem, int64_t NB, int64_t H, int64_t k, int64_t D) {
-  const int64_t T = k * k;
-  Case c{fmt::format("{}_{}x{}x{}x{}", stem, NB, H, T, D),
+// Attention with SAM's decomposed relative-position bias over a kh x kw grid of T = Nq = Nk tokens: B windows x H
+// heads, "<name>_BxHxTxD" (a bench descriptor of parity/cases/sdpa.json with rel_pos).
+Case sam_attn(const OpCase& d) {
+  const int64_t NB = d.get_int("B"), H = d.get_int("H"), T = d.get_int("Nk"), D = d.get_int("D");
+  const auto grid = d.get_ints("rel_pos");
+  const int64_t kh = grid[0], kw = grid[1];
+  Case c{fmt::format("{}_{}x{}x{}x{}", d.group, NB, H, T, D),
          "compute",
          4.0 * NB * H * T * T * D / 1e9,
-         f4(4.0 * NB * H * T * D + 2.0 * NB * H * T * k),
+         f4(4.0 * NB * H * T * D + NB * H * T * double(kh + kw)),
          {}};
+  const float scale = static_cast<float>(d.get_float("scale", 1.0 / std::sqrt(static_cast<double>(D))));
   c.make = [=](Runtime& rt) -> Timed {
     Tensor q = rnd(rt, {NB, H, T, D}, 11), kk = rnd(rt, {NB, H, T, D}, 12), v = rnd(rt, {NB, H, T, D}, 13);
-    Tensor rh = rnd(rt, {NB, H, T, k}, 14), rw = rnd(rt, {NB, H, T, k}, 15), o = rt.empty({NB, H, T, D});
+    Tensor rh = rnd(rt, {NB, H, T, kh}, 14), rw = rnd(rt, {NB, H, T, kw}, 15), o = rt.empty({NB, H, T, D});
     ops::SdpaParams p;
-    p.scale = 1.f / std::sqrt(static_cast<float>(D));
+    p.scale = scale;
     p.rel_pos = ops::RelPosBias{rh, rw};
     return [&rt, q, kk, v, o, p] {
       ops::sdpa(rt, ops::AttnView::bhnd(q), ops::AttnView::bhnd(kk), ops::AttnView::bhnd(v), ops::AttnView::bhnd(o), p);
@@ -75,23 +80,43 @@ Case rel_pos_terms(int64_t H, int64_t k, int64_t D) {
   return c;
 }
 
-// Plain attention: H heads, Nq queries over Nk keys of width D ("HxNxD", decode "Hx1xNkxD").
-Case attn(const std::string& stem, int64_t H, int64_t Nq, int64_t Nk, int64_t D, bool causal) {
+// Plain attention (a bench descriptor without rel_pos): H heads, Nq queries over Nk keys of width D, batch 1,
+// "<name>_HxNxD" (decode "<name>_HxNqxNkxD"), "_causal" when causal with more than one query.
+Case attn(const OpCase& d) {
+  const int64_t H = d.get_int("H"), Nq = d.get_int("Nq"), Nk = d.get_int("Nk"), D = d.get_int("D");
+  const bool causal = d.get_int("causal", 0) != 0;
   const std::string shape = Nq == Nk ? fmt::format("{}x{}x{}", H, Nq, D) : fmt::format("{}x{}x{}x{}", H, Nq, Nk, D);
   double pairs = causal && Nq == Nk ? 0.5 * Nq * (Nk + 1) : double(Nq) * Nk;
   bool mem = Nq == 1;
-  Case c{fmt::format("{}_{}{}", stem, shape, causal && Nq > 1 ? "_causal" : ""),
+  Case c{fmt::format("{}_{}{}", d.group, shape, causal && Nq > 1 ? "_causal" : ""),
          mem ? "memory" : "compute",
          4.0 * H * pairs * D / 1e9,
          f4(2.0 * H * Nq * D + 2.0 * H * Nk * D),
          {}};
+  const float scale = static_cast<float>(d.get_float("scale", 1.0 / std::sqrt(static_cast<double>(D))));
   c.make = [=](Runtime& rt) -> Timed {
     Tensor q = rnd(rt, {1, H, Nq, D}, 21), k = rnd(rt, {1, H, Nk, D}, 22), v = rnd(rt, {1, H, Nk, D}, 23);
     Tensor o = rt.empty({1, H, Nq, D});
-    float scale = 1.f / std::sqrt(static_cast<float>(D));
     return [&rt, q, k, v, o, scale, causal]() mutable { ops::sdpa(rt, q, k, v, nullptr, o, scale, causal); };
   };
   return c;
+}
+
+// The bench-tagged sdpa descriptors (parity/cases/sdpa.json, shared with the op test and the golden writer), in file
+// order, at their --small shapes when s; after SAM's global attention, the step that computes its rel-pos terms.
+void sdpa_cases(bool s, std::vector<Case>& cases) {
+  for (const auto& full : op_cases("sdpa", "bench")) {
+    const OpCase d = s ? full.small() : full;
+    // What the two makers time: rel-pos attention over B windows, plain attention at batch 1; no grouped heads.
+    if (d.get_int("Hkv") != d.get_int("H") || (d.get_int("B") != 1 && !d.has("rel_pos")))
+      throw Error(fmt::format("bench case {}: B {}, H {}, Hkv {}: only B 1 (or rel_pos) and Hkv = H are timed", d.name,
+                              d.get_int("B"), d.get_int("H"), d.get_int("Hkv")));
+    cases.push_back(d.has("rel_pos") ? sam_attn(d) : attn(d));
+    if (d.group == "sdpa_sam_global_relpos") {
+      auto g = d.get_ints("rel_pos");
+      cases.push_back(rel_pos_terms(d.get_int("H"), g[0], d.get_int("D")));
+    }
+  }
 }
 
 // The same tensor as bf16 bits (the checkpoint's storage of weight matrices).
@@ -212,12 +237,7 @@ void norm_argmax_cases(bool s, std::vector<Case>& cases) {
 std::vector<Case> all_cases(bool s) {
   std::vector<Case> cases;
   // SAM (1024 view: 25 windows of 14x14; global 64x64), CLIP (257 tokens), LM (head dim 128).
-  cases.push_back(sam_attn("sdpa_sam_window_relpos", s ? 2 : 25, s ? 2 : 12, 14, 64));
-  cases.push_back(sam_attn("sdpa_sam_global_relpos", 1, s ? 1 : 12, s ? 32 : 64, 64));
-  cases.push_back(rel_pos_terms(s ? 1 : 12, s ? 32 : 64, 64));
-  cases.push_back(attn("sdpa_clip", s ? 2 : 16, 257, 257, 64, false));
-  cases.push_back(attn("sdpa_lm_prefill", s ? 2 : 10, s ? 256 : 1024, s ? 256 : 1024, 128, true));
-  cases.push_back(attn("sdpa_lm_decode", 10, 1, s ? 256 : 1024, 128, true));
+  sdpa_cases(s, cases);
   cases.push_back(lin("gemm_sam_qkv", s ? 1024 : 4096, 768, 2304));
   cases.push_back(lin("gemm_sam_mlp", s ? 1024 : 4096, 768, 3072));
   cases.push_back(lin("gemm_clip_mlp", 257, 1024, s ? 1024 : 4096));

@@ -2,12 +2,15 @@
 real DeepSeek-OCR shapes. Inputs are fp32; weights of real-shape cases are bf16-rounded (as the
 checkpoint's) and stored widened; every expected output is computed by dsocr_ref.ops in float64
 from those fp32 values, then stored as float32."""
+import json
 import math
+import os
 
 import torch
 
 from . import ops
 from .h5 import write_case
+from .paths import REPO
 
 F64 = torch.float64
 
@@ -170,8 +173,10 @@ case("softmax_real_3x4096")(lambda p, s: _softmax(p, s, (3, 4096), 4.0))
 
 
 # ---------------------------------------------------------------- sdpa
-def _sdpa(path, seed, b, h, hkv, nq, nk, dd, scale=None, causal=False, bias=None, qkv_bf16=False, qscale=1.0):
-    """qkv_bf16: q, k, v rounded to bf16 values (still stored as fp32; they compress 2x)."""
+def _sdpa(path, seed, b, h, hkv, nq, nk, dd, scale=None, causal=False, bias=None, qkv_bf16=False, qscale=1.0,
+          atol=None, rtol=None):
+    """qkv_bf16: q, k, v rounded to bf16 values (still stored as fp32; they compress 2x). atol, rtol: written only
+    when given (else the file gets the contract's default)."""
     r = Rng(seed)
     q = r.randn(b, h, nq, dd, scale=qscale)
     k = r.randn(b, hkv, nk, dd)
@@ -187,7 +192,8 @@ def _sdpa(path, seed, b, h, hkv, nq, nk, dd, scale=None, causal=False, bias=None
     inputs = {"q": q, "k": k, "v": v}
     if bt is not None:
         inputs["bias"] = bt
-    write_case(path, "sdpa", {"scale": float(scale), "causal": int(causal)}, inputs, None, {"out": out}, seed=seed)
+    write_case(path, "sdpa", {"scale": float(scale), "causal": int(causal)}, inputs, None, {"out": out}, seed=seed,
+               atol=atol, rtol=rtol)
 
 
 def _sam_window_bias(b, h, k=14, c=64):
@@ -201,24 +207,75 @@ def _sam_window_bias(b, h, k=14, c=64):
     return make
 
 
-case("sdpa_awkward_d17")(lambda p, s: _sdpa(p, s, 1, 2, 2, 7, 17, 17))
-case("sdpa_gqa_causal_61")(lambda p, s: _sdpa(p, s, 2, 6, 2, 61, 61, 16, scale=0.3, causal=True))
-case("sdpa_causal_end_aligned_7x127_bias")(
-    lambda p, s: _sdpa(p, s, 1, 4, 2, 7, 127, 32, causal=True, bias=(1, 4, 7, 127)))
-case("sdpa_bias_broadcast_heads_61")(lambda p, s: _sdpa(p, s, 2, 3, 3, 61, 61, 16, bias=(1, 1, 61, 61)))
-case("sdpa_bias_broadcast_keys_17x127")(lambda p, s: _sdpa(p, s, 1, 2, 1, 17, 127, 16, bias=(1, 2, 1, 127)))
-case("sdpa_real_lm_decode_1x127")(lambda p, s: _sdpa(p, s, 1, 4, 4, 1, 127, 128, causal=True, qkv_bf16=True))
-case("sdpa_real_lm_prefill_61")(lambda p, s: _sdpa(p, s, 1, 4, 4, 61, 61, 128, causal=True, qkv_bf16=True))
-case("sdpa_real_v2enc_gqa_7x14heads")(lambda p, s: _sdpa(p, s, 1, 14, 2, 7, 7, 64, causal=True))
-case("sdpa_real_clip_tile_101")(lambda p, s: _sdpa(p, s, 1, 2, 2, 101, 101, 64, qkv_bf16=True))
-case("sdpa_real_sam_window_relpos")(
-    lambda p, s: _sdpa(p, s, 2, 1, 1, 196, 196, 64, scale=0.125, bias=_sam_window_bias(2, 1), qkv_bf16=True))
-# real SAM global key length (4096 keys, D=64, 1 head; 1024 of the 4096 queries), per-key bias
-# [1,1,1,4096] broadcast over queries. The dense decomposed bias [1,1,4096,4096] would be 64 MB:
-# the full-size decomposed rel-pos attention (4096x4096, tables [127,64]) is the
-# model/sam_block_real_global_64 case, which builds the bias from the tables.
-case("sdpa_real_sam_global_4096keys")(
-    lambda p, s: _sdpa(p, s, 1, 1, 1, 1024, 4096, 64, scale=0.125, bias=(1, 1, 1, 4096), qkv_bf16=True, qscale=2.0))
+# The sdpa cases are described once, in parity/cases/sdpa.json (shared with the op test and the bench,
+# parity/op_cases.h): its golden-tagged cases are written here, in file order (which is their place in CASES, so
+# their seeds stay 1000 + index). The real SAM global case (sdpa_real_sam_global_4096keys) runs the real key length
+# (4096 keys, D=64, 1 head; 1024 of the 4096 queries) with a per-key bias [1,1,1,4096] broadcast over queries: the
+# dense decomposed bias [1,1,4096,4096] would be 64 MB, and the full-size decomposed rel-pos attention (4096x4096,
+# tables [127,64]) is the model/sam_block_real_global_64 case, which builds the bias from the tables.
+SDPA_CASES_FILE = os.path.join(REPO, "parity", "cases", "sdpa.json")
+OP_CASE_TAGS = {"golden", "test", "bench"}
+CONTRACT_TOLERANCE = (1e-4, 1e-3)  # docs/golden-contract.md §2: what a file without atol/rtol gets
+
+
+def load_op_cases(path):
+    """-> (op, [case dict]): the descriptors of a parity/cases file, its defaults merged into each case (sweeps are
+    left unexpanded: golden cases never have one)."""
+    with open(path) as f:
+        doc = json.load(f)
+    defaults = doc.get("defaults", {})
+    cases = []
+    for c in doc["cases"]:
+        m = dict(defaults)
+        m.update(c)
+        if not set(m.get("tags", [])) <= OP_CASE_TAGS:
+            raise ValueError(f"{path}: case {m.get('name')}: unknown tags {m.get('tags')}")
+        cases.append(m)
+    return doc["op"], cases
+
+
+def sdpa_golden_cases():
+    """The golden-tagged cases of parity/cases/sdpa.json, in file order."""
+    op, cases = load_op_cases(SDPA_CASES_FILE)
+    assert op == "sdpa", (SDPA_CASES_FILE, op)
+    return [c for c in cases if "golden" in c["tags"]]
+
+
+def _resolve_shape(c, shape):
+    """A descriptor shape (numbers, or names of the case's integer fields) -> a tuple of ints."""
+    return tuple(c[e] if isinstance(e, str) else int(e) for e in shape)
+
+
+def _sdpa_from_case(path, seed, c):
+    for key in c:
+        if key in ("layout", "algo", "splits", "range", "rel_pos", "sweep"):
+            raise ValueError(f"{SDPA_CASES_FILE}: golden case {c['name']}: field {key} is not written to goldens")
+    bias = None
+    if c.get("bias") is not None:
+        shape = _resolve_shape(c, c["bias"])
+        fill = c.get("bias_fill", "random")
+        if fill == "sam_rel_pos":
+            k = math.isqrt(c["Nk"])
+            assert shape == (c["B"], c["H"], c["Nq"], c["Nk"]) and k * k == c["Nk"], c["name"]
+            bias = _sam_window_bias(c["B"], c["H"], k=k, c=c["D"])
+        elif fill == "random":
+            bias = shape
+        else:
+            raise ValueError(f"{SDPA_CASES_FILE}: golden case {c['name']}: bias_fill {fill} is not written to goldens")
+    _sdpa(path, seed, c["B"], c["H"], c["Hkv"], c["Nq"], c["Nk"], c["D"], scale=c.get("scale"),
+          causal=bool(c.get("causal", 0)), bias=bias, qkv_bf16=c.get("dtype", "f32") == "bf16",
+          qscale=c.get("q_scale", 1.0), **_golden_tolerance(c))
+
+
+def _golden_tolerance(c):
+    """The descriptor's tolerance as write_case arguments: none when it is the contract's default (the committed
+    files carry no atol/rtol), else both."""
+    tol = (c["atol"], c["rtol"])
+    return {} if tol == CONTRACT_TOLERANCE else {"atol": tol[0], "rtol": tol[1]}
+
+
+for _c in sdpa_golden_cases():
+    case(_c["name"])(lambda p, s, c=_c: _sdpa_from_case(p, s, c))
 
 
 # ---------------------------------------------------------------- unfold

@@ -1,12 +1,20 @@
 // sdpa.cl (flash and decode variants) against a double-precision reference: awkward sizes, grouped
 // KV heads, strided layouts (fused projections in, [B,N,H,D] out), each bias kind, causal masks,
-// the LM's shapes and KV-cache decode, and bad inputs.
+// the LM's shapes and KV-cache decode, and bad inputs. The table-driven cases are the test-tagged
+// descriptors of parity/cases/sdpa.json (parity/op_cases.h), shared with the bench and the golden
+// writer; the cases after them are those a descriptor cannot say (a custom mask, an overload,
+// errors), and the checks that the descriptors agree with the committed goldens.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "harness/harness.h"
+#include "parity/golden.h"
+#include "parity/op_cases.h"
 #include "runtime/ops/sdpa.h"
 
 using namespace dsocr;
@@ -14,7 +22,7 @@ using namespace dsocr::test;
 
 namespace {
 
-constexpr double kAtol = 1e-5, kRtol = 1e-4;
+constexpr double kAtol = 1e-5, kRtol = 1e-4;  // the bespoke cases (descriptors carry their own tolerance)
 
 // Element (b,h,n,d) of a view over host data, gathered into a dense [B,H,N,D] double array.
 std::vector<double> gather(const std::vector<float>& data, const ops::AttnView& v) {
@@ -28,8 +36,8 @@ std::vector<double> gather(const std::vector<float>& data, const ops::AttnView& 
 }
 
 struct RefBias {
-  const std::vector<float>* dense = nullptr;  // [bB,bH,Nq,Nk]
-  int64_t bB = 1, bH = 1;
+  const std::vector<float>* dense = nullptr;  // [bB,bH,bQ,Nk], each of bB, bH, bQ full or 1
+  int64_t bB = 1, bH = 1, bQ = 0;             // bQ 0: Nq
   const std::vector<float>* rel_h = nullptr;  // [B,H,Nq,kh]
   const std::vector<float>* rel_w = nullptr;  // [B,H,Nq,kw]
   int64_t kh = 0, kw = 0;
@@ -57,7 +65,11 @@ std::vector<double> ref_sdpa(const std::vector<double>& q, const std::vector<dou
           double acc = 0;
           for (int64_t d = 0; d < D; ++d) acc += qi[d] * kb[j * D + d];
           acc *= scale;
-          if (rb.dense) acc += (*rb.dense)[(((rb.bB == 1 ? 0 : b) * rb.bH + (rb.bH == 1 ? 0 : h)) * Nq + i) * Nk + j];
+          if (rb.dense) {
+            const int64_t bQ = rb.bQ ? rb.bQ : Nq;
+            const int64_t row = ((rb.bB == 1 ? 0 : b) * rb.bH + (rb.bH == 1 ? 0 : h)) * bQ + (bQ == 1 ? 0 : i);
+            acc += (*rb.dense)[row * Nk + j];
+          }
           if (rb.rel_h) {
             int64_t row = (b * H + h) * Nq + i;
             acc += (*rb.rel_h)[row * rb.kh + j / rb.kw] + (*rb.rel_w)[row * rb.kw + j % rb.kw];
@@ -81,27 +93,61 @@ std::vector<double> ref_sdpa(const std::vector<double>& q, const std::vector<dou
 }
 
 enum class Layout { dense, strided };
-enum class BiasKind { none, full, shared, per_batch };
 
+// One run of the op: a descriptor of parity/cases/sdpa.json, read into the fields run_case uses.
 struct Case {
+  std::string name;
   int64_t B = 1, H = 4, Hkv = 2, Nq = 7, Nk = 7, D = 64;
   bool causal = false;
+  double scale = 0;  // 0: 1/sqrt(D)
   Layout layout = Layout::dense;
-  BiasKind bias = BiasKind::none;
+  Shape bias;               // the dense bias's shape (rank 2 to 4, broadcast to [B,H,Nq,Nk]); empty: none
   bool bias_masks = false;  // -inf entries in the bias, and one fully masked row
   bool rel_pos = false;
   int64_t kh = 0, kw = 0;
+  bool bf16 = false;  // q, k, v rounded to bf16 values
   ops::SdpaAlgo algo = ops::SdpaAlgo::automatic;
   int splits = 0;
   float range = 1.f;
   uint32_t seed = 1;
+  double atol = kAtol, rtol = kRtol;
 };
+
+Case from_descriptor(const OpCase& d) {
+  Case c;
+  c.name = d.name;
+  c.B = d.get_int("B"), c.H = d.get_int("H"), c.Hkv = d.get_int("Hkv");
+  c.Nq = d.get_int("Nq"), c.Nk = d.get_int("Nk"), c.D = d.get_int("D");
+  c.causal = d.get_int("causal", 0) != 0;
+  c.scale = d.get_float("scale", 0);
+  c.layout = d.get_str("layout", "dense") == "strided" ? Layout::strided : Layout::dense;
+  if (d.has("bias")) c.bias = d.get_shape("bias");
+  c.bias_masks = d.get_str("bias_fill", "random") == "masked";  // sam_rel_pos values: random here
+  if (d.has("rel_pos")) {
+    auto g = d.get_ints("rel_pos");
+    c.rel_pos = true, c.kh = g[0], c.kw = g[1];
+  }
+  c.bf16 = d.get_str("dtype", "f32") == "bf16";
+  std::string algo = d.get_str("algo", "automatic");
+  c.algo = algo == "flash" ? ops::SdpaAlgo::flash : algo == "decode" ? ops::SdpaAlgo::decode : ops::SdpaAlgo::automatic;
+  c.splits = static_cast<int>(d.get_int("splits", 0));
+  c.range = static_cast<float>(d.get_float("range", 1.0));
+  c.seed = d.seed;
+  c.atol = d.tol.atol, c.rtol = d.tol.rtol;
+  return c;
+}
 
 std::string describe(const Case& c) {
   return fmt::format(
-      "B={} H={} Hkv={} Nq={} Nk={} D={} causal={} layout={} bias={} masks={} rel_pos={} algo={} splits={}", c.B, c.H,
-      c.Hkv, c.Nq, c.Nk, c.D, c.causal, c.layout == Layout::dense ? "dense" : "strided", static_cast<int>(c.bias),
-      c.bias_masks, c.rel_pos, static_cast<int>(c.algo), c.splits);
+      "{}: B={} H={} Hkv={} Nq={} Nk={} D={} causal={} layout={} bias={} masks={} rel_pos={} bf16={} algo={} "
+      "splits={} tol={}+{}",
+      c.name, c.B, c.H, c.Hkv, c.Nq, c.Nk, c.D, c.causal, c.layout == Layout::dense ? "dense" : "strided",
+      c.bias.empty() ? "none" : shape_str(c.bias), c.bias_masks, c.rel_pos, c.bf16, static_cast<int>(c.algo), c.splits,
+      c.atol, c.rtol);
+}
+
+void round_to_bf16(std::vector<float>& v) {
+  for (auto& x : v) x = bf16_to_float(float_to_bf16(x));
 }
 
 void run_case(const Case& c) {
@@ -111,10 +157,15 @@ void run_case(const Case& c) {
   ops::AttnView qv, kv, vv, ov;
   std::vector<float> qd, kd, vd;
   std::unique_ptr<Guarded> y;
+  auto data = [&](int64_t n, uint32_t seed, float range) {
+    auto v = random_floats(n, seed, -range, range);
+    if (c.bf16) round_to_bf16(v);
+    return v;
+  };
   if (c.layout == Layout::dense) {
-    qd = random_floats(B * H * Nq * D, c.seed, -c.range, c.range);
-    kd = random_floats(B * Hkv * Nk * D, c.seed + 1, -c.range, c.range);
-    vd = random_floats(B * Hkv * Nk * D, c.seed + 2, -1.f, 1.f);
+    qd = data(B * H * Nq * D, c.seed, c.range);
+    kd = data(B * Hkv * Nk * D, c.seed + 1, c.range);
+    vd = data(B * Hkv * Nk * D, c.seed + 2, 1.f);
     qv = ops::AttnView::bhnd(r.upload(qd, {B, H, Nq, D}));
     kv = ops::AttnView::bhnd(r.upload(kd, {B, Hkv, Nk, D}));
     vv = ops::AttnView::bhnd(r.upload(vd, {B, Hkv, Nk, D}));
@@ -123,7 +174,7 @@ void run_case(const Case& c) {
   } else if (Nq == Nk) {
     // One fused projection [B,N,H+2Hkv,D] (q heads | k heads | v heads), as Qwen2's qkv.
     const int64_t Ht = H + 2 * Hkv;
-    qd = random_floats(B * Nq * Ht * D, c.seed, -c.range, c.range);
+    qd = data(B * Nq * Ht * D, c.seed, c.range);
     Tensor qkv = r.upload(qd, {B, Nq, Ht, D});
     qv = ops::AttnView::heads(qkv, 0, H);
     kv = ops::AttnView::heads(qkv, H, Hkv);
@@ -133,8 +184,8 @@ void run_case(const Case& c) {
     ov = ops::AttnView::bnhd(*y);
   } else {
     // q [B,Nq,H,D], k|v fused [B,Nk,2,Hkv,D] (a KV cache kept token-major).
-    qd = random_floats(B * Nq * H * D, c.seed, -c.range, c.range);
-    kd = random_floats(B * Nk * 2 * Hkv * D, c.seed + 1, -c.range, c.range);
+    qd = data(B * Nq * H * D, c.seed, c.range);
+    kd = data(B * Nk * 2 * Hkv * D, c.seed + 1, c.range);
     qv = ops::AttnView::bnhd(r.upload(qd, {B, Nq, H, D}));
     Tensor kvt = r.upload(kd, {B, Nk, 2, Hkv, D});
     kv = ops::AttnView::fused(kvt, 0);
@@ -145,26 +196,26 @@ void run_case(const Case& c) {
   }
 
   ops::SdpaParams p;
-  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  p.scale = static_cast<float>(c.scale > 0 ? c.scale : 1.0 / std::sqrt(static_cast<double>(D)));
   p.causal = c.causal;
   p.algo = c.algo;
   p.kv_splits = c.splits;
   RefBias rb;
   std::vector<float> bias, relh, relw;
-  if (c.bias != BiasKind::none) {
-    rb.bB = c.bias == BiasKind::shared ? 1 : B;
-    rb.bH = c.bias == BiasKind::full ? H : 1;
-    bias = random_floats(rb.bB * rb.bH * Nq * Nk, c.seed + 3, -2.f, 2.f);
+  if (!c.bias.empty()) {
+    Shape b4 = c.bias;  // [.., bQ, Nk] padded to rank 4
+    while (b4.size() < 4) b4.insert(b4.begin(), 1);
+    rb.bB = b4[0], rb.bH = b4[1], rb.bQ = b4[2];
+    bias = random_floats(shape_numel(b4), c.seed + 3, -2.f, 2.f);
     if (c.bias_masks) {
       const float ninf = -std::numeric_limits<float>::infinity();
       for (size_t e = 0; e < bias.size(); ++e) {
-        int64_t j = static_cast<int64_t>(e % Nk), i = static_cast<int64_t>(e / Nk % Nq);
-        if ((i + 2 * j) % 5 == 0 || i == Nq / 2) bias[e] = ninf;  // row Nq/2 fully masked
+        int64_t j = static_cast<int64_t>(e % Nk), i = static_cast<int64_t>(e / Nk % rb.bQ);
+        if ((i + 2 * j) % 5 == 0 || i == rb.bQ / 2) bias[e] = ninf;  // row bQ/2 fully masked
       }
     }
     rb.dense = &bias;
-    Shape bs = c.bias == BiasKind::shared ? Shape{Nq, Nk} : Shape{rb.bB, rb.bH, Nq, Nk};
-    p.bias = ops::AttnBias::dense(r.upload(bias, bs));
+    p.bias = ops::AttnBias::dense(r.upload(bias, c.bias));
   }
   if (c.rel_pos) {
     relh = random_floats(B * H * Nq * c.kh, c.seed + 4, -2.f, 2.f);
@@ -179,90 +230,43 @@ void run_case(const Case& c) {
   ops::sdpa(r, qv, kv, vv, ov, p);
   auto ref = ref_sdpa(gather(qd, qv), gather(kd, kv), gather(vd, vv), B, H, Hkv, Nq, Nk, D, p.scale, c.causal, rb);
   auto got = gather(y->read_f32(), ov);
-  EXPECT_TRUE(all_close(std::vector<float>(got.begin(), got.end()), ref, {B, H, Nq, D}, kAtol, kRtol));
+  EXPECT_TRUE(all_close(std::vector<float>(got.begin(), got.end()), ref, {B, H, Nq, D}, c.atol, c.rtol));
 }
 
-const int64_t kSizes[] = {1, 7, 17, 61, 127};
+// The descriptors with the test tag, one gtest per descriptor (its sweep's cases run in turn).
+std::vector<std::string> test_groups() {
+  std::vector<std::string> groups;
+  try {
+    for (const auto& d : op_cases("sdpa"))
+      if (d.has_tag("test") && std::find(groups.begin(), groups.end(), d.group) == groups.end())
+        groups.push_back(d.group);
+  } catch (const std::exception&) {
+    groups.push_back("unreadable_case_file");  // the test then fails with op_cases' message
+  }
+  return groups;
+}
+
+class SdpaDescriptor : public ::testing::TestWithParam<std::string> {};
 
 }  // namespace
 
-TEST(sdpa, flash_awkward_sizes) {
-  for (int64_t D : {7, 64, 128})
-    for (int64_t nq : kSizes)
-      for (int64_t nk : kSizes) {
-        Case c;
-        c.B = 2, c.H = 4, c.Hkv = 2, c.Nq = nq, c.Nk = nk, c.D = D, c.algo = ops::SdpaAlgo::flash;
-        c.seed = static_cast<uint32_t>(D * 1000 + nq * 10 + nk);
-        run_case(c);
-      }
-}
-
-TEST(sdpa, decode_awkward_sizes) {
-  // The decode kernel is generic in Nq; forcing it on every shape checks its row mapping.
-  for (int64_t D : {7, 64, 128})
-    for (int64_t nq : {1, 7})
-      for (int64_t nk : kSizes)
-        for (int splits : {0, 1, 3}) {
-          Case c;
-          c.B = 2, c.H = 4, c.Hkv = 2, c.Nq = nq, c.Nk = nk, c.D = D, c.algo = ops::SdpaAlgo::decode;
-          c.splits = splits, c.seed = static_cast<uint32_t>(D * 1000 + nq * 10 + nk + splits);
-          run_case(c);
-        }
-}
-
-TEST(sdpa, tiny) {
-  for (auto algo : {ops::SdpaAlgo::automatic, ops::SdpaAlgo::flash, ops::SdpaAlgo::decode}) {
-    Case c;
-    c.B = 1, c.H = 1, c.Hkv = 1, c.Nq = 1, c.Nk = 1, c.D = 7, c.algo = algo;
-    run_case(c);
-  }
-}
-
-TEST(sdpa, causal_grouped_heads) {
-  // H=14 query heads over 2 kv heads (DeepSeek-OCR-2's Qwen2 encoder). (17, 7): the first rows see
-  // no key at all and must come out as zeros.
-  std::pair<int64_t, int64_t> shapes[] = {{1, 1},   {1, 7},    {7, 7},     {7, 17}, {17, 61},
-                                          {61, 61}, {61, 127}, {127, 127}, {17, 7}};
-  for (auto algo : {ops::SdpaAlgo::flash, ops::SdpaAlgo::decode})
-    for (auto [nq, nk] : shapes) {
-      Case c;
-      c.B = 1, c.H = 14, c.Hkv = 2, c.Nq = nq, c.Nk = nk, c.D = 64, c.causal = true, c.algo = algo, c.range = 2.f;
-      c.seed = static_cast<uint32_t>(nq * 7 + nk);
-      run_case(c);
+TEST_P(SdpaDescriptor, matches_reference) {
+  int n = 0;
+  for (const auto& d : op_cases("sdpa"))
+    if (d.group == GetParam() && d.has_tag("test")) {
+      run_case(from_descriptor(d));
+      ++n;
     }
-  Case c;  // H=4, Hkv=2, D=7 with Nq < Nk
-  c.B = 2, c.Nq = 17, c.Nk = 61, c.D = 7, c.causal = true;
-  run_case(c);
+  EXPECT_GT(n, 0) << GetParam();
 }
 
-TEST(sdpa, strided_layouts) {
-  // q/k/v read from fused projections at offsets, out written as [B,N,H,D].
-  std::pair<int64_t, int64_t> heads[] = {{4, 2}, {14, 2}, {12, 12}};
-  for (auto [H, Hkv] : heads)
-    for (auto [nq, nk] : {std::pair<int64_t, int64_t>{61, 61}, {17, 61}, {1, 127}, {127, 127}})
-      for (bool causal : {false, true}) {
-        Case c;
-        c.B = 2, c.H = H, c.Hkv = Hkv, c.Nq = nq, c.Nk = nk, c.D = 64, c.causal = causal, c.layout = Layout::strided;
-        c.seed = static_cast<uint32_t>(H * 100 + nq + nk + causal);
-        run_case(c);
-      }
-  Case c;  // D=128 strided, as the LM's fused qkv
-  c.B = 1, c.H = 10, c.Hkv = 10, c.Nq = 61, c.Nk = 61, c.D = 128, c.causal = true, c.layout = Layout::strided;
-  run_case(c);
-}
-
-TEST(sdpa, dense_bias_kinds) {
-  for (auto kind : {BiasKind::full, BiasKind::shared, BiasKind::per_batch})
-    for (bool masks : {false, true})
-      for (auto [nq, nk] : {std::pair<int64_t, int64_t>{17, 61}, {61, 17}, {1, 127}, {127, 127}})
-        for (auto algo : {ops::SdpaAlgo::flash, ops::SdpaAlgo::decode}) {
-          Case c;
-          c.B = 2, c.H = 4, c.Hkv = 2, c.Nq = nq, c.Nk = nk, c.D = 64, c.bias = kind, c.bias_masks = masks;
-          c.algo = algo, c.layout = nq == nk ? Layout::strided : Layout::dense;
-          c.seed = static_cast<uint32_t>(static_cast<int>(kind) * 1000 + masks * 100 + nq + nk);
-          run_case(c);
-        }
-}
+INSTANTIATE_TEST_SUITE_P(sdpa, SdpaDescriptor, ::testing::ValuesIn(test_groups()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string s = info.param;
+                           for (auto& ch : s)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return s;
+                         });
 
 TEST(sdpa, qwen2_mask_shape) {
   // v2 encoder: [B,1,2N,2N] additive mask (image->query blocked, causal among queries), 14/2 heads.
@@ -294,46 +298,6 @@ TEST(sdpa, qwen2_mask_shape) {
       ref_sdpa(gather(qkvd, qv), gather(qkvd, kv), gather(qkvd, vv), c.B, c.H, c.Hkv, T, T, c.D, 0.125, false, rb);
   auto got = gather(y.read_f32(), ov);
   EXPECT_TRUE(all_close(std::vector<float>(got.begin(), got.end()), ref, {c.B, c.H, T, c.D}, kAtol, kRtol));
-}
-
-TEST(sdpa, decomposed_rel_pos_bias) {
-  // Random rel_h/rel_w terms (rel_pos_terms itself is tested in test_rel_pos): key grid 7x9.
-  for (auto algo : {ops::SdpaAlgo::flash, ops::SdpaAlgo::decode})
-    for (int64_t nq : {1, 17, 63})
-      for (bool with_dense : {false, true}) {
-        Case c;
-        c.B = 2, c.H = 3, c.Hkv = 3, c.Nq = nq, c.Nk = 63, c.kh = 7, c.kw = 9, c.rel_pos = true, c.algo = algo;
-        c.bias = with_dense ? BiasKind::per_batch : BiasKind::none;
-        c.layout = nq == 63 ? Layout::strided : Layout::dense;
-        c.seed = static_cast<uint32_t>(nq + with_dense);
-        run_case(c);
-      }
-}
-
-TEST(sdpa, lm_prefill_shape) {
-  // LM: 10 heads x 128, causal, scale 1/sqrt(128); full prefill and a chunk after a cache.
-  for (auto [nq, nk] : {std::pair<int64_t, int64_t>{61, 61}, {17, 61}}) {
-    Case c;
-    c.B = 1, c.H = 10, c.Hkv = 10, c.Nq = nq, c.Nk = nk, c.D = 128, c.causal = true, c.range = 2.f;
-    run_case(c);
-  }
-}
-
-TEST(sdpa, lm_decode_shape) {
-  // One query against a 1000-key cache, 10 heads x 128: split decode (auto, 1, uneven 7, more
-  // splits than tiles) and flash forced on the same problem.
-  for (int splits : {0, 1, 7, 40}) {
-    Case c;
-    c.B = 1, c.H = 10, c.Hkv = 10, c.Nq = 1, c.Nk = 1000, c.D = 128, c.causal = true, c.splits = splits;
-    c.range = 2.f, c.seed = 5;
-    run_case(c);
-  }
-  Case c;
-  c.B = 1, c.H = 10, c.Hkv = 10, c.Nq = 1, c.Nk = 1000, c.D = 128, c.algo = ops::SdpaAlgo::flash, c.seed = 5;
-  run_case(c);
-  Case g;  // grouped heads, strided KV cache, dense bias row
-  g.B = 2, g.H = 14, g.Hkv = 2, g.Nq = 1, g.Nk = 1000, g.D = 64, g.layout = Layout::strided, g.bias = BiasKind::full;
-  run_case(g);
 }
 
 TEST(sdpa, convenience_overload) {
@@ -403,4 +367,96 @@ TEST(sdpa, rejects_bad_shapes) {
   // D over 128 is not implemented (and says so).
   Tensor q9 = z({1, 1, 2, 129}), k9 = z({1, 1, 2, 129}), o9 = z({1, 1, 2, 129});
   EXPECT_THROW(call(q9, k9, k9, nullptr, o9), NotImplemented);
+}
+
+namespace {
+std::string source_dir() {
+  const char* s = std::getenv("DSOCR_SOURCE_DIR");
+  return s ? s : DSOCR_KERNEL_DIR "/..";
+}
+
+void expect_shape(const GoldenCase& g, const char* group, const char* name, const Shape& want) {
+  const auto& m = std::string(group) == "inputs" ? g.inputs : g.outputs;
+  auto it = m.find(name);
+  ASSERT_NE(it, m.end()) << g.path << ": no " << group << "/" << name;
+  EXPECT_EQ(shape_str(it->second.shape), shape_str(want)) << g.path << ": " << group << "/" << name;
+}
+}  // namespace
+
+// Every golden-tagged descriptor is a committed golden with the same shapes, parameters and tolerance (the file's
+// atol/rtol, or the contract's default when it has none), so the three users of the descriptor agree.
+TEST(sdpa, descriptors_match_committed_goldens) {
+  int n = 0;
+  for (const auto& d : op_cases("sdpa", "golden")) {
+    SCOPED_TRACE(d.name);
+    GoldenCase g = read_golden(source_dir() + "/tests/goldens/ops/" + d.name + ".h5");
+    EXPECT_EQ(g.op, "sdpa");
+    const int64_t B = d.get_int("B"), H = d.get_int("H"), Hkv = d.get_int("Hkv"), Nq = d.get_int("Nq"),
+                  Nk = d.get_int("Nk"), D = d.get_int("D");
+    expect_shape(g, "inputs", "q", {B, H, Nq, D});
+    expect_shape(g, "inputs", "k", {B, Hkv, Nk, D});
+    expect_shape(g, "inputs", "v", {B, Hkv, Nk, D});
+    expect_shape(g, "outputs", "out", {B, H, Nq, D});
+    if (d.has("bias"))
+      expect_shape(g, "inputs", "bias", d.get_shape("bias"));
+    else
+      EXPECT_EQ(g.input_opt("bias"), nullptr);
+    EXPECT_DOUBLE_EQ(g.attr_float("scale"), d.get_float("scale", 1.0 / std::sqrt(static_cast<double>(D))));
+    EXPECT_EQ(g.attr_int("causal", 0), d.get_int("causal", 0));
+    Tolerance t = golden_tolerance(g);
+    EXPECT_EQ(t.atol, d.tol.atol);
+    EXPECT_EQ(t.rtol, d.tol.rtol);
+    ++n;
+  }
+  EXPECT_GE(n, 11);
+}
+
+// The bench's cases are there, with their --small variants (whose names dsocr bench kernels derives from them).
+TEST(sdpa, bench_descriptors) {
+  auto bench = op_cases("sdpa", "bench");
+  ASSERT_EQ(bench.size(), 5u);
+  EXPECT_EQ(bench[0].name, "sdpa_sam_window_relpos");
+  EXPECT_EQ(bench[1].small().get_int("Nk"), 1024);
+  EXPECT_EQ(bench[1].small().get_ints("rel_pos"), (std::vector<int64_t>{32, 32}));
+  EXPECT_EQ(bench[4].small().get_int("H"), 10);  // an override of Nk only
+  const OpCase* swept = find_op_case("sdpa", "flash_awkward_sizes/D=64,Nq=17,Nk=127");
+  ASSERT_NE(swept, nullptr);
+  EXPECT_EQ(swept->get_int("Nk"), 127);
+  EXPECT_EQ(swept->tol.atol, 1e-5);  // the file's default
+}
+
+// A malformed descriptor file is refused, the message naming the file, the case and the field.
+TEST(sdpa, descriptor_errors) {
+  auto bad = [](const std::string& cases, const std::string& needle) {
+    const std::string text = R"({"op": "sdpa", "defaults": {"atol": 1, "rtol": 1}, "cases": [)" + cases + "]}";
+    expect_error([&] { parse_op_cases(text, "x.json"); }, needle);
+  };
+  const std::string shape = R"("B": 1, "H": 4, "Hkv": 2, "Nq": 3, "Nk": 5, "D": 8)";
+  bad(R"({"name": "a", "tags": ["test"], "H": 4, "Hkv": 2, "Nq": 3, "Nk": 5, "D": 8})",
+      "x.json: op case sdpa/a: field 'B' is missing");
+  bad(R"({"name": "a", "tags": ["test"], "B": "1", "H": 4, "Hkv": 2, "Nq": 3, "Nk": 5, "D": 8})",
+      "op case sdpa/a: field 'B' = \"1\": expected an integer");
+  bad(R"({"name": "a", "tags": ["test"], "B": 1, "H": 3, "Hkv": 2, "Nq": 3, "Nk": 5, "D": 8})",
+      "field 'H' = 3 is not a multiple of field 'Hkv' = 2");
+  bad(R"({"name": "a", "tags": ["test"], )" + shape + R"(, "colour": 1})", "op case sdpa/a: unknown field 'colour'");
+  bad(R"({"name": "a", "tags": ["test"], )" + shape + R"(, "algo": "fast"})",
+      "field 'algo' = \"fast\": expected one of automatic, flash, decode");
+  bad(R"({"name": "a", "tags": ["test"], )" + shape + R"(, "bias": [1, 3, "Nq", "Nk"]})",
+      "field 'bias' [1,3,3,5] does not broadcast to [1,4,3,5]");
+  bad(R"({"name": "a", "tags": ["test"], )" + shape + R"(, "bias": ["Nq", "K"]})",
+      "field 'bias': entry \"K\" is neither a size >= 1 nor an integer field");
+  bad(R"({"name": "a", "tags": ["nightly"], )" + shape + "}", "field 'tags': \"nightly\" is not one of");
+  bad(R"({"name": "a", "tags": ["golden"], )" + shape + R"(, "sweep": {"D": [8, 16]}})", "cannot have a sweep");
+  bad(R"({"name": "a", "tags": ["test"], )" + shape + R"(, "sweep": {"Nq,Nk": [[1, 2, 3]]}})",
+      "sweep axis 'Nq,Nk': value [1,2,3] must be an array of 2 values");
+  bad(R"({"name": "a", "tags": ["test"], )" + shape + R"(, "sweep": {"D": [8, 0]}})",
+      "op case sdpa/a/D=0: field 'D' = 0: out of range");
+  bad(R"({"name": "a", "tags": ["bench"], )" + shape + R"(, "small": {"Nk": 7}, "rel_pos": [1, 5]})",
+      "field 'rel_pos' grid 1x5 does not cover 7 keys");
+  bad(R"({"name": "a", "tags": ["test"], )" + shape + R"(}, {"name": "a", "tags": ["test"], )" + shape + "}",
+      "case name 'a' is not unique");
+  expect_error([] { parse_op_cases(R"({"op": "sdpa", "cases": [{"name": "a", "tags": ["test"]}]})", "y.json"); },
+               "y.json: op case sdpa/a: field 'atol' is missing");
+  expect_error([] { parse_op_cases("{", "z.json"); }, "z.json: not valid JSON");
+  expect_error([] { op_cases("no_such_op"); }, "no case descriptors for op 'no_such_op'");
 }

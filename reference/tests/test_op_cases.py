@@ -1,0 +1,82 @@
+"""The op case descriptors (parity/cases/*.json, parity/op_cases.h) are where the golden writer takes its sdpa cases
+from: goldens_ops.CASES holds exactly the file's golden-tagged cases, in file order; each committed golden matches
+its descriptor (shapes, parameters, tolerance); and writing them again from the file reproduces the committed
+files (same attributes, same shapes, values within the 1e-5 relative bound of test_goldens)."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+from conftest import GOLDENS
+from dsocr_ref import goldens_ops
+from dsocr_ref.h5 import read_case
+
+GOLDEN = goldens_ops.sdpa_golden_cases()
+NAMES = [c["name"] for c in GOLDEN]
+
+
+def test_sdpa_cases_come_from_the_file():
+    assert len(GOLDEN) >= 11
+    sdpa = [(i, name) for i, (name, _) in enumerate(goldens_ops.CASES) if name.startswith("sdpa")]
+    assert [n for _, n in sdpa] == NAMES
+    # one block of CASES, so that their seeds (1000 + index) are those they had before the file existed
+    assert [i for i, _ in sdpa] == list(range(sdpa[0][0], sdpa[0][0] + len(sdpa)))
+
+
+def test_descriptor_file_is_well_formed():
+    op, cases = goldens_ops.load_op_cases(goldens_ops.SDPA_CASES_FILE)
+    assert op == "sdpa"
+    names = [c["name"] for c in cases]
+    assert len(names) == len(set(names))
+    for c in cases:
+        assert c["tags"] and set(c["tags"]) <= goldens_ops.OP_CASE_TAGS, c["name"]
+        assert c["atol"] >= 0 and c["rtol"] >= 0, c["name"]
+        if "golden" in c["tags"]:
+            assert "sweep" not in c, c["name"]
+
+
+@pytest.mark.parametrize("case", GOLDEN, ids=NAMES)
+def test_committed_golden_matches_descriptor(case):
+    path = os.path.join(GOLDENS, "ops", case["name"] + ".h5")
+    assert os.path.isfile(path), path
+    f = read_case(path)
+    a = f["attrs"]
+    b, h, hkv, nq, nk, d = (case[k] for k in ("B", "H", "Hkv", "Nq", "Nk", "D"))
+    assert a["op"] == "sdpa"
+    assert f["inputs"]["q"].shape == (b, h, nq, d)
+    assert f["inputs"]["k"].shape == (b, hkv, nk, d) and f["inputs"]["v"].shape == (b, hkv, nk, d)
+    assert f["outputs"]["out"].shape == (b, h, nq, d)
+    if case.get("bias") is None:
+        assert "bias" not in f["inputs"]
+    else:
+        assert f["inputs"]["bias"].shape == goldens_ops._resolve_shape(case, case["bias"])
+    assert math.isclose(float(a["scale"]), case.get("scale", 1 / math.sqrt(d)), rel_tol=1e-15)
+    assert int(a["causal"]) == case.get("causal", 0)
+    default_atol, default_rtol = goldens_ops.CONTRACT_TOLERANCE
+    tol = (float(a.get("atol", default_atol)), float(a.get("rtol", default_rtol)))
+    assert tol == (case["atol"], case["rtol"])
+    if case.get("dtype") == "bf16":  # q, k, v hold bf16 values
+        for n in ("q", "k", "v"):
+            x = f["inputs"][n]
+            assert not (x.view(np.uint32) & 0xFFFF).any(), n
+
+
+def test_rewriting_sdpa_goldens_reproduces_committed(tmp_path):
+    paths = goldens_ops.write_all(str(tmp_path), only=["sdpa_"])
+    assert sorted(os.path.basename(p)[:-3] for p in paths) == sorted(NAMES)
+    for p in paths:
+        new, old = read_case(p), read_case(os.path.join(GOLDENS, "ops", os.path.basename(p)))
+        ka = {k: v for k, v in old["attrs"].items() if k != "source"}
+        kb = {k: v for k, v in new["attrs"].items() if k != "source"}
+        assert ka.keys() == kb.keys(), p
+        for k in ka:
+            assert np.array_equal(np.asarray(ka[k]), np.asarray(kb[k])), (p, k, ka[k], kb[k])
+        for g in ("inputs", "outputs"):
+            assert old[g].keys() == new[g].keys(), (p, g)
+            for n in old[g]:
+                x, y = old[g][n], new[g][n]
+                assert x.shape == y.shape and x.dtype == y.dtype, (p, g, n)
+                with np.errstate(invalid="ignore"):
+                    ok = (x == y) | (np.abs(y.astype(np.float64) - x) <= 1e-5 * np.abs(x.astype(np.float64)))
+                assert ok.all(), (p, g, n)
