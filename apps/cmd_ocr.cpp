@@ -10,6 +10,7 @@
 
 #include "apps/commands.h"
 #include "apps/progress.h"
+#include "apps/runtime_setup.h"
 #include "ocr/draw.h"
 #include "model/hf_cache.h"
 #include "ocr/ocr.h"
@@ -317,7 +318,7 @@ void OcrRun::load() {
   if (engine_) return;
   load_failed_ = true;  // until the engine is there
   auto t_load = Clock::now();
-  rt_ = std::make_unique<Runtime>(s_.ro);
+  rt_ = open_runtime(s_.ro);
   rt_->programs().set_build_observer([this](const BuildEvent& e) { on_build(e); });
   status_.note(fmt::format("dsocr: device {}", rt_->device().label()));
   status_.note(fmt::format("dsocr: loading {}", loc_.origin));

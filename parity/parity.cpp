@@ -6,6 +6,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include "parity/op_cases.h"
+
 namespace dsocr {
 
 Tensor to_device(Runtime& rt, const HostArray& a, const std::string& what) {
@@ -134,7 +136,8 @@ ParityTotals run_parity(Runtime& rt, const std::vector<std::string>& files, cons
       }
       if (c.outputs.empty()) throw GoldenError(fmt::format("{}: no datasets under /outputs", path));
       ParityOutputs got = it->second(rt, c);
-      double atol = c.attr_float("atol", 1e-4), rtol = c.attr_float("rtol", 1e-3);
+      const Tolerance tol = golden_tolerance(c);  // the file's attributes, else the contract's default
+      const double atol = tol.atol, rtol = tol.rtol;
       bool model_case = c.op.rfind("model_", 0) == 0;
       auto report = [&](const std::string& label, const HostArray& ref, bool counted) {
         auto g = got.find(label);

@@ -187,6 +187,66 @@ AttnBias AttnBias::dense(const Tensor& t) {
   return b;
 }
 
+namespace {
+
+// The optional dense bias and SAM rel-pos terms of a call, checked against [B,H,Nq,Nk], as the
+// kernels take them (placeholders of q's buffer and zero strides when absent).
+struct BiasArgs {
+  Tensor bias, relh, relw;
+  int64_t b_off = 0, b_sb = 0, b_sh = 0, b_sq = 0;
+  int kh = 0, kw = 0;
+  int flags = 0;
+};
+
+BiasArgs bias_args(const SdpaParams& p, const Tensor& placeholder, int64_t B, int64_t H, int64_t Nq, int64_t Nk) {
+  auto expect = [](const char* name, const Shape& got, const Shape& want) {
+    if (got != want) throw Error(fmt::format("sdpa: {} is {}, expected {}", name, shape_str(got), shape_str(want)));
+  };
+  BiasArgs a;
+  a.bias = a.relh = a.relw = placeholder;
+  a.flags = p.causal ? kFlagCausal : 0;
+  if (p.bias) {
+    const AttnBias& bb = *p.bias;
+    if (!bb.t.defined()) throw Error("sdpa: bias has no tensor");
+    if (bb.t.dtype != DType::f32) throw Error(fmt::format("sdpa: bias must be f32, got {}", dtype_name(bb.t.dtype)));
+    if ((bb.B != 1 && bb.B != B) || (bb.H != 1 && bb.H != H) || (bb.Nq != 1 && bb.Nq != Nq) || bb.Nk != Nk)
+      throw Error(fmt::format("sdpa: bias [{},{},{},{}] does not broadcast to [B,H,Nq,Nk] = [{},{},{},{}]", bb.B, bb.H,
+                              bb.Nq, bb.Nk, B, H, Nq, Nk));
+    a.b_sb = bb.B == 1 ? 0 : bb.sb;
+    a.b_sh = bb.H == 1 ? 0 : bb.sh;
+    a.b_sq = bb.Nq == 1 ? 0 : bb.sq;  // one row for every query (a per-key bias)
+    if (a.b_sb < 0 || a.b_sh < 0 || a.b_sq < 0) throw Error("sdpa: bias has a negative stride");
+    int64_t last = static_cast<int64_t>(bb.offset) + (bb.B - 1) * a.b_sb + (bb.H - 1) * a.b_sh + (Nq - 1) * a.b_sq + Nk;
+    if (last > bb.t.numel())
+      throw Error(fmt::format("sdpa: bias view (offset {}, strides {},{},{}) reaches element {} of a tensor {}",
+                              bb.offset, a.b_sb, a.b_sh, a.b_sq, last, shape_str(bb.t.shape)));
+    a.bias = bb.t;
+    a.b_off = static_cast<int64_t>(bb.offset);
+    a.flags |= kFlagDense;
+  }
+  if (p.rel_pos) {
+    const RelPosBias& rp = *p.rel_pos;
+    if (!rp.rel_h.defined() || !rp.rel_w.defined()) throw Error("sdpa: rel_pos needs both rel_h and rel_w");
+    if (rp.rel_h.dtype != DType::f32 || rp.rel_w.dtype != DType::f32) throw Error("sdpa: rel_h and rel_w must be f32");
+    if (rp.rel_h.rank() != 4 || rp.rel_w.rank() != 4)
+      throw Error(fmt::format("sdpa: rel_h {} and rel_w {} must be [B,H,Nq,kh] and [B,H,Nq,kw]",
+                              shape_str(rp.rel_h.shape), shape_str(rp.rel_w.shape)));
+    a.kh = to_int(rp.rel_h.dim(3), "kh");
+    a.kw = to_int(rp.rel_w.dim(3), "kw");
+    expect("rel_h", rp.rel_h.shape, {B, H, Nq, a.kh});
+    expect("rel_w", rp.rel_w.shape, {B, H, Nq, a.kw});
+    if (static_cast<int64_t>(a.kh) * a.kw != Nk)
+      throw Error(fmt::format("sdpa: rel_pos key grid {}x{} = {} keys, but k has Nk = {}", a.kh, a.kw,
+                              static_cast<int64_t>(a.kh) * a.kw, Nk));
+    a.relh = rp.rel_h;
+    a.relw = rp.rel_w;
+    a.flags |= kFlagRelPos;
+  }
+  return a;
+}
+
+}  // namespace
+
 void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, const AttnView& out,
           const SdpaParams& p) {
   q.check("sdpa", "q");
@@ -211,49 +271,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   to_int(B * H * Nq, "B*H*Nq");
   to_int(Nk, "Nk");
 
-  int flags = p.causal ? kFlagCausal : 0;
-  Tensor bias_t = q.t;  // unused placeholders when absent
-  int64_t b_off = 0, b_sb = 0, b_sh = 0, b_sq = 0;
-  if (p.bias) {
-    const AttnBias& bb = *p.bias;
-    if (!bb.t.defined()) throw Error("sdpa: bias has no tensor");
-    if (bb.t.dtype != DType::f32) throw Error(fmt::format("sdpa: bias must be f32, got {}", dtype_name(bb.t.dtype)));
-    if ((bb.B != 1 && bb.B != B) || (bb.H != 1 && bb.H != H) || (bb.Nq != 1 && bb.Nq != Nq) || bb.Nk != Nk)
-      throw Error(fmt::format("sdpa: bias [{},{},{},{}] does not broadcast to [B,H,Nq,Nk] = [{},{},{},{}]", bb.B, bb.H,
-                              bb.Nq, bb.Nk, B, H, Nq, Nk));
-    b_sb = bb.B == 1 ? 0 : bb.sb;
-    b_sh = bb.H == 1 ? 0 : bb.sh;
-    b_sq = bb.Nq == 1 ? 0 : bb.sq;  // one row for every query (a per-key bias)
-    if (b_sb < 0 || b_sh < 0 || b_sq < 0) throw Error("sdpa: bias has a negative stride");
-    int64_t last = static_cast<int64_t>(bb.offset) + (bb.B - 1) * b_sb + (bb.H - 1) * b_sh + (Nq - 1) * b_sq + Nk;
-    if (last > bb.t.numel())
-      throw Error(fmt::format("sdpa: bias view (offset {}, strides {},{},{}) reaches element {} of a tensor {}",
-                              bb.offset, b_sb, b_sh, b_sq, last, shape_str(bb.t.shape)));
-    bias_t = bb.t;
-    b_off = static_cast<int64_t>(bb.offset);
-    flags |= kFlagDense;
-  }
-  Tensor relh_t = q.t, relw_t = q.t;
-  int kh = 0, kw = 0;
-  if (p.rel_pos) {
-    const RelPosBias& rp = *p.rel_pos;
-    if (!rp.rel_h.defined() || !rp.rel_w.defined()) throw Error("sdpa: rel_pos needs both rel_h and rel_w");
-    if (rp.rel_h.dtype != DType::f32 || rp.rel_w.dtype != DType::f32) throw Error("sdpa: rel_h and rel_w must be f32");
-    if (rp.rel_h.rank() != 4 || rp.rel_w.rank() != 4)
-      throw Error(fmt::format("sdpa: rel_h {} and rel_w {} must be [B,H,Nq,kh] and [B,H,Nq,kw]",
-                              shape_str(rp.rel_h.shape), shape_str(rp.rel_w.shape)));
-    kh = to_int(rp.rel_h.dim(3), "kh");
-    kw = to_int(rp.rel_w.dim(3), "kw");
-    expect("rel_h", rp.rel_h.shape, {B, H, Nq, kh});
-    expect("rel_w", rp.rel_w.shape, {B, H, Nq, kw});
-    if (static_cast<int64_t>(kh) * kw != Nk)
-      throw Error(fmt::format("sdpa: rel_pos key grid {}x{} = {} keys, but k has Nk = {}", kh, kw,
-                              static_cast<int64_t>(kh) * kw, Nk));
-    relh_t = rp.rel_h;
-    relw_t = rp.rel_w;
-    flags |= kFlagRelPos;
-  }
-
+  const BiasArgs ba = bias_args(p, q.t, B, H, Nq, Nk);
   SdpaAlgo algo = p.algo;
   if (algo == SdpaAlgo::automatic) algo = Nq == 1 ? SdpaAlgo::decode : SdpaAlgo::flash;
   const cl_int iH = static_cast<cl_int>(H), group = static_cast<cl_int>(H / Hkv);
@@ -290,8 +308,9 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
     const size_t nt = kFlashTQ * kFlashTK;
     rt.launch(kern, cl::NDRange(nt, qtiles * nsplit, B * H), cl::NDRange(nt, 1, 1),                         //
               q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
-              out.t, off(out), out.sb, out.sh, out.sn, bias_t, b_off, b_sb, b_sh, b_sq, relh_t, relw_t,
-              static_cast<cl_int>(kh), static_cast<cl_int>(kw), iH, group, iNq, iNk, scale, static_cast<cl_int>(flags),
+              out.t, off(out), out.sb, out.sh, out.sn, ba.bias, ba.b_off, ba.b_sb, ba.b_sh, ba.b_sq, ba.relh, ba.relw,
+              static_cast<cl_int>(ba.kh), static_cast<cl_int>(ba.kw), iH, group, iNq, iNk, scale,
+              static_cast<cl_int>(ba.flags),
               static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
     combine(defs, part, nsplit);
     return;
@@ -310,8 +329,9 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   auto& kern = rt.kernel("sdpa.cl", "sdpa_decode_f32", defs);
   rt.launch(kern, cl::NDRange(kDecNT, nsplit, rows), cl::NDRange(kDecNT, 1, 1),                           //
             q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
-            out.t, off(out), out.sb, out.sh, out.sn, bias_t, b_off, b_sb, b_sh, b_sq, relh_t, relw_t,
-            static_cast<cl_int>(kh), static_cast<cl_int>(kw), iH, group, iNq, iNk, scale, static_cast<cl_int>(flags),
+            out.t, off(out), out.sb, out.sh, out.sn, ba.bias, ba.b_off, ba.b_sb, ba.b_sh, ba.b_sq, ba.relh, ba.relw,
+            static_cast<cl_int>(ba.kh), static_cast<cl_int>(ba.kw), iH, group, iNq, iNk, scale,
+            static_cast<cl_int>(ba.flags),
             static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
   combine(defs, part, nsplit);
 }
