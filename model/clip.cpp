@@ -4,9 +4,10 @@
 
 #include <cmath>
 
-#include "runtime/ops/linear.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
+#include "runtime/ops/layout.h"
+#include "runtime/ops/linear.h"
 #include "runtime/ops/norm.h"
 #include "runtime/ops/resize.h"
 #include "runtime/ops/sdpa.h"
@@ -45,21 +46,22 @@ const Tensor& clip_positions(Runtime& rt, Clip& clip, int64_t h, int64_t w) {
   if (h == g && w == g) return clip.pos;
   int64_t key = h * 10000 + w;
   if (auto it = clip.pos_cache.find(key); it != clip.pos_cache.end()) return it->second;
-  // [g*g, C] grid rows -> [1, C, g, g] (NCHW) -> resized [1, C, h, w] -> [h*w, C]
-  std::vector<float> all = rt.read_f32(clip.pos);
-  std::vector<float> nchw(static_cast<size_t>(C * g * g));
-  for (int64_t p = 0; p < g * g; ++p)
-    for (int64_t c = 0; c < C; ++c) nchw[c * g * g + p] = all[(1 + p) * C + c];
-  Tensor src = rt.upload(nchw.data(), {1, C, g, g}, DType::f32, "clip position table");
-  Tensor dst = rt.empty({1, C, h, w}, DType::f32, "clip position grid");
-  ops::resize_bicubic_aa(rt, src, dst);
-  std::vector<float> r = rt.read_f32(dst);
-  std::vector<float> out(static_cast<size_t>((h * w + 1) * C));
-  std::copy(all.begin(), all.begin() + C, out.begin());
-  for (int64_t p = 0; p < h * w; ++p)
-    for (int64_t c = 0; c < C; ++c) out[(1 + p) * C + c] = r[c * h * w + p];
-  return clip.pos_cache.emplace(key, rt.upload(out.data(), {h * w + 1, C}, DType::f32, "clip resized positions"))
-      .first->second;
+  // All on the device (the copies and layout changes are exact, the resize is the only arithmetic):
+  // the grid rows of pos [1+g*g, C] as NHWC [1,g,g,C] -> NCHW [1,C,g,g] -> resized [1,C,h,w] ->
+  // NHWC [1,h,w,C], written behind the CLS row of [1+h*w, C].
+  const size_t row = static_cast<size_t>(C) * sizeof(float);
+  Tensor grid = rt.empty({1, g, g, C}, DType::f32, "clip position grid");
+  rt.copy(clip.pos, grid, static_cast<size_t>(g * g) * row, row, 0);
+  Tensor nchw = rt.empty({1, C, g, g}, DType::f32, "clip position table");
+  ops::nhwc_to_nchw(rt, grid, nchw);
+  Tensor resized = rt.empty({1, C, h, w}, DType::f32, "clip position grid resized");
+  ops::resize_bicubic_aa(rt, nchw, resized);
+  Tensor nhwc = rt.empty({1, h, w, C}, DType::f32, "clip position grid resized nhwc");
+  ops::nchw_to_nhwc(rt, resized, nhwc);
+  Tensor out = rt.empty({h * w + 1, C}, DType::f32, "clip resized positions");
+  rt.copy(clip.pos, out, row);
+  rt.copy(nhwc, out, static_cast<size_t>(h * w) * row, 0, row);
+  return clip.pos_cache.emplace(key, out).first->second;
 }
 
 void clip_layer_forward(Runtime& rt, const ClipConfig& cfg, const ClipLayer& l, Tensor& x) {

@@ -31,7 +31,8 @@ struct Clip {
 Clip load_clip(Runtime& rt, const WeightSource& w, const ClipConfig& cfg);
 
 // Position embeddings for an h x w grid: CLS row kept, the g x g grid resized with
-// bicubic-antialias (fp32) when it differs. [h*w+1, C], cached per grid.
+// bicubic-antialias (fp32, on the device) when it differs. [h*w+1, C], made once per grid and
+// kept in clip.pos_cache.
 const Tensor& clip_positions(Runtime& rt, Clip& clip, int64_t h, int64_t w);
 
 // sam [B,C,h,w] -> [B,h*w+1,C]; taps (optional) receive "embeddings", "pre_layrnorm", "layers.N".

@@ -4,31 +4,30 @@
 
 #include <cmath>
 
-#include "runtime/ops/linear.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
+#include "runtime/ops/layout.h"
+#include "runtime/ops/linear.h"
 #include "runtime/ops/norm.h"
 #include "runtime/ops/rel_pos.h"
+#include "runtime/ops/resize.h"
 #include "runtime/ops/sdpa.h"
 #include "runtime/ops/window.h"
 
 namespace dsocr {
-namespace {
 
-std::vector<float> host_f32(Runtime& rt, const Tensor& t) { return rt.read_f32(t); }
-
-}  // namespace
-
-std::vector<float> resize_table_linear(const std::vector<float>& tab, int64_t L, int64_t D, int64_t out_len) {
-  std::vector<float> out(static_cast<size_t>(out_len * D));
-  float scale = static_cast<float>(L) / static_cast<float>(out_len);
-  for (int64_t i = 0; i < out_len; ++i) {
-    float src = std::max(scale * (static_cast<float>(i) + 0.5f) - 0.5f, 0.0f);
-    int64_t i0 = std::min<int64_t>(static_cast<int64_t>(src), L - 1);
-    int64_t i1 = std::min<int64_t>(i0 + 1, L - 1);
-    float l1 = src - static_cast<float>(i0), l0 = 1.0f - l1;
-    for (int64_t d = 0; d < D; ++d) out[i * D + d] = l0 * tab[i0 * D + d] + l1 * tab[i1 * D + d];
-  }
+Tensor resize_rel_pos_table(Runtime& rt, const Tensor& tab, int64_t len) {
+  const int64_t L = tab.dim(0), D = tab.dim(1);
+  if (len == L) return tab;
+  // [L,D] (as NHWC [1,L,1,D]) -> [D,L] (NCHW [1,D,L,1]) -> linear along L -> [D,len] -> [len,D]
+  Tensor cols = rt.empty({1, D, L}, DType::f32, "sam rel-pos table columns");
+  Tensor cols4 = reshaped(cols, {1, D, L, 1});
+  ops::nhwc_to_nchw(rt, reshaped(tab, {1, L, 1, D}), cols4);
+  Tensor resized = rt.empty({1, D, len}, DType::f32, "sam rel-pos table columns resized");
+  ops::resize_linear(rt, cols, resized);
+  Tensor out = rt.empty({len, D}, DType::f32, "sam rel-pos table");
+  Tensor out4 = reshaped(out, {1, len, 1, D});
+  ops::nchw_to_nhwc(rt, reshaped(resized, {1, D, len, 1}), out4);
   return out;
 }
 
@@ -49,8 +48,8 @@ SamBlock load_sam_block(Runtime& rt, const WeightSource& w, const SamConfig& cfg
   b.lin1_b = w.load(rt, "mlp.lin1.bias", {M});
   b.lin2_w = w.load_matrix(rt, "mlp.lin2.weight", {C, M});
   b.lin2_b = w.load(rt, "mlp.lin2.bias", {C});
-  b.rel_h = host_f32(rt, w.load(rt, "attn.rel_pos_h", {b.table_len, hd}));
-  b.rel_w = host_f32(rt, w.load(rt, "attn.rel_pos_w", {b.table_len, hd}));
+  b.rel_h = w.load(rt, "attn.rel_pos_h", {b.table_len, hd});
+  b.rel_w = w.load(rt, "attn.rel_pos_w", {b.table_len, hd});
   return b;
 }
 
@@ -79,16 +78,14 @@ void sam_block_forward(Runtime& rt, const SamConfig& cfg, SamBlock& blk, Tensor&
   linear(rt, reshaped(win, {NB, T, C}), blk.qkv_w, &blk.qkv_b, qkv);
   Tensor qkv5 = reshaped(qkv, {NB, T, 3, heads, hd});
 
-  // Relative-position tables at this key size (resized once per size, kept on the device).
-  auto table = [&](const std::vector<float>& tab, int64_t k) {
-    int64_t len = 2 * k - 1;
-    std::vector<float> t = len == blk.table_len ? tab : resize_table_linear(tab, blk.table_len, hd, len);
-    return rt.upload(t.data(), {len, hd}, DType::f32, "sam rel-pos table");
-  };
+  // Relative-position tables at this key size (resized on the device once per size, then kept).
   int64_t key = kh * 100000 + kw;
   auto it = blk.tables.find(key);
   if (it == blk.tables.end())
-    it = blk.tables.emplace(key, std::make_pair(table(blk.rel_h, kh), table(blk.rel_w, kw))).first;
+    it = blk.tables
+             .emplace(key, std::make_pair(resize_rel_pos_table(rt, blk.rel_h, 2 * kh - 1),
+                                          resize_rel_pos_table(rt, blk.rel_w, 2 * kw - 1)))
+             .first;
 
   ops::AttnView q = ops::AttnView::fused(qkv5, 0), k = ops::AttnView::fused(qkv5, 1), v = ops::AttnView::fused(qkv5, 2);
   Tensor rel_h = rt.empty({NB, heads, T, kh}, DType::f32, "sam rel_h");

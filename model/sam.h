@@ -16,9 +16,9 @@ struct SamBlock {
   Tensor qkv_w, qkv_b;                        // [3C, C], [3C]
   Tensor proj_w, proj_b;                      // [C, C], [C]
   Tensor lin1_w, lin1_b, lin2_w, lin2_b;      // [M, C], [M], [C, M], [C]
-  std::vector<float> rel_h, rel_w;            // host copies of the tables [L, hd]
+  Tensor rel_h, rel_w;                        // [L, hd] as loaded (L = table_len)
   int64_t table_len = 0;
-  std::map<int64_t, std::pair<Tensor, Tensor>> tables;  // per key size k: tables resized to 2k-1
+  std::map<int64_t, std::pair<Tensor, Tensor>> tables;  // key grid kh*100000+kw -> tables [2kh-1, hd], [2kw-1, hd]
 };
 
 // Loads blocks.N (names relative to `w`: norm1.weight, attn.qkv.weight, attn.rel_pos_h, ...).
@@ -29,8 +29,9 @@ SamBlock load_sam_block(Runtime& rt, const WeightSource& w, const SamConfig& cfg
 // attend over the whole H x W grid, with the tables resized (linear) when 2H-1 differs.
 void sam_block_forward(Runtime& rt, const SamConfig& cfg, SamBlock& blk, Tensor& x);
 
-// torch F.interpolate(mode="linear", align_corners=False) of a [L, D] table along L to out_len
-// rows, in fp32 as ATen computes it (host; tables are small).
-std::vector<float> resize_table_linear(const std::vector<float>& tab, int64_t L, int64_t D, int64_t out_len);
+// A [L, D] fp32 table resized along L to len rows: torch F.interpolate(mode="linear",
+// align_corners=False) in fp32 as ATen computes it (ops::resize_linear), on the device. Returns tab
+// itself when len == L.
+Tensor resize_rel_pos_table(Runtime& rt, const Tensor& tab, int64_t len);
 
 }  // namespace dsocr
