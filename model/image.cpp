@@ -1,12 +1,17 @@
 #include "model/image.h"
 
 #include <fmt/format.h>
-#include <jerror.h>
-#include <jpeglib.h>
 #include <png.h>
 
 #include <csetjmp>
 #include <cstdio>
+// jpeglib.h (with the library's jconfig.h) before jerror.h: the message codes jerror.h numbers
+// depend on JPEG_LIB_VERSION, so included first it numbers them for the wrong API on a libjpeg 7/8
+// build (Ubuntu's libjpeg-turbo8) and a truncated file is reported as some other message.
+#include <jpeglib.h>
+// (kept apart so that include sorting does not swap them)
+#include <jerror.h>
+
 #include <cstring>
 #include <fstream>
 #include <iostream>
