@@ -63,6 +63,7 @@ if [ "$family" = debian ]; then
         ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers libclblast-dev
         libhdf5-dev libfmt-dev libpng-dev libjpeg62-turbo-dev nlohmann-json3-dev libpcre2-dev
         libpoppler-cpp-dev libgtest-dev
+        fonts-dejavu-core fonts-liberation fonts-freefont-ttf wamerican
         pocl-opencl-icd mesa-opencl-icd)
 else
   # Fedora: opencl-headers carries the C and the C++ headers (CL/opencl.hpp); mesa-libOpenCL is
