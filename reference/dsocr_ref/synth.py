@@ -13,22 +13,23 @@ the `random.Random` passed. CLI: python -m dsocr_ref.synth heldout OUT_DIR [--n 
 preview OUT.png | assets DST_DIR.
 """
 import argparse
+import functools
 import hashlib
 import io
 import json
 import math
 import os
 import random
-import re
 import shutil
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 GENERATOR_VERSION = "1"
 HELDOUT_SEED = 20261206
 FONT_DIRS = ["/usr/share/fonts"]
 WORD_FILES = ["/usr/share/dict/american-english", "/usr/share/dict/words"]
+_font = functools.lru_cache(maxsize=256)(ImageFont.truetype)  # (path, size) -> FreeTypeFont
 
 # family -> file-name stems by style (regular, bold, italic/oblique, bold italic)
 _STYLES = {"dv": ("", "-Bold", "-Oblique", "-BoldOblique"), "dvi": ("", "-Bold", "-Italic", "-BoldItalic"),
@@ -64,21 +65,14 @@ def find_fonts(dirs=None):
                 stem, ext = os.path.splitext(f)
                 if ext.lower() in FONT_EXT and stem not in found:
                     found[stem] = os.path.join(root, f)
-    out = {}
-    for fam, stems in FAMILIES.items():
-        paths = [found[s] for s in stems if s in found]
-        if paths:
-            out[fam] = paths
-    return out
+    return {fam: ps for fam, stems in FAMILIES.items() if (ps := [found[s] for s in stems if s in found])}
 
 
 def _clean_words(lines):
     seen, out = set(), []
     for w in lines:
         w = w.strip()
-        if w.endswith("'s"):
-            continue
-        if w and w.isascii() and w.isalpha() and w not in seen:
+        if w and w.isascii() and w.isalpha() and w not in seen:  # drops possessives ("'s") too
             seen.add(w)
             out.append(w)
     return out
@@ -187,7 +181,7 @@ def _word(rng, words, max_len=None):
         w = rng.choice(words)
         if max_len is None or len(w) <= max_len:
             return w
-    return w[:max_len]
+    return min(words, key=len)
 
 
 def _punctuate(rng, w):
@@ -256,10 +250,12 @@ def text_sample(rng, level, words):
                 return s
         return s[:48].rstrip()
     if level == 2:
-        target = rng.randint(40, 60)
-        items = _items(rng, words, 30, sentence=rng.random() < 0.6)
-        s = _wrap(items, target)[0]
-        return s if len(s) >= 30 else " ".join(items)[:target].rstrip()
+        target, sentence = rng.randint(40, 60), rng.random() < 0.6
+        for _ in range(20):  # a first line of at least 35 characters (whole items)
+            s = _wrap(_items(rng, words, 30, sentence=sentence), target)[0]
+            if len(s) >= 35:
+                break
+        return s
     if level == 3:
         n_lines, width = rng.randint(2, 4), rng.randint(24, 46)
         items = _items(rng, words, 60, token_p=0.15, sentence=True)
@@ -275,16 +271,16 @@ _luma = lambda c: 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]  # noqa: E731
 
 
 def _colours(rng):
-    """(paper, ink) with a luminance difference of at least 110."""
+    """(paper, ink) with a luminance difference of at least 130."""
     while True:
         if rng.random() < 0.85:
-            base, dark = rng.randint(200, 255), rng.choice([90, 90, 140])
+            base, dark = rng.randint(200, 255), rng.choice([80, 80, 130])
             paper = tuple(min(255, base + rng.randint(-12, 12)) for _ in range(3))
             ink = tuple(rng.randint(0, dark) for _ in range(3))
         else:  # light ink on dark paper
             paper = tuple(rng.randint(0, 70) for _ in range(3))
             ink = tuple(rng.randint(200, 255) for _ in range(3))
-        if abs(_luma(paper) - _luma(ink)) >= 110:
+        if abs(_luma(paper) - _luma(ink)) >= 130:
             return paper, ink
 
 
@@ -336,7 +332,7 @@ def _layout(rng, level, text, font_path, avail):
     style = (rng.choice(["none", "vrule", "grid", "head"]), rng.random() < 0.5)
     lines = text.split("\n")
     while True:
-        font = ImageFont.truetype(font_path, size)
+        font = _font(font_path, size)
         spacing = int(round(spacing_f * size))
         if level == 4:
             mask = _table_mask(font, [ln.split(" | ") for ln in lines], spacing, style)
@@ -360,14 +356,12 @@ def _layout(rng, level, text, font_path, avail):
             raise ValueError("cannot fit %r" % text)
 
 
-def _augment(rng, img, font_size):
-    if rng.random() < 0.3:
-        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, min(1.2, font_size / 24))))
-    if rng.random() < 0.35:
+def _augment(rng, img):
+    if rng.random() < 0.35:  # gaussian noise, the same on the three channels
         nrng = np.random.default_rng(rng.getrandbits(32))
-        a = np.asarray(img, dtype=np.float32)
-        a = a + nrng.normal(0, rng.uniform(2, 12), a.shape[:2])[..., None]
-        img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
+        noise = nrng.standard_normal(img.size[::-1], dtype=np.float32) * rng.uniform(2, 12) + 0.5
+        a = np.asarray(img, dtype=np.float32) + noise[..., None]
+        img = Image.fromarray(np.clip(a, 0, 255, out=a).astype(np.uint8))
     if rng.random() < 0.5:
         img.save(buf := io.BytesIO(), format="JPEG", quality=rng.randint(40, 95))
         img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
@@ -379,7 +373,10 @@ def render_sample_info(rng, level, fonts, words, size=512, augment=True):
     text = text_sample(rng, level, words)
     font_path = rng.choice(fonts)
     margin = rng.randint(max(4, size // 64), max(8, size // 16))
-    mask, text, fsize = _layout(rng, level, text, font_path, size - 2 * margin)
+    mask, text, fsize = _layout(rng, level, text, font_path, size - 2 * margin - 6)
+    if augment and rng.random() < 0.3:  # blur the ink only (the paper is flat or a soft gradient)
+        radius = rng.uniform(0.3, min(1.2, fsize / 24))
+        mask = ImageOps.expand(mask, 3).filter(ImageFilter.GaussianBlur(radius))
     paper, ink = _colours(rng)
     img = Image.new("RGB", (size, size), paper)
     if rng.random() < 0.2:  # a soft paper gradient
@@ -390,7 +387,7 @@ def render_sample_info(rng, level, fonts, words, size=512, augment=True):
     y = rng.randint(margin, size - margin - mask.size[1])
     img.paste(Image.new("RGB", mask.size, ink), (x, y), mask)
     if augment:
-        img = _augment(rng, img, fsize)
+        img = _augment(rng, img)
     info = {"level": level, "font": os.path.basename(font_path), "font_size": fsize,
             "bbox": (x, y, x + mask.size[0], y + mask.size[1]), "paper": paper, "ink": ink}
     return img, text, info
@@ -433,8 +430,7 @@ def write_heldout(out_dir, n=200, seed=HELDOUT_SEED, split=None):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "labels.jsonl"), "w", encoding="utf-8") as f:
         for i, (img, text, meta) in enumerate(heldout_set(n, seed, split)):
-            name = "%03d.png" % i
-            img.save(os.path.join(out_dir, name))
+            img.save(os.path.join(out_dir, name := "%03d.png" % i))
             f.write(json.dumps({"file": name, "text": text, "level": meta["level"],
                                 "font": meta["font"], "seed": meta["seed"]}, ensure_ascii=False) + "\n")
 
@@ -447,7 +443,7 @@ def preview(out_png, seed=1, split=None, n=12, cols=4):
     rows = (n + cols - 1) // cols
     sheet = Image.new("RGB", (cols * cell, rows * (cell + cap)), (255, 255, 255))
     d = ImageDraw.Draw(sheet)
-    capfont = ImageFont.truetype(find_fonts()["DejaVu Sans Mono"][0], 11)
+    capfont = _font(split.train_fonts[0], 11)
     for i in range(n):
         level = i % 5
         img, text, info = render_sample_info(rng, level, split.train_fonts, split.train_words)
@@ -459,8 +455,7 @@ def preview(out_png, seed=1, split=None, n=12, cols=4):
 
 
 def copy_assets(dst_dir, fonts=None):
-    """Copies the font files (train and held-out) and the cleaned word list (words.txt) into
-    dst_dir; returns the total size in bytes."""
+    """Copies the fonts (train and held-out) and the clean word list (words.txt); -> bytes."""
     fonts = fonts or find_fonts()
     os.makedirs(dst_dir, exist_ok=True)
     total = 0
