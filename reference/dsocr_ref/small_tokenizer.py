@@ -348,7 +348,7 @@ def default_corpus(n: int = 200000, seed: int = 0, words=None, use_synth: bool =
     brackets, paragraphs, markdown (headings, lists, emphasis, tables) and DeepSeek-OCR's HTML
     tables, grounding output (<|ref|>..<|/ref|><|det|>[[x0, y0, x1, y1]]<|/det|>) and the official
     prompts. Deterministic in (n, seed, words). use_synth: a third of the texts from
-    dsocr_ref.synth.text_sample(rng, level, words) (levels 0-3) when that module imports."""
+    dsocr_ref.synth.text_sample(rng, level, words) (levels 0-4) when that module imports."""
     rng = random.Random(seed)
     words = words if words is not None else load_words()
     synth = None
@@ -362,7 +362,7 @@ def default_corpus(n: int = 200000, seed: int = 0, words=None, use_synth: bool =
     fns, weights = zip(*kinds)
     for _ in range(n):
         if synth is not None and rng.random() < 1 / 3:
-            yield str(synth(rng, rng.randrange(4), words))
+            yield str(synth(rng, rng.randrange(5), words))
             continue
         yield rng.choices(fns, weights)[0](rng, words)
 
