@@ -1,0 +1,343 @@
+"""Train the demo DeepSeek-OCR (demo_model.py) on synthetic text images (synth.py), resumably.
+
+    python -m dsocr_ref.train_ocr --assets DIR --state DIR --out DIR [--minutes 8] [--device cuda]
+
+Each call trains for --minutes from the state in --state (none: a fresh start from --seed), then
+writes to --out: the new state (state_model / state_m / state_v .safetensors: weights and both
+AdamW moments as bf16, so that the state travels between the GPU machine's calls; meta.json: the
+step, the schedule, the seeds), the log of this and every earlier call (log.jsonl: loss per 50
+steps, held-out CER per eval), and the checkpoint in the official layout (ckpt/).
+
+The forward is the reference model's own modules (model.py) with the official code's torch ops
+(bench/torch_bench_ops.py install_ops("official"), device-aware, checked against the reference
+by torch_bench --check), batched: the vision encoder per view as the model does it, the decoder
+over right-padded sequences with a causal mask (a padded position is never attended by a real
+one). Sequence: [bos] [image x 73] enc("\\nFree OCR.") text [eos]; the loss is on text and eos.
+"""
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from . import checkpoint, demo_model, synth
+from . import config as cfgmod
+from . import model as modelmod
+from . import small_tokenizer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench"))
+import torch_bench_ops  # noqa: E402
+
+PROMPT_AFTER_IMAGE = "\nFree OCR."
+N_IMAGE_TOKENS = 73  # tiny: 8 x (8 + 1) + 1
+
+
+def amp(dev):
+    """bf16 autocast on CUDA, nothing elsewhere (torch 1.13's CPU build refuses even a disabled one)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+
+
+def schedule(step, total, warmup, peak):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def curriculum_level(rng, step):
+    """Short lines and large fonts first, then longer lines, paragraphs, tables."""
+    top = 1 if step < 1500 else 2 if step < 4000 else 3 if step < 7000 else 4
+    return min(top, int(rng.random() * (top + 1.5)))
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """Endless (pixels [3,512,512], target ids) pairs; worker w of a call starting at `step` draws
+    from random.Random(seed, step, w), so a resumed run never repeats a started one's samples."""
+
+    def __init__(self, tok_path, assets, seed, step):
+        self.tok_path, self.assets, self.seed, self.step = tok_path, assets, seed, step
+
+    def __iter__(self):
+        from tokenizers import Tokenizer
+        info = torch.utils.data.get_worker_info()
+        w = info.id if info else 0
+        rng = random.Random(f"{self.seed}-{self.step}-{w}")
+        tok = Tokenizer.from_file(self.tok_path)
+        split = synth.Split(synth.find_fonts([self.assets]), synth.load_words(os.path.join(self.assets, "words.txt")))
+        n = 0
+        while True:
+            level = curriculum_level(rng, self.step + n // 64)
+            img, text = synth.render_sample(rng, level, split.train_fonts, split.train_words)
+            n += 1
+            yield pixels_of(img), tok.encode(text).ids
+
+
+def pixels_of(img):
+    a = torch.frombuffer(bytearray(img.convert("RGB").resize((512, 512)).tobytes()), dtype=torch.uint8)
+    return (a.reshape(512, 512, 3).permute(2, 0, 1).float() / 255.0 - 0.5) / 0.5
+
+
+def collate(batch):
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+
+
+def image_embeds(m, pixels):
+    """pixels [B,3,512,512] -> [B,73,C]: rows of the 8x8 grid each + image_newline, then view_seperator."""
+    proj = m.encode_view(pixels)  # [B,64,C]
+    b, hw, c = proj.shape
+    s = int(math.isqrt(hw))
+    nl = m.model.image_newline.reshape(1, 1, 1, c).expand(b, s, 1, c)
+    rows = torch.cat([proj.reshape(b, s, s, c), nl.to(proj.dtype)], dim=2).reshape(b, s * (s + 1), c)
+    sep = m.model.view_seperator.reshape(1, 1, c).expand(b, 1, c).to(proj.dtype)
+    return torch.cat([rows, sep], dim=1)
+
+
+def causal_attention(q, k, v):
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    t = q.shape[2]  # torch < 2.0 (the CPU test environment)
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    s = s.masked_fill(torch.ones(t, t, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    return s.softmax(-1) @ v
+
+
+def decoder_logits(m, x):
+    """x [B,T,hidden] -> logits [B,T,vocab]: the decoder layers with a causal mask over the batch."""
+    c = m.c
+    b, t, _ = x.shape
+    pos = torch.arange(t, device=x.device)
+    for layer in m.model.layers:
+        a = layer.self_attn
+        h = layer.input_layernorm(x)
+        q = a.q_proj(h).view(b, t, c.num_attention_heads, c.head_dim).transpose(1, 2)
+        k = a.k_proj(h).view(b, t, c.num_key_value_heads, c.head_dim).transpose(1, 2)
+        v = a.v_proj(h).view(b, t, c.num_key_value_heads, c.head_dim).transpose(1, 2)
+        q, k = torch_bench_ops.rope_official(q, pos, c.rope_theta), torch_bench_ops.rope_official(k, pos, c.rope_theta)
+        o = causal_attention(q, k, v)
+        x = x + a.o_proj(o.transpose(1, 2).reshape(b, t, -1))
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    return m.lm_head(m.model.norm(x))
+
+
+def sequences(m, pixels, targets, ids):
+    """Embeddings [B,T,hidden], labels [B,T] (-100 where no loss) for a batch."""
+    dev = pixels.device
+    prefix = [ids["bos"]] + [ids["image"]] * N_IMAGE_TOKENS + ids["prompt"]
+    rows = [prefix + tg + [ids["eos"]] for tg in targets]
+    t = max(len(r) for r in rows)
+    tok = torch.full((len(rows), t), ids["eos"], dtype=torch.long)
+    lab = torch.full((len(rows), t), -100, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tok[i, :len(r)] = torch.tensor(r)
+        lab[i, len(prefix) - 1:len(r) - 1] = torch.tensor(r[len(prefix):])  # position p predicts token p+1
+    tok, lab = tok.to(dev), lab.to(dev)
+    x = m.model.embed_tokens.weight[tok]
+    x = torch.cat([x[:, :1], image_embeds(m, pixels).to(x.dtype), x[:, 1 + N_IMAGE_TOKENS:]], dim=1)
+    return x, lab
+
+
+@torch.no_grad()
+def greedy(m, pixels, ids, max_new):
+    """Batched greedy decoding (full recompute per step; short outputs) -> list of id lists."""
+    prefix = [ids["bos"]] + [ids["image"]] * N_IMAGE_TOKENS + ids["prompt"]
+    dev = pixels.device
+    img = image_embeds(m, pixels)
+    emb = m.model.embed_tokens.weight
+    base = emb[torch.tensor(prefix, device=dev)][None].expand(pixels.shape[0], -1, -1).clone()
+    base[:, 1:1 + N_IMAGE_TOKENS] = img.to(base.dtype)
+    out = torch.zeros(pixels.shape[0], 0, dtype=torch.long, device=dev)
+    done = torch.zeros(pixels.shape[0], dtype=torch.bool, device=dev)
+    for _ in range(max_new):
+        x = torch.cat([base, emb[out]], dim=1)
+        nxt = decoder_logits(m, x)[:, -1].float().argmax(-1)
+        nxt = torch.where(done, torch.full_like(nxt, ids["eos"]), nxt)
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        done |= nxt == ids["eos"]
+        if bool(done.all()):
+            break
+    res = []
+    for row in out.tolist():
+        res.append(row[:row.index(ids["eos"])] if ids["eos"] in row else row)
+    return res
+
+
+def cer(hyp, ref):
+    """Levenshtein distance / len(ref) over characters."""
+    prev = list(range(len(ref) + 1))
+    for i, a in enumerate(hyp, 1):
+        cur = [i] + [0] * len(ref)
+        for j, b in enumerate(ref, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b))
+        prev = cur
+    return prev[-1] / max(1, len(ref))
+
+
+def evaluate(m, tok, ids, heldout, dev, max_new=96):
+    m.eval()
+    errs, exact, chars = 0.0, 0, 0
+    for i in range(0, len(heldout), 50):
+        chunk = heldout[i:i + 50]
+        px = torch.stack([pixels_of(im) for im, _, _ in chunk]).to(dev)
+        with amp(dev):
+            outs = greedy(m, px, ids, max_new)
+        for (im, text, _), o in zip(chunk, outs):
+            hyp = tok.decode(o, skip_special_tokens=True)
+            errs += cer(hyp, text) * len(text)
+            chars += len(text)
+            exact += hyp.strip() == text.strip()
+    m.train()
+    return errs / max(1, chars), exact / max(1, len(heldout))
+
+
+# ---------------------------------------------------------------------------- state and export
+def save_state(m, opt, meta, out):
+    sd = {k: v.detach().to(torch.bfloat16).cpu().contiguous() for k, v in m.state_dict().items()}
+    save_file(sd, os.path.join(out, "state_model.safetensors"))
+    names = {id(p): n for n, p in m.named_parameters()}
+    for key, fn in (("exp_avg", "state_m"), ("exp_avg_sq", "state_v")):
+        d = {names[id(p)]: s[key].to(torch.bfloat16).cpu().contiguous() for p, s in opt.state.items() if key in s}
+        save_file(d, os.path.join(out, fn + ".safetensors"))
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def load_state(m, opt, state_dir, dev):
+    sd = load_file(os.path.join(state_dir, "state_model.safetensors"))
+    m.load_state_dict({k: v.float() for k, v in sd.items()})
+    mm = load_file(os.path.join(state_dir, "state_m.safetensors"))
+    vv = load_file(os.path.join(state_dir, "state_v.safetensors"))
+    with open(os.path.join(state_dir, "meta.json")) as f:
+        meta = json.load(f)
+    for n, p in m.named_parameters():
+        if n in mm:
+            opt.state[p] = {"step": torch.tensor(float(meta["step"])), "exp_avg": mm[n].float().to(dev),
+                            "exp_avg_sq": vv[n].float().to(dev)}
+    return meta
+
+
+def export(m, cfg_dict, tok_dir, ids, out_dir):
+    """The checkpoint in the official layout (bf16), with the demo tokenizer."""
+    checkpoint.save(m, out_dir, cfg_dict)
+    for fn in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(tok_dir, fn)):
+            with open(os.path.join(tok_dir, fn), "rb") as a, open(os.path.join(out_dir, fn), "wb") as b:
+                b.write(a.read())
+    checkpoint._json(os.path.join(out_dir, "generation_config.json"),
+                     {"_from_model_config": True, "bos_token_id": ids["bos"], "eos_token_id": ids["eos"]})
+
+
+def plot(log, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tr = [r for r in log if "loss" in r]
+    ev = [r for r in log if "cer" in r]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax[0].plot([r["step"] for r in tr], [r["loss"] for r in tr])
+    ax[0].set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+    ax[1].plot([r["step"] for r in ev], [r["cer"] for r in ev], marker="o", label="CER")
+    ax[1].plot([r["step"] for r in ev], [r["exact"] for r in ev], marker="s", label="exact lines")
+    ax[1].set(xlabel="step", ylim=(0, 1), title="held-out (reference, greedy)")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+# ---------------------------------------------------------------------------- the run
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--assets", required=True, help="fonts and words.txt (synth.copy_assets)")
+    ap.add_argument("--tokenizer", required=True, help="folder with the demo tokenizer.json")
+    ap.add_argument("--state", default="", help="folder of a previous call's state (empty: fresh start)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=8.0)
+    ap.add_argument("--batch", type=int, default=96)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--total-steps", type=int, default=30000, help="length of the LR schedule over all calls")
+    ap.add_argument("--eval-every", type=int, default=1000)
+    ap.add_argument("--eval-n", type=int, default=100)
+    ap.add_argument("--eval-max-new", type=int, default=96, help="greedy tokens per held-out image at most")
+    ap.add_argument("--workers", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=20261206)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (tests)")
+    a = ap.parse_args(argv)
+    t_start = time.time()
+    dev = torch.device(a.device)
+    torch_bench_ops.install_ops("official")
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(a.tokenizer, "tokenizer.json"))
+    sid = small_tokenizer.special_ids(tok)
+    ids = {"bos": sid["bos"], "eos": sid["eos"], "image": sid["image"], "prompt": tok.encode(PROMPT_AFTER_IMAGE).ids}
+    vocab = (small_tokenizer.vocab_size_total(tok) + 63) // 64 * 64
+    cfg_dict = demo_model.demo_config_dict(vocab, ids["bos"], ids["eos"])
+    c = cfgmod.from_dict(cfg_dict)
+    torch.manual_seed(a.seed)
+    m = modelmod.build(c)
+    checkpoint.random_init(m, a.seed)
+    m.to(dev).train()
+    decay = [p for n, p in m.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    other = [p for n, p in m.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": other, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
+    meta = {"step": 0, "calls": 0, "seed": a.seed, "generator_version": synth.GENERATOR_VERSION}
+    log = []
+    if a.state and os.path.exists(os.path.join(a.state, "meta.json")):
+        meta = load_state(m, opt, a.state, dev)
+        with open(os.path.join(a.state, "log.jsonl")) as f:
+            log = [json.loads(line) for line in f if line.strip()]
+    meta.update(batch=a.batch, lr=a.lr, total_steps=a.total_steps, n_params=sum(p.numel() for p in m.parameters()))
+    split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(os.path.join(a.assets, "words.txt")))
+    heldout = synth.heldout_set(a.eval_n, split=split)
+    stream = Stream(os.path.join(a.tokenizer, "tokenizer.json"), a.assets, a.seed, meta["step"])
+    extra = {"prefetch_factor": 4} if a.workers else {}
+    dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate, **extra)
+    step0, run_loss, n_loss = meta["step"], 0.0, 0
+    for px, targets in dl:
+        step = meta["step"]
+        for g in opt.param_groups:
+            g["lr"] = schedule(step, a.total_steps, 300, a.lr)
+        px = px.to(dev, non_blocking=True)
+        with amp(dev):
+            x, lab = sequences(m, px, targets, ids)
+            logits = decoder_logits(m, x)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        meta["step"] += 1
+        run_loss += float(loss)
+        n_loss += 1
+        if meta["step"] % 50 == 0:
+            log.append({"step": meta["step"], "loss": run_loss / n_loss, "lr": opt.param_groups[0]["lr"],
+                        "t": round(time.time() - t_start, 1)})
+            print(json.dumps(log[-1]), flush=True)
+            run_loss, n_loss = 0.0, 0
+        out_of_time = time.time() - t_start > a.minutes * 60 or (a.max_steps and meta["step"] - step0 >= a.max_steps)
+        if meta["step"] % a.eval_every == 0 or out_of_time:
+            e_cer, e_exact = evaluate(m, tok, ids, heldout, dev, a.eval_max_new)
+            log.append({"step": meta["step"], "cer": e_cer, "exact": e_exact, "t": round(time.time() - t_start, 1)})
+            print(json.dumps(log[-1]), flush=True)
+        if out_of_time:
+            break
+    meta["calls"] += 1
+    os.makedirs(a.out, exist_ok=True)
+    save_state(m, opt, meta, a.out)
+    with open(os.path.join(a.out, "log.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in log)
+    export(m, cfg_dict, a.tokenizer, ids, os.path.join(a.out, "ckpt"))
+    plot(log, os.path.join(a.out, "curve.png"))
+    print(f"done: step {meta['step']}, {time.time() - t_start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The demo model's training script, on the CPU: two steps from scratch, then two more resumed from
+the saved state; the exported checkpoint loads as the official layout and keeps the demo config."""
+import json
+import os
+
+import pytest
+import torch
+
+from dsocr_ref import checkpoint, demo_model, small_tokenizer, synth, train_ocr
+
+pytestmark = pytest.mark.skipif(not synth.find_fonts() or not os.path.exists("/usr/share/dict/american-english"),
+                                reason="fonts or word list missing (scripts/setup.sh installs fonts-dejavu-core, "
+                                       "fonts-liberation, fonts-freefont-ttf, wamerican)")
+
+
+@pytest.fixture(scope="module")
+def setup_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    assets = root / "assets"
+    synth.copy_assets(str(assets))
+    tok = small_tokenizer.train_small_tokenizer(small_tokenizer.default_corpus(3000, 0), vocab_size=300)
+    small_tokenizer.write(tok, str(root / "tok"))
+    return root, assets
+
+
+def run(root, assets, state, out, steps):
+    train_ocr.main(["--assets", str(assets), "--tokenizer", str(root / "tok"), "--state", state, "--out", str(out),
+                    "--batch", "2", "--workers", "0", "--eval-n", "2", "--max-steps", str(steps), "--device", "cpu",
+                    "--eval-every", "1000000", "--eval-max-new", "4"])
+
+
+def test_train_resume_export(setup_dirs):
+    root, assets = setup_dirs
+    run(root, assets, "", root / "a", 2)
+    meta = json.load(open(root / "a" / "meta.json"))
+    assert meta["step"] == 2 and meta["calls"] == 1
+    log = [json.loads(x) for x in open(root / "a" / "log.jsonl")]
+    assert any("cer" in r for r in log)
+    for fn in ("state_model", "state_m", "state_v"):
+        assert (root / "a" / f"{fn}.safetensors").stat().st_size > 0
+    assert (root / "a" / "curve.png").stat().st_size > 0
+
+    run(root, assets, str(root / "a"), root / "b", 2)
+    meta = json.load(open(root / "b" / "meta.json"))
+    assert meta["step"] == 4 and meta["calls"] == 2
+    assert len([r for r in map(json.loads, open(root / "b" / "log.jsonl")) if "cer" in r]) == 2
+
+    m, c = checkpoint.load(str(root / "b" / "ckpt"))
+    cfg = json.load(open(root / "b" / "ckpt" / "config.json"))
+    assert cfg["dsocr_demo"]["mode"] == demo_model.DEMO_MODE
+    assert c.hidden_size == demo_model.LM["hidden_size"] and c.num_experts_per_tok == 2
+    assert (root / "b" / "ckpt" / "tokenizer.json").exists()
+    # the state's weights are the exported ones (bf16 both)
+    sd = checkpoint.read_state_dict(str(root / "b" / "ckpt"))
+    from safetensors.torch import load_file
+    st = load_file(str(root / "b" / "state_model.safetensors"))
+    k = "model.layers.1.mlp.gate.weight"
+    assert torch.equal(sd[k], st[k])
+
+
+def test_cer():
+    assert train_ocr.cer("abc", "abc") == 0
+    assert train_ocr.cer("abd", "abc") == pytest.approx(1 / 3)
+    assert train_ocr.cer("", "abcd") == 1
+    assert train_ocr.cer("xabc", "abc") == pytest.approx(1 / 3)
