@@ -67,11 +67,15 @@ if [ "$family" = debian ]; then
         pocl-opencl-icd mesa-opencl-icd)
 else
   # Fedora: opencl-headers carries the C and the C++ headers (CL/opencl.hpp); mesa-libOpenCL is
-  # rusticl; json-devel is nlohmann-json.
+  # rusticl; json-devel is nlohmann-json. The fonts and words (the word list) are for the
+  # synthetic text images of the reference's training data (reference/dsocr_ref/synth.py).
   pkgs=(cmake gcc-c++ make pkgconf-pkg-config
         ocl-icd-devel opencl-headers clblast-devel
         hdf5-devel fmt-devel libpng-devel libjpeg-turbo-devel json-devel pcre2-devel
         poppler-cpp-devel gtest-devel
+        dejavu-sans-fonts dejavu-serif-fonts dejavu-sans-mono-fonts liberation-sans-fonts
+        liberation-serif-fonts liberation-mono-fonts gnu-free-sans-fonts gnu-free-serif-fonts
+        gnu-free-mono-fonts words
         pocl mesa-libOpenCL)
 fi
 [ "$dry_run" = 1 ] && echo "setup: family $family ($os_release), packages: ${pkgs[*]}"

@@ -62,7 +62,7 @@ for os in fedora asahi rocky; do
   expect_rc "$os: dry run" 0 "$rc"
   expect_contains "$os: fedora family" "$WORK/out" '^setup: family fedora '
   expect_contains "$os: dnf install with Fedora names" "$WORK/out" \
-    'would run: (sudo )?dnf install -y --setopt=install_weak_deps=False cmake gcc-c\+\+ make pkgconf-pkg-config ocl-icd-devel opencl-headers clblast-devel hdf5-devel fmt-devel libpng-devel libjpeg-turbo-devel json-devel pcre2-devel poppler-cpp-devel gtest-devel pocl mesa-libOpenCL$'
+    'would run: (sudo )?dnf install -y --setopt=install_weak_deps=False cmake gcc-c\+\+ make pkgconf-pkg-config ocl-icd-devel opencl-headers clblast-devel hdf5-devel fmt-devel libpng-devel libjpeg-turbo-devel json-devel pcre2-devel poppler-cpp-devel gtest-devel dejavu-sans-fonts dejavu-serif-fonts dejavu-sans-mono-fonts liberation-sans-fonts liberation-serif-fonts liberation-mono-fonts gnu-free-sans-fonts gnu-free-serif-fonts gnu-free-mono-fonts words pocl mesa-libOpenCL$'
   expect_absent "$os: no apt" "$WORK/out" 'apt-get|dpkg'
   expect_absent "$os: the dry run ran no installer" "$log" '.'
 done
