@@ -211,20 +211,30 @@ void vision_misc_cases(bool s, std::vector<Case>& cases) {
   }
 }
 
-void norm_argmax_cases(bool s, std::vector<Case>& cases) {
-  const int64_t T = s ? 1024 : 4096;
-  Case c{fmt::format("layer_norm_sam_{}x768", T), "memory", 0, f4(2.0 * T * 768), {}};
+// A bench descriptor of parity/cases/layer_norm.json or rms_norm.json (rows layout): "<name>_<rows>x<C>", inputs from
+// the descriptor's seed (x), seed + 1 (weight), seed + 2 (bias).
+Case norm(const OpCase& d) {
+  const Shape sh = d.get_shape("shape");
+  if (d.get_str("layout", "rows") != "rows")
+    throw Error(fmt::format("bench case {}/{}: only layout rows is timed", d.op, d.name));
+  const int64_t C = sh.back(), T = shape_numel(sh) / C;
+  const bool rms = d.op == "rms_norm";
+  const float eps = static_cast<float>(d.get_float("eps", 1e-6));
+  const uint32_t seed = d.seed;
+  Case c{fmt::format("{}_{}x{}", d.group, T, C), "memory", 0, f4(2.0 * T * C), {}};
   c.make = [=](Runtime& rt) -> Timed {
-    Tensor x = rnd(rt, {T, 768}, 81), w = rnd(rt, {768}, 82), b = rnd(rt, {768}, 83), y = rt.empty({T, 768});
-    return [&rt, x, w, b, y]() mutable { ops::layer_norm(rt, x, w, b, y, 1e-6f); };
+    Tensor x = rnd(rt, {T, C}, seed), w = rnd(rt, {C}, seed + 1), y = rt.empty({T, C});
+    if (rms) return [&rt, x, w, y, eps]() mutable { ops::rms_norm(rt, x, w, y, eps); };
+    Tensor b = rnd(rt, {C}, seed + 2);
+    return [&rt, x, w, b, y, eps]() mutable { ops::layer_norm(rt, x, w, b, y, eps); };
   };
-  cases.push_back(c);
-  Case r{"rms_norm_lm_1024x1280", "memory", 0, f4(2.0 * 1024 * 1280), {}};
-  r.make = [](Runtime& rt) -> Timed {
-    Tensor x = rnd(rt, {1024, 1280}, 84), w = rnd(rt, {1280}, 85), y = rt.empty({1024, 1280});
-    return [&rt, x, w, y]() mutable { ops::rms_norm(rt, x, w, y, 1e-6f); };
-  };
-  cases.push_back(r);
+  return c;
+}
+
+// The bench-tagged layer_norm then rms_norm descriptors (shared with the op test and the golden writer), then argmax.
+void norm_argmax_cases(bool s, std::vector<Case>& cases) {
+  for (const std::string op : {"layer_norm", "rms_norm"})
+    for (const auto& full : op_cases(op, "bench")) cases.push_back(norm(s ? full.small() : full));
   const int64_t V = s ? 16384 : 129280;
   Case a{fmt::format("argmax_vocab_{}", V), "memory", 0, f4(V), {}};
   a.make = [=](Runtime& rt) -> Timed {

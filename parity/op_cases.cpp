@@ -22,7 +22,7 @@ using Json = nlohmann::ordered_json;
 
 // ---- the schema of each op's parameters ----------------------------------------------------
 
-enum class Kind { integer, number, string, shape, ints };
+enum class Kind { integer, number, string, shape, ints, numbers };
 
 struct Field {
   const char* name;
@@ -30,7 +30,7 @@ struct Field {
   bool required = false;
   double lo = -std::numeric_limits<double>::infinity(), hi = std::numeric_limits<double>::infinity();
   std::vector<std::string> choices = {};  // for strings
-  size_t len = 0;                         // for ints: the exact length (0: any)
+  size_t len = 0;                         // for ints and numbers: the exact length (0: any)
 };
 
 struct Schema {
@@ -68,6 +68,20 @@ void check_sdpa(const OpCase& c) {
   }
 }
 
+// A test-only x_range [lo, hi] (lo < hi); a norm's layout nchw needs a rank-4 shape.
+void check_x_range(const OpCase& c) {
+  if (c.has("x_range")) {
+    auto r = c.get_floats("x_range");
+    if (!(r[0] < r[1])) fail(c, fmt::format("field 'x_range' [{}, {}] is empty", r[0], r[1]));
+  }
+}
+
+void check_norm(const OpCase& c) {
+  check_x_range(c);
+  if (c.get_str("layout", "rows") == "nchw" && c.get_shape("shape").size() != 4)
+    fail(c, fmt::format("field 'shape' {}: layout nchw needs [N,C,H,W]", shape_str(c.get_shape("shape"))));
+}
+
 const std::map<std::string, Schema>& schemas() {
   static const std::map<std::string, Schema> table = {
       {"sdpa",
@@ -89,6 +103,19 @@ const std::map<std::string, Schema>& schemas() {
          {"range", Kind::number, false, 0},
          {"q_scale", Kind::number, false, 0}},
         check_sdpa}},
+      {"rms_norm",
+       {{{"shape", Kind::shape, true},
+         {"eps", Kind::number, false, 0},
+         {"weight_dtype", Kind::string, false, 0, 0, {"f32", "bf16"}},
+         {"x_range", Kind::numbers, false, -1e30, 1e30, {}, 2}},
+        check_norm}},
+      {"layer_norm",
+       {{{"shape", Kind::shape, true},
+         {"layout", Kind::string, false, 0, 0, {"rows", "nchw"}},
+         {"eps", Kind::number, false, 0},
+         {"weight_dtype", Kind::string, false, 0, 0, {"f32", "bf16"}},
+         {"x_range", Kind::numbers, false, -1e30, 1e30, {}, 2}},
+        check_norm}},
   };
   return table;
 }
@@ -105,6 +132,8 @@ const char* kind_name(Kind k) {
       return "a shape (numbers or names of integer fields)";
     case Kind::ints:
       return "an array of integers";
+    case Kind::numbers:
+      return "an array of numbers";
   }
   return "?";
 }
@@ -134,13 +163,16 @@ void check_field(const OpCase& c, const Field& f, const Json& v) {
       c.get_shape(f.name);  // resolves every entry, throwing on a bad one
       break;
     case Kind::ints:
+    case Kind::numbers: {
+      const bool ints = f.kind == Kind::ints;
       if (!v.is_array() || (f.len && v.size() != f.len))
-        bad(f.len ? fmt::format("expected {} integers", f.len) : std::string("expected an array of integers"));
+        bad(f.len ? fmt::format("expected {} {}", f.len, ints ? "integers" : "numbers") : kind_name(f.kind));
       for (const auto& e : v) {
-        if (!e.is_number_integer()) bad(fmt::format("expected {}", kind_name(f.kind)));
+        if (ints ? !e.is_number_integer() : !e.is_number()) bad(fmt::format("expected {}", kind_name(f.kind)));
         range(e.get<double>());
       }
       break;
+    }
   }
 }
 
@@ -310,6 +342,16 @@ std::vector<int64_t> OpCase::get_ints(const std::string& key) const {
   for (const auto& e : params[key]) {
     if (!e.is_number_integer()) fail(*this, fmt::format("field '{}': {} is not an integer", key, e.dump()));
     out.push_back(e.get<int64_t>());
+  }
+  return out;
+}
+
+std::vector<double> OpCase::get_floats(const std::string& key) const {
+  if (!has(key)) fail(*this, fmt::format("field '{}' is missing", key));
+  std::vector<double> out;
+  for (const auto& e : params[key]) {
+    if (!e.is_number()) fail(*this, fmt::format("field '{}': {} is not a number", key, e.dump()));
+    out.push_back(e.get<double>());
   }
   return out;
 }

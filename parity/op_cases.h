@@ -56,6 +56,7 @@ struct OpCase {
   double get_float(const std::string& key, double fallback) const;
   std::string get_str(const std::string& key, const std::string& fallback) const;
   std::vector<int64_t> get_ints(const std::string& key) const;
+  std::vector<double> get_floats(const std::string& key) const;
   // A shape whose entries are numbers or names of the case's integer fields (["B", 1, "Nq", "Nk"]).
   Shape get_shape(const std::string& key) const;
   // The case as dsocr bench kernels --small runs it: the "small" overrides applied (itself when there are none).

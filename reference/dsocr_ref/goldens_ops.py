@@ -47,6 +47,63 @@ def case(name):
     return deco
 
 
+# ---------------------------------------------------------------- op case descriptors
+# Some ops' cases are described once, in parity/cases/<op>.json (shared with the op test and the bench,
+# parity/op_cases.h): their golden-tagged cases are written here, in file order, at the place they had in CASES
+# before the files existed (so their seeds, 1000 + index, are unchanged).
+OP_CASE_TAGS = {"golden", "test", "bench"}
+CONTRACT_TOLERANCE = (1e-4, 1e-3)  # docs/golden-contract.md §2: what a file without atol/rtol gets
+
+
+def op_cases_file(op):
+    return os.path.join(REPO, "parity", "cases", op + ".json")
+
+
+SDPA_CASES_FILE = op_cases_file("sdpa")
+
+
+def load_op_cases(path):
+    """-> (op, [case dict]): the descriptors of a parity/cases file, its defaults merged into each case (sweeps are
+    left unexpanded: golden cases never have one)."""
+    with open(path) as f:
+        doc = json.load(f)
+    defaults = doc.get("defaults", {})
+    cases = []
+    for c in doc["cases"]:
+        m = dict(defaults)
+        m.update(c)
+        if not set(m.get("tags", [])) <= OP_CASE_TAGS:
+            raise ValueError(f"{path}: case {m.get('name')}: unknown tags {m.get('tags')}")
+        cases.append(m)
+    return doc["op"], cases
+
+
+def golden_cases(op, fields=None):
+    """The golden-tagged cases of parity/cases/<op>.json, in file order. fields: the op parameters the writer
+    writes; a golden case with any other field is refused (None: no check)."""
+    path = op_cases_file(op)
+    o, cases = load_op_cases(path)
+    assert o == op, (path, o)
+    out = [c for c in cases if "golden" in c["tags"]]
+    for c in out if fields is not None else []:
+        extra = set(c) - set(fields) - {"name", "tags", "atol", "rtol"}
+        if extra:
+            raise ValueError(f"{path}: golden case {c['name']}: fields {sorted(extra)} are not written to goldens")
+    return out
+
+
+def _resolve_shape(c, shape):
+    """A descriptor shape (numbers, or names of the case's integer fields) -> a tuple of ints."""
+    return tuple(c[e] if isinstance(e, str) else int(e) for e in shape)
+
+
+def _golden_tolerance(c):
+    """The descriptor's tolerance as write_case arguments: none when it is the contract's default (the committed
+    files carry no atol/rtol), else both."""
+    tol = (c["atol"], c["rtol"])
+    return {} if tol == CONTRACT_TOLERANCE else {"atol": tol[0], "rtol": tol[1]}
+
+
 # ---------------------------------------------------------------- linear
 def _linear(path, seed, xshape, n_out, bias, real):
     r = Rng(seed)
@@ -101,42 +158,40 @@ case("conv2d_real_net3_s2")(lambda p, s: _conv(p, s, (1, 256, 10, 10), 32, 3, 2,
 
 
 # ---------------------------------------------------------------- norms
-def _ln(path, seed, shape, eps, two_d=False, real=False):
+def _ln(path, seed, c):
+    """A golden case of parity/cases/layer_norm.json (layout nchw: layer_norm_2d)."""
     r = Rng(seed)
+    shape, two_d = tuple(c["shape"]), c.get("layout", "rows") == "nchw"
     x = r.randn(*shape, scale=2.0) + 0.5
-    c = shape[1] if two_d else shape[-1]
-    w = 1.0 + r.randn(c, scale=0.2)
-    b = r.randn(c, scale=0.2)
-    if real:
+    ch = shape[1] if two_d else shape[-1]
+    w = 1.0 + r.randn(ch, scale=0.2)
+    b = r.randn(ch, scale=0.2)
+    if c.get("weight_dtype", "f32") == "bf16":
         w, b = bf16(w), bf16(b)
+    eps = c.get("eps", 1e-6)
     fn = ops.layer_norm_2d if two_d else ops.layer_norm
     y = fn(d(x), d(w), d(b), eps)
     write_case(path, "layer_norm_2d" if two_d else "layer_norm", {"eps": eps}, {"x": x},
-               {"weight": w, "bias": b}, {"y": y}, seed=seed)
+               {"weight": w, "bias": b}, {"y": y}, seed=seed, **_golden_tolerance(c))
 
 
-case("layer_norm_7x17")(lambda p, s: _ln(p, s, (7, 17), 1e-5))
-case("layer_norm_3x17x127")(lambda p, s: _ln(p, s, (3, 17, 127), 1e-6))
-case("layer_norm_real_sam_1x2x14x768")(lambda p, s: _ln(p, s, (1, 2, 14, 768), 1e-6, real=True))
-case("layer_norm_real_clip_17x1024")(lambda p, s: _ln(p, s, (1, 17, 1024), 1e-5, real=True))
-case("layer_norm_2d_2x7x17x61")(lambda p, s: _ln(p, s, (2, 7, 17, 61), 1e-6, two_d=True))
-case("layer_norm_2d_real_neck_1x256x10x10")(lambda p, s: _ln(p, s, (1, 256, 10, 10), 1e-6, two_d=True, real=True))
-
-
-def _rms(path, seed, shape, eps, real=False):
+def _rms(path, seed, c):
+    """A golden case of parity/cases/rms_norm.json."""
     r = Rng(seed)
+    shape = tuple(c["shape"])
     x = r.randn(*shape, scale=3.0)
     w = r.randn(shape[-1], scale=0.5) + 1.0
-    if real:
+    if c.get("weight_dtype", "f32") == "bf16":
         w = bf16(w)
+    eps = c.get("eps", 1e-6)
     y = ops.rms_norm(d(x), d(w), eps)
-    write_case(path, "rms_norm", {"eps": eps}, {"x": x}, {"weight": w}, {"y": y}, seed=seed)
+    write_case(path, "rms_norm", {"eps": eps}, {"x": x}, {"weight": w}, {"y": y}, seed=seed, **_golden_tolerance(c))
 
 
-case("rms_norm_7x17")(lambda p, s: _rms(p, s, (7, 17), 1e-6))
-case("rms_norm_2x61x127")(lambda p, s: _rms(p, s, (2, 61, 127), 1e-6))
-case("rms_norm_real_lm_17x1280")(lambda p, s: _rms(p, s, (17, 1280), 1e-6, real=True))
-case("rms_norm_real_v2enc_7x896")(lambda p, s: _rms(p, s, (7, 896), 1e-6, real=True))
+for _c in golden_cases("layer_norm", ("shape", "layout", "eps", "weight_dtype")):
+    case(_c["name"])(lambda p, s, c=_c: _ln(p, s, c))
+for _c in golden_cases("rms_norm", ("shape", "eps", "weight_dtype")):
+    case(_c["name"])(lambda p, s, c=_c: _rms(p, s, c))
 
 
 # ---------------------------------------------------------------- activation, softmax
@@ -213,37 +268,9 @@ def _sam_window_bias(b, h, k=14, c=64):
 # (4096 keys, D=64, 1 head; 1024 of the 4096 queries) with a per-key bias [1,1,1,4096] broadcast over queries: the
 # dense decomposed bias [1,1,4096,4096] would be 64 MB, and the full-size decomposed rel-pos attention (4096x4096,
 # tables [127,64]) is the model/sam_block_real_global_64 case, which builds the bias from the tables.
-SDPA_CASES_FILE = os.path.join(REPO, "parity", "cases", "sdpa.json")
-OP_CASE_TAGS = {"golden", "test", "bench"}
-CONTRACT_TOLERANCE = (1e-4, 1e-3)  # docs/golden-contract.md §2: what a file without atol/rtol gets
-
-
-def load_op_cases(path):
-    """-> (op, [case dict]): the descriptors of a parity/cases file, its defaults merged into each case (sweeps are
-    left unexpanded: golden cases never have one)."""
-    with open(path) as f:
-        doc = json.load(f)
-    defaults = doc.get("defaults", {})
-    cases = []
-    for c in doc["cases"]:
-        m = dict(defaults)
-        m.update(c)
-        if not set(m.get("tags", [])) <= OP_CASE_TAGS:
-            raise ValueError(f"{path}: case {m.get('name')}: unknown tags {m.get('tags')}")
-        cases.append(m)
-    return doc["op"], cases
-
-
 def sdpa_golden_cases():
     """The golden-tagged cases of parity/cases/sdpa.json, in file order."""
-    op, cases = load_op_cases(SDPA_CASES_FILE)
-    assert op == "sdpa", (SDPA_CASES_FILE, op)
-    return [c for c in cases if "golden" in c["tags"]]
-
-
-def _resolve_shape(c, shape):
-    """A descriptor shape (numbers, or names of the case's integer fields) -> a tuple of ints."""
-    return tuple(c[e] if isinstance(e, str) else int(e) for e in shape)
+    return golden_cases("sdpa")
 
 
 def _sdpa_from_case(path, seed, c):
@@ -265,13 +292,6 @@ def _sdpa_from_case(path, seed, c):
     _sdpa(path, seed, c["B"], c["H"], c["Hkv"], c["Nq"], c["Nk"], c["D"], scale=c.get("scale"),
           causal=bool(c.get("causal", 0)), bias=bias, qkv_bf16=c.get("dtype", "f32") == "bf16",
           qscale=c.get("q_scale", 1.0), **_golden_tolerance(c))
-
-
-def _golden_tolerance(c):
-    """The descriptor's tolerance as write_case arguments: none when it is the contract's default (the committed
-    files carry no atol/rtol), else both."""
-    tol = (c["atol"], c["rtol"])
-    return {} if tol == CONTRACT_TOLERANCE else {"atol": tol[0], "rtol": tol[1]}
 
 
 for _c in sdpa_golden_cases():

@@ -1,7 +1,17 @@
-// norm.cl (layer_norm, layer_norm_2d, rms_norm) against double-precision references.
+// norm.cl (layer_norm, layer_norm_2d, rms_norm) against double-precision references. The table-driven cases are
+// the test-tagged descriptors of parity/cases/layer_norm.json and rms_norm.json (parity/op_cases.h), shared with the
+// bench and the golden writer; the cases after them are those a descriptor cannot say (the fused add, errors, the
+// tuning knobs), and the checks that the descriptors agree with the committed goldens.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 
 #include "harness/harness.h"
+#include "parity/golden.h"
+#include "parity/op_cases.h"
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/norm.h"
 
@@ -35,44 +45,105 @@ std::vector<double> ref_rows(const std::vector<float>& x, const std::vector<floa
 
 }  // namespace
 
-TEST(norm, layer_norm) {
-  // awkward sizes, SAM (768, eps 1e-6), CLIP (1024, eps 1e-5); an offset mean tests the two-pass variance.
-  struct Case {
-    int64_t rows, C;
-    float eps;
-  };
-  // Row kernels: C % 4 == 0 (float4) or not (scalar), 1..8 values per work-item, rows not a multiple of
-  // the rows per work-group, one row, C = 1; C = 2050 (scalar) and 8200 (float4) exceed the register
-  // path and take the wide kernels.
-  for (auto c :
-       {Case{7, 7, 1e-5f}, Case{17, 61, 1e-5f}, Case{61, 127, 1e-6f}, Case{127, 768, 1e-6f}, Case{101, 1024, 1e-5f},
-        Case{1, 768, 1e-6f}, Case{9, 1, 1e-5f}, Case{33, 1280, 1e-6f}, Case{3, 4096, 1e-6f}, Case{2, 4092, 1e-6f},
-        Case{13, 1030, 1e-5f}, Case{5, 2050, 1e-5f}, Case{4, 8200, 1e-6f}}) {
-    auto x = random_floats(c.rows * c.C, 41, 2.f, 6.f);
-    auto w = random_floats(c.C, 42, 0.5f, 1.5f), b = random_floats(c.C, 43);
-    Tensor xt = rt().upload(x, {c.rows, c.C}), wt = rt().upload(w, {c.C}), bt = rt().upload(b, {c.C});
-    Guarded y(rt(), {c.rows, c.C});
-    ops::layer_norm(rt(), xt, wt, bt, y, c.eps);
-    EXPECT_TRUE(all_close(y.read_f32(), ref_rows(x, w, b, c.rows, c.C, c.eps, 0), {c.rows, c.C}, 1e-4, 1e-4))
-        << c.rows << "x" << c.C;
-  }
+namespace {
+
+// ref over [N,C,HW]: layer_norm_2d (over C at each pixel).
+std::vector<double> ref_nchw(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
+                             const Shape& s, double eps) {
+  const int64_t N = s[0], C = s[1], HW = s[2] * s[3];
+  std::vector<double> ref(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t p = 0; p < HW; ++p) {
+      double m = 0, v = 0;
+      for (int64_t c = 0; c < C; ++c) m += x[(n * C + c) * HW + p];
+      m /= C;
+      for (int64_t c = 0; c < C; ++c) v += std::pow(x[(n * C + c) * HW + p] - m, 2);
+      v /= C;
+      for (int64_t c = 0; c < C; ++c)
+        ref[(n * C + c) * HW + p] = (x[(n * C + c) * HW + p] - m) / std::sqrt(v + eps) * w[c] + b[c];
+    }
+  return ref;
 }
 
-TEST(norm, rms_norm) {
-  struct Case {
-    int64_t rows, C;
-  };
-  for (auto c : {Case{7, 7}, Case{17, 61}, Case{61, 127}, Case{61, 1280}, Case{3, 896}, Case{1, 1280}, Case{3, 4096},
-                 Case{6, 1030}, Case{5, 2050}, Case{2, 8200}, Case{9, 1}}) {
-    auto x = random_floats(c.rows * c.C, 51, -3.f, 3.f);
-    auto w = random_floats(c.C, 52, 0.5f, 1.5f);
-    Tensor xt = rt().upload(x, {c.rows, c.C}), wt = rt().upload(w, {c.C});
-    Guarded y(rt(), {c.rows, c.C});
-    ops::rms_norm(rt(), xt, wt, y, 1e-6f);
-    EXPECT_TRUE(all_close(y.read_f32(), ref_rows(x, w, w, c.rows, c.C, 1e-6, 1), {c.rows, c.C}, 1e-5, 1e-4))
-        << c.rows << "x" << c.C;
+// One descriptor of parity/cases/layer_norm.json or rms_norm.json: x uniform in x_range (seed), the weight in
+// [0.5, 1.5] (seed + 1), the bias in [-1, 1] (seed + 2); rows x C (layout rows), or [N,C,H,W] out of place and in
+// place (layout nchw, layer_norm_2d).
+void run_norm_case(const OpCase& d) {
+  const Shape s = d.get_shape("shape");
+  const bool rms = d.op == "rms_norm", nchw = d.get_str("layout", "rows") == "nchw";
+  const double eps = d.get_float("eps", 1e-6);
+  const int64_t C = nchw ? s[1] : s.back(), rows = shape_numel(s) / C;
+  SCOPED_TRACE(
+      fmt::format("{}/{}: shape {} eps {} tol {}+{}", d.op, d.name, shape_str(s), eps, d.tol.atol, d.tol.rtol));
+  std::vector<double> xr = d.has("x_range") ? d.get_floats("x_range") : std::vector<double>{-1, 1};
+  auto x = random_floats(shape_numel(s), d.seed, static_cast<float>(xr[0]), static_cast<float>(xr[1]));
+  auto w = random_floats(C, d.seed + 1, 0.5f, 1.5f), b = random_floats(C, d.seed + 2);
+  if (d.get_str("weight_dtype", "f32") == "bf16")
+    for (auto* v : {&w, &b})
+      for (auto& e : *v) e = bf16_to_float(float_to_bf16(e));
+  const float feps = static_cast<float>(eps);
+  Tensor wt = rt().upload(w, {C}), bt = rt().upload(b, {C});
+  if (nchw) {
+    Tensor xt = rt().upload(x, s);
+    Guarded y(rt(), s);
+    ops::layer_norm_2d(rt(), xt, wt, bt, y, feps);
+    auto out = y.read_f32();
+    ops::layer_norm_2d(rt(), xt, wt, bt, xt, feps);  // in place
+    EXPECT_EQ(rt().read_f32(xt), out) << "in place";
+    EXPECT_TRUE(all_close(out, ref_nchw(x, w, b, s, eps), s, d.tol.atol, d.tol.rtol));
+    return;
   }
+  Tensor xt = rt().upload(x, {rows, C});
+  Guarded y(rt(), {rows, C});
+  if (rms)
+    ops::rms_norm(rt(), xt, wt, y, feps);
+  else
+    ops::layer_norm(rt(), xt, wt, bt, y, feps);
+  EXPECT_TRUE(all_close(y.read_f32(), ref_rows(x, w, b, rows, C, eps, rms ? 1 : 0), {rows, C}, d.tol.atol, d.tol.rtol));
 }
+
+// The descriptors of op with the test tag, one gtest per descriptor (its sweep's cases run in turn).
+std::vector<std::string> test_groups(const std::string& op) {
+  std::vector<std::string> groups;
+  try {
+    for (const auto& d : op_cases(op))
+      if (d.has_tag("test") && std::find(groups.begin(), groups.end(), d.group) == groups.end())
+        groups.push_back(d.group);
+  } catch (const std::exception&) {
+    groups.push_back("unreadable_case_file");  // the test then fails with op_cases' message
+  }
+  return groups;
+}
+
+void run_group(const std::string& op, const std::string& group) {
+  int n = 0;
+  for (const auto& d : op_cases(op))
+    if (d.group == group && d.has_tag("test")) {
+      run_norm_case(d);
+      ++n;
+    }
+  EXPECT_GT(n, 0) << op << "/" << group;
+}
+
+std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (auto& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
+// layer_norm rows: C % 4 == 0 (float4) or not (scalar), 1..8 values per work-item, rows not a multiple of the rows
+// per work-group, one row, C = 1; C = 2050 (scalar) and 8200 (float4) exceed the register path and take the wide
+// kernels. nchw: C = 384 fills the 24 KiB local tile exactly; C = 512 does not fit it (values re-read).
+class LayerNormDescriptor : public ::testing::TestWithParam<std::string> {};
+class RmsNormDescriptor : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(LayerNormDescriptor, matches_reference) { run_group("layer_norm", GetParam()); }
+TEST_P(RmsNormDescriptor, matches_reference) { run_group("rms_norm", GetParam()); }
+INSTANTIATE_TEST_SUITE_P(layer_norm, LayerNormDescriptor, ::testing::ValuesIn(test_groups("layer_norm")), param_name);
+INSTANTIATE_TEST_SUITE_P(rms_norm, RmsNormDescriptor, ::testing::ValuesIn(test_groups("rms_norm")), param_name);
 
 // add_rms_norm must equal the two ops it replaces bit for bit (x + a, or x + (a + b), then rms_norm),
 // and x must hold the sum afterwards.
@@ -117,35 +188,6 @@ TEST(norm, add_rms_norm) {
   }
 }
 
-TEST(norm, layer_norm_2d) {
-  // SAM neck: [1,256,64,64] at 1024², plus awkward sizes.
-  // C = 384 fills the 24 KiB local tile exactly; C = 512 does not fit it (values re-read); in place too (SAM).
-  for (Shape s : {Shape{1, 7, 3, 5}, Shape{2, 17, 7, 9}, Shape{1, 256, 40, 40}, Shape{1, 256, 64, 64},
-                  Shape{3, 1, 4, 4}, Shape{1, 384, 3, 7}, Shape{2, 512, 5, 7}}) {
-    int64_t N = s[0], C = s[1], HW = s[2] * s[3];
-    auto x = random_floats(shape_numel(s), 61, -2.f, 4.f);
-    auto w = random_floats(C, 62, 0.5f, 1.5f), b = random_floats(C, 63);
-    Tensor xt = rt().upload(x, s), wt = rt().upload(w, {C}), bt = rt().upload(b, {C});
-    Guarded y(rt(), s);
-    ops::layer_norm_2d(rt(), xt, wt, bt, y, 1e-6f);
-    auto out = y.read_f32();
-    ops::layer_norm_2d(rt(), xt, wt, bt, xt, 1e-6f);  // in place
-    EXPECT_EQ(rt().read_f32(xt), out) << shape_str(s) << " in place";
-    std::vector<double> ref(x.size());
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t p = 0; p < HW; ++p) {
-        double m = 0, v = 0;
-        for (int64_t c = 0; c < C; ++c) m += x[(n * C + c) * HW + p];
-        m /= C;
-        for (int64_t c = 0; c < C; ++c) v += std::pow(x[(n * C + c) * HW + p] - m, 2);
-        v /= C;
-        for (int64_t c = 0; c < C; ++c)
-          ref[(n * C + c) * HW + p] = (x[(n * C + c) * HW + p] - m) / std::sqrt(v + 1e-6) * w[c] + b[c];
-      }
-    EXPECT_TRUE(all_close(out, ref, s, 1e-4, 1e-4)) << shape_str(s);
-  }
-}
-
 TEST(norm, rejects_mismatched_weight) {
   Tensor x = rt().empty({4, 8}), w = rt().empty({7}), y = rt().empty({4, 8});
   try {
@@ -186,4 +228,82 @@ TEST(norm, tuning_knobs_are_followed) {
     else
       EXPECT_TRUE(all_close(out, to_double(base_2d), s, 1e-5, 1e-5)) << "ln2d_px " << t.ln2d_px;
   }
+}
+
+namespace {
+std::string source_dir() {
+  const char* s = std::getenv("DSOCR_SOURCE_DIR");
+  return s ? s : DSOCR_KERNEL_DIR "/..";
+}
+
+Shape shape_of(const std::map<std::string, HostArray>& m, const std::string& name) {
+  auto it = m.find(name);
+  return it == m.end() ? Shape{} : it->second.shape;
+}
+}  // namespace
+
+// Every golden-tagged norm descriptor is a committed golden with the same op, shapes, eps and tolerance (the file's
+// atol/rtol, or the contract's default when it has none), bf16 weights where the descriptor says so.
+TEST(norm, descriptors_match_committed_goldens) {
+  int n = 0;
+  for (const std::string op : {"layer_norm", "rms_norm"})
+    for (const auto& d : op_cases(op, "golden")) {
+      SCOPED_TRACE(d.name);
+      GoldenCase g = read_golden(source_dir() + "/tests/goldens/ops/" + d.name + ".h5");
+      const bool nchw = d.get_str("layout", "rows") == "nchw";
+      EXPECT_EQ(g.op, nchw ? "layer_norm_2d" : op);
+      const Shape s = d.get_shape("shape"), c{nchw ? s[1] : s.back()};
+      EXPECT_EQ(shape_str(shape_of(g.inputs, "x")), shape_str(s));
+      EXPECT_EQ(shape_str(shape_of(g.outputs, "y")), shape_str(s));
+      EXPECT_EQ(shape_str(shape_of(g.weights, "weight")), shape_str(c));
+      EXPECT_EQ(g.weights.size(), op == "rms_norm" ? 1u : 2u);
+      if (op == "layer_norm") EXPECT_EQ(shape_str(shape_of(g.weights, "bias")), shape_str(c));
+      EXPECT_DOUBLE_EQ(g.attr_float("eps"), d.get_float("eps", 1e-6));
+      Tolerance t = golden_tolerance(g);
+      EXPECT_EQ(t.atol, d.tol.atol);
+      EXPECT_EQ(t.rtol, d.tol.rtol);
+      const bool bf16 = d.get_str("weight_dtype", "f32") == "bf16";
+      for (const auto& [name, a] : g.weights) {
+        bool all_bf16 =
+            std::all_of(a.f.begin(), a.f.end(), [](float v) { return bf16_to_float(float_to_bf16(v)) == v; });
+        if (bf16) EXPECT_TRUE(all_bf16) << name;
+      }
+      ++n;
+    }
+  EXPECT_EQ(n, 10);
+}
+
+// The bench's cases (dsocr bench kernels names them <name>_<rows>x<C>), with their --small variants.
+TEST(norm, bench_descriptors) {
+  auto ln = op_cases("layer_norm", "bench"), rms = op_cases("rms_norm", "bench");
+  ASSERT_EQ(ln.size(), 1u);
+  ASSERT_EQ(rms.size(), 1u);
+  EXPECT_EQ(ln[0].name, "layer_norm_sam");
+  EXPECT_EQ(shape_str(ln[0].get_shape("shape")), "[4096,768]");
+  EXPECT_EQ(shape_str(ln[0].small().get_shape("shape")), "[1024,768]");
+  EXPECT_EQ(shape_str(rms[0].small().get_shape("shape")), "[1024,1280]");
+  EXPECT_EQ(rms[0].seed, 84u);
+}
+
+// A malformed norm descriptor is refused, naming the case and the field.
+TEST(norm, descriptor_errors) {
+  auto bad = [](const std::string& op, const std::string& fields, const std::string& needle) {
+    const std::string text = R"({"op": ")" + op + R"(", "defaults": {"atol": 1, "rtol": 1}, "cases": [)" +
+                             R"({"name": "a", "tags": ["test"], )" + fields + "}]}";
+    try {
+      parse_op_cases(text, "x.json");
+      ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
+    } catch (const OpCaseError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  bad("rms_norm", R"("eps": 1e-6)", "op case rms_norm/a: field 'shape' is missing");
+  bad("rms_norm", R"("shape": [7, 0])", "field 'shape': entry 0 is neither a size >= 1");
+  bad("rms_norm", R"("shape": [7, 17], "layout": "nchw")", "unknown field 'layout'");
+  bad("layer_norm", R"("shape": [7, 17], "layout": "nchw")", "layout nchw needs [N,C,H,W]");
+  bad("layer_norm", R"("shape": [7, 17], "x_range": [1, "2"])",
+      "field 'x_range' = [1,\"2\"]: expected an array of numbers");
+  bad("layer_norm", R"("shape": [7, 17], "x_range": [2, 1])", "field 'x_range' [2, 1] is empty");
+  bad("layer_norm", R"("shape": [7, 17], "eps": 0)", "field 'eps' = 0: out of range");
+  bad("layer_norm", R"("shape": [7, 17], "weight_dtype": "f16")", "expected one of f32, bf16");
 }
