@@ -82,6 +82,13 @@ void check_norm(const OpCase& c) {
     fail(c, fmt::format("field 'shape' {}: layout nchw needs [N,C,H,W]", shape_str(c.get_shape("shape"))));
 }
 
+void check_rope(const OpCase& c) {
+  check_x_range(c);
+  if (c.get_int("D") % 2) fail(c, fmt::format("field 'D' = {} is odd (rope rotates halves)", c.get_int("D")));
+  if (c.get_str("positions", "iota") == "random" && c.has("pos_start"))
+    fail(c, "field 'pos_start' is for positions iota, not random");
+}
+
 const std::map<std::string, Schema>& schemas() {
   static const std::map<std::string, Schema> table = {
       {"sdpa",
@@ -116,6 +123,19 @@ const std::map<std::string, Schema>& schemas() {
          {"weight_dtype", Kind::string, false, 0, 0, {"f32", "bf16"}},
          {"x_range", Kind::numbers, false, -1e30, 1e30, {}, 2}},
         check_norm}},
+      {"rope",
+       {{{"B", Kind::integer, true, 1},
+         {"H", Kind::integer, true, 1},
+         {"N", Kind::integer, true, 1},
+         {"D", Kind::integer, true, 2},
+         {"theta", Kind::number, false, 0},
+         {"positions", Kind::string, false, 0, 0, {"iota", "random"}},
+         {"pos_start", Kind::integer, false, 0, 1 << 30},
+         {"layout", Kind::string, false, 0, 0, {"bhnd", "bnhd"}},
+         {"out", Kind::string, false, 0, 0, {"bhnd", "bnhd", "in_place"}},
+         {"freqs", Kind::string, false, 0, 0, {"theta", "table"}},
+         {"x_range", Kind::numbers, false, -1e30, 1e30, {}, 2}},
+        check_rope}},
   };
   return table;
 }

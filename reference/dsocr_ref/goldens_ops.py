@@ -345,20 +345,27 @@ case("resize_linear_identity_17")(lambda p, s: _linear_resize(p, s, (1, 5, 17), 
 
 
 # ---------------------------------------------------------------- rope
-def _rope(path, seed, shape, positions, theta):
+def _rope(path, seed, shape, positions, theta, atol=None, rtol=None):
     r = Rng(seed)
     x = r.randn(*shape)
     pos = positions(r) if callable(positions) else torch.tensor(positions, dtype=torch.int64)
     y = ops.rope(d(x), pos, theta)
-    write_case(path, "rope", {"theta": float(theta)}, {"x": x, "positions": pos}, None, {"y": y}, seed=seed)
+    write_case(path, "rope", {"theta": float(theta)}, {"x": x, "positions": pos}, None, {"y": y}, seed=seed,
+               atol=atol, rtol=rtol)
 
 
-case("rope_awkward_1x3x17x16_randpos")(
-    lambda p, s: _rope(p, s, (1, 3, 17, 16), lambda r: r.randint(0, 8192, (17,)), 10000.0))
-case("rope_2x2x7x6")(lambda p, s: _rope(p, s, (2, 2, 7, 6), list(range(7)), 10000.0))
-case("rope_real_lm_prefill_1x4x61x128")(lambda p, s: _rope(p, s, (1, 4, 61, 128), list(range(61)), 10000.0))
-case("rope_real_lm_decode_pos4097")(lambda p, s: _rope(p, s, (1, 10, 1, 128), [4097], 10000.0))
-case("rope_real_v2enc_theta1e6")(lambda p, s: _rope(p, s, (1, 14, 7, 64), list(range(144, 151)), 1e6))
+def _rope_from_case(path, seed, c):
+    """A golden case of parity/cases/rope.json: positions iota from pos_start, or random in [0, 8192) drawn after x."""
+    n = c["N"]
+    if c.get("positions", "iota") == "random":
+        positions = lambda r: r.randint(0, 8192, (n,))  # noqa: E731
+    else:
+        positions = list(range(c.get("pos_start", 0), c.get("pos_start", 0) + n))
+    _rope(path, seed, (c["B"], c["H"], n, c["D"]), positions, c.get("theta", 10000.0), **_golden_tolerance(c))
+
+
+for _c in golden_cases("rope", ("B", "H", "N", "D", "theta", "positions", "pos_start")):
+    case(_c["name"])(lambda p, s, c=_c: _rope_from_case(p, s, c))
 
 
 # ---------------------------------------------------------------- moe

@@ -16,7 +16,7 @@ from dsocr_ref.h5 import read_case
 GOLDEN = goldens_ops.sdpa_golden_cases()
 NAMES = [c["name"] for c in GOLDEN]
 # The ops described by parity/cases/<op>.json -> the prefixes of their golden names (write_all's `only`).
-OPS = {"sdpa": ("sdpa_",), "layer_norm": ("layer_norm_",), "rms_norm": ("rms_norm_",)}
+OPS = {"sdpa": ("sdpa_",), "layer_norm": ("layer_norm_",), "rms_norm": ("rms_norm_",), "rope": ("rope_",)}
 NORM_GOLDEN = [c for op in ("layer_norm", "rms_norm") for c in goldens_ops.golden_cases(op)]
 
 
@@ -94,6 +94,21 @@ def test_committed_norm_golden_matches_descriptor(case):
     bf16 = all(not (w.view(np.uint32) & 0xFFFF).any() for w in f["weights"].values())
     if case.get("weight_dtype") == "bf16":
         assert bf16
+
+
+@pytest.mark.parametrize("case", goldens_ops.golden_cases("rope"), ids=lambda c: c["name"])
+def test_committed_rope_golden_matches_descriptor(case):
+    f = read_case(os.path.join(GOLDENS, "ops", case["name"] + ".h5"))
+    a, shape = f["attrs"], tuple(case[k] for k in ("B", "H", "N", "D"))
+    assert a["op"] == "rope"
+    assert f["inputs"]["x"].shape == shape and f["outputs"]["y"].shape == shape
+    pos = f["inputs"]["positions"]
+    if case.get("positions", "iota") == "iota":
+        assert pos.tolist() == list(range(case.get("pos_start", 0), case.get("pos_start", 0) + case["N"]))
+    else:
+        assert pos.shape == (case["N"],) and pos.min() >= 0 and pos.max() < 8192
+    assert float(a["theta"]) == case.get("theta", 10000.0)
+    assert _committed_tolerance(a) == (case["atol"], case["rtol"])
 
 
 @pytest.mark.parametrize("op", sorted(OPS))

@@ -1,8 +1,19 @@
-// rope.cl (half-rotation / NeoX rotary embedding) against a double-precision reference.
+// rope.cl (half-rotation / NeoX rotary embedding) against a double-precision reference. The table-driven cases are
+// the test-tagged descriptors of parity/cases/rope.json (parity/op_cases.h), shared with the golden writer; the cases
+// after them are those a descriptor cannot say (fused heads, the KV-cache append, errors), and the check that the
+// descriptors agree with the committed goldens.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <memory>
 #include <numeric>
 
 #include "harness/harness.h"
+#include "parity/golden.h"
+#include "parity/op_cases.h"
 #include "runtime/ops/rope.h"
 
 using namespace dsocr;
@@ -64,58 +75,76 @@ TEST(rope, inv_freq_recipe) {
     EXPECT_NEAR(f[k], std::pow(1e4, -2.0 * k / 128.0), 1e-6 * std::pow(1e4, -2.0 * k / 128.0)) << k;
 }
 
-TEST(rope, bhnd_random_positions) {
-  // awkward shapes, positions anywhere in the LM's 8192-token range.
-  for (Shape s : {Shape{2, 2, 7, 6}, Shape{1, 3, 17, 16}}) {
-    auto x = random_floats(shape_numel(s), 101);
-    auto pos = random_ints(s[2], 102, 0, 8191);
-    Tensor xt = rt().upload(x, s), pt = rt().upload(pos, {s[2]});
-    Guarded y(rt(), s);
-    ops::rope(rt(), ops::AttnView::bhnd(xt), pt, 1e4f, ops::AttnView::bhnd(y.tensor()));
-    // cos/sin of angles up to ~8191 rad: fp32 argument reduction of the device's cos/sin (a few
-    // ulp of the result) stays far below atol.
-    EXPECT_TRUE(all_close(y.read_f32(), ref_rope(x, s[0], s[1], s[2], s[3], pos, 1e4f), s, 1e-5, 1e-4)) << shape_str(s);
-    // x is untouched.
-    EXPECT_TRUE(all_close(rt().read_f32(xt), to_double(x), s, 0, 0));
+namespace {
+
+// One descriptor of parity/cases/rope.json: x [B,H,N,D] (layout bhnd) or [B,N,H,D] (bnhd) uniform in x_range (seed),
+// positions iota from pos_start or uniform in [0, 8191] (seed + 1), out of place (x then untouched) or in place.
+void run_rope_case(const OpCase& d) {
+  const int64_t B = d.get_int("B"), H = d.get_int("H"), N = d.get_int("N"), D = d.get_int("D");
+  const float theta = static_cast<float>(d.get_float("theta", 1e4));
+  const std::string layout = d.get_str("layout", "bhnd"), out = d.get_str("out", layout);
+  SCOPED_TRACE(fmt::format("{}: [{},{},{},{}] theta {} layout {} out {} tol {}+{}", d.name, B, H, N, D, theta, layout,
+                           out, d.tol.atol, d.tol.rtol));
+  auto view = [&](Tensor& t, const std::string& l) {
+    return l == "bnhd" ? ops::AttnView::bnhd(t) : ops::AttnView::bhnd(t);
+  };
+  auto shape = [&](const std::string& l) { return l == "bnhd" ? Shape{B, N, H, D} : Shape{B, H, N, D}; };
+  const std::vector<double> xr = d.has("x_range") ? d.get_floats("x_range") : std::vector<double>{-1, 1};
+  auto x = random_floats(B * H * N * D, d.seed, static_cast<float>(xr[0]), static_cast<float>(xr[1]));
+  auto pos = d.get_str("positions", "iota") == "random" ? random_ints(N, d.seed + 1, 0, 8191)
+                                                        : iota(N, static_cast<int32_t>(d.get_int("pos_start", 0)));
+  Tensor xt = rt().upload(x, shape(layout)), pt = rt().upload(pos, {N});
+  auto xv = view(xt, layout), yv = xv;
+  std::unique_ptr<Guarded> y;
+  if (out != "in_place") {
+    y = std::make_unique<Guarded>(rt(), shape(out));
+    yv = view(y->tensor(), out);
   }
+  if (d.get_str("freqs", "theta") == "table")
+    ops::rope(rt(), xv, pt, ops::RopeFreqs::make(rt(), D, theta), yv);
+  else
+    ops::rope(rt(), xv, pt, theta, yv);
+  // cos/sin of angles up to ~8191 rad: fp32 argument reduction of the device's cos/sin (a few ulp of the result)
+  // stays far below atol.
+  auto got = gather(y ? y->read_f32() : rt().read_f32(xt), yv);
+  EXPECT_TRUE(all_close(got, ref_rope(gather(x, xv), B, H, N, D, pos, theta), yv.shape(), d.tol.atol, d.tol.rtol));
+  if (y) EXPECT_TRUE(all_close(rt().read_f32(xt), to_double(x), shape(layout), 0, 0)) << "x is untouched";
 }
 
-TEST(rope, lm_prefill_in_place_bnhd) {
-  // LM: 10 heads x 128, positions 0..60, in place on q as it comes out of the projection [1,T,10,128].
-  const int64_t T = 61, H = 10, D = 128;
-  auto x = random_floats(T * H * D, 103, -2.f, 2.f);
-  Tensor xt = rt().upload(x, {1, T, H, D}), pt = rt().upload(iota(T, 0), {T});
-  auto v = ops::AttnView::bnhd(xt);
-  ops::rope(rt(), v, pt, 1e4f, v);
-  auto got = gather(rt().read_f32(xt), v);
-  EXPECT_TRUE(all_close(got, ref_rope(gather(x, v), 1, H, T, D, iota(T, 0), 1e4f), v.shape(), 1e-5, 1e-4));
+// The descriptors with the test tag, one gtest per descriptor (its sweep's cases run in turn).
+std::vector<std::string> test_groups() {
+  std::vector<std::string> groups;
+  try {
+    for (const auto& d : op_cases("rope"))
+      if (d.has_tag("test") && std::find(groups.begin(), groups.end(), d.group) == groups.end())
+        groups.push_back(d.group);
+  } catch (const std::exception&) {
+    groups.push_back("unreadable_case_file");  // the test then fails with op_cases' message
+  }
+  return groups;
 }
 
-TEST(rope, lm_decode_position_4097) {
-  const int64_t H = 10, D = 128;
-  auto x = random_floats(H * D, 104, -2.f, 2.f);
-  std::vector<int32_t> pos{4097};
-  Tensor xt = rt().upload(x, {1, 1, H, D}), pt = rt().upload(pos, {1});
-  auto v = ops::AttnView::bnhd(xt);
-  auto freqs = ops::RopeFreqs::make(rt(), D, 1e4f);
-  ops::rope(rt(), v, pt, freqs, v);
-  auto got = gather(rt().read_f32(xt), v);
-  EXPECT_TRUE(all_close(got, ref_rope(gather(x, v), 1, H, 1, D, pos, 1e4f), v.shape(), 1e-5, 1e-4));
+class RopeDescriptor : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(RopeDescriptor, matches_reference) {
+  int n = 0;
+  for (const auto& d : op_cases("rope"))
+    if (d.group == GetParam() && d.has_tag("test")) {
+      run_rope_case(d);
+      ++n;
+    }
+  EXPECT_GT(n, 0) << GetParam();
 }
 
-TEST(rope, encoder_theta_1e6_d64) {
-  // DeepSeek-OCR-2 encoder: 14 heads x 64, theta 1e6, queries at positions N..2N-1 (here 144..150),
-  // out of place into a [B,N,H,D] output.
-  const int64_t N = 7, H = 14, D = 64;
-  auto x = random_floats(2 * H * N * D, 105);
-  auto pos = iota(N, 144);
-  Tensor xt = rt().upload(x, {2, H, N, D}), pt = rt().upload(pos, {N});
-  Guarded y(rt(), {2, N, H, D});
-  auto yv = ops::AttnView::bnhd(y.tensor());
-  ops::rope(rt(), ops::AttnView::bhnd(xt), pt, 1e6f, yv);
-  auto got = gather(y.read_f32(), yv);
-  EXPECT_TRUE(all_close(got, ref_rope(x, 2, H, N, D, pos, 1e6f), yv.shape(), 1e-5, 1e-4));
-}
+INSTANTIATE_TEST_SUITE_P(rope, RopeDescriptor, ::testing::ValuesIn(test_groups()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string s = info.param;
+                           for (auto& ch : s)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return s;
+                         });
 
 TEST(rope, in_place_on_fused_heads) {
   // q heads [0,4) and k heads [4,6) of a fused [1,T,4+2+2,16] projection, in place; v untouched.
@@ -195,4 +224,58 @@ TEST(rope, rejects_bad_shapes) {
   auto shifted_y = shifted;
   shifted_y.offset = 8;
   EXPECT_THROW(ops::rope(rt(), shifted, p4, 1e4f, shifted_y), Error);
+}
+
+namespace {
+std::string source_dir() {
+  const char* s = std::getenv("DSOCR_SOURCE_DIR");
+  return s ? s : DSOCR_KERNEL_DIR "/..";
+}
+}  // namespace
+
+// Every golden-tagged descriptor is a committed golden with the same shapes, theta, positions (iota from pos_start,
+// or within [0, 8192)) and tolerance (the file's atol/rtol, or the contract's default when it has none).
+TEST(rope, descriptors_match_committed_goldens) {
+  int n = 0;
+  for (const auto& d : op_cases("rope", "golden")) {
+    SCOPED_TRACE(d.name);
+    GoldenCase g = read_golden(source_dir() + "/tests/goldens/ops/" + d.name + ".h5");
+    EXPECT_EQ(g.op, "rope");
+    const int64_t B = d.get_int("B"), H = d.get_int("H"), N = d.get_int("N"), D = d.get_int("D");
+    EXPECT_EQ(shape_str(g.input("x").shape), shape_str({B, H, N, D}));
+    EXPECT_EQ(shape_str(g.outputs.at("y").shape), shape_str({B, H, N, D}));
+    const auto& pos = g.input("positions");
+    ASSERT_EQ(shape_str(pos.shape), shape_str({N}));
+    for (int64_t i = 0; i < N; ++i) {
+      if (d.get_str("positions", "iota") == "iota")
+        EXPECT_EQ(pos.i[i], d.get_int("pos_start", 0) + i) << i;
+      else
+        EXPECT_TRUE(pos.i[i] >= 0 && pos.i[i] < 8192) << i;
+    }
+    EXPECT_DOUBLE_EQ(g.attr_float("theta"), d.get_float("theta", 1e4));
+    Tolerance t = golden_tolerance(g);
+    EXPECT_EQ(t.atol, d.tol.atol);
+    EXPECT_EQ(t.rtol, d.tol.rtol);
+    ++n;
+  }
+  EXPECT_EQ(n, 5);
+}
+
+// A malformed rope descriptor is refused, naming the case and the field.
+TEST(rope, descriptor_errors) {
+  auto bad = [](const std::string& fields, const std::string& needle) {
+    const std::string text = R"({"op": "rope", "defaults": {"atol": 1, "rtol": 1}, "cases": [)"
+                             R"({"name": "a", "tags": ["test"], "B": 1, "H": 2, "N": 3, )" +
+                             fields + "}]}";
+    try {
+      parse_op_cases(text, "x.json");
+      ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
+    } catch (const OpCaseError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  bad(R"("D": 7)", "op case rope/a: field 'D' = 7 is odd");
+  bad(R"("D": 8, "positions": "random", "pos_start": 3)", "field 'pos_start' is for positions iota");
+  bad(R"("D": 8, "out": "bnhd_in_place")", "field 'out' = \"bnhd_in_place\": expected one of bhnd, bnhd, in_place");
+  bad(R"("D": 8, "theta": -1)", "field 'theta' = -1: out of range");
 }
