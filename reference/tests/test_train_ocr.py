@@ -63,3 +63,39 @@ def test_cer():
     assert train_ocr.cer("abd", "abc") == pytest.approx(1 / 3)
     assert train_ocr.cer("", "abcd") == 1
     assert train_ocr.cer("xabc", "abc") == pytest.approx(1 / 3)
+
+
+def test_dsocr_reads_the_exported_checkpoint_as_the_reference_does(setup_dirs, tmp_path):
+    """The C++ engine (dsocr ocr on PoCL) generates the same ids as the reference model from the
+    checkpoint the training script exports: the demo layout loads, and CER measured through either
+    is the same."""
+    import subprocess
+    import sys as _sys
+    from test_tokenizer_released import build_dir
+    from dsocr_ref import generate, preprocess, small_tokenizer as st
+    root, assets = setup_dirs
+    ckpt = root / "b" / "ckpt"
+    if not (ckpt / "config.json").exists():
+        run(root, assets, "", root / "b", 1)
+    exe = os.path.join(build_dir(), "dsocr")
+    assert os.path.exists(exe), f"{exe} is missing: build dsocr first"
+    m, c = checkpoint.load(str(ckpt))
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    sid = st.special_ids(tok)
+    prompt = [sid["bos"]] + [sid["image"]] * train_ocr.N_IMAGE_TOKENS + tok.encode(train_ocr.PROMPT_AFTER_IMAGE).ids
+    split = synth.Split(synth.find_fonts([str(assets)]), synth.load_words(str(assets / "words.txt")))
+    want = {}
+    for i, (im, _, _) in enumerate(synth.heldout_set(2, split=split)):
+        im.save(tmp_path / f"{i}.png")
+        g, _, _ = preprocess.views(im, "tiny")
+        with torch.no_grad():
+            want[f"{i}.png"] = generate.generate(m, torch.tensor(prompt), m.vision_embeddings(g), sid["image"],
+                                                 max_new_tokens=12, eos_id=sid["eos"])
+    r = subprocess.run([exe, "ocr", "--model", str(ckpt), "--mode", "tiny", "--task", "free", "--max-new-tokens", "12",
+                        "--ngram", "0", "--format", "json", "--quiet", "--device", "pocl",
+                        str(tmp_path / "0.png"), str(tmp_path / "1.png")], capture_output=True, text=True,
+                       env={**os.environ, "DSOCR_CACHE": "0"})
+    assert r.returncode == 0, r.stderr
+    got = {os.path.basename(j["source"]): j["generated_ids"] for j in map(json.loads, r.stdout.splitlines())}
+    assert got == want
