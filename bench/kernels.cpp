@@ -173,6 +173,24 @@ Case moe(const std::string& stem, int64_t T, int64_t H, int64_t E, int64_t I, in
   return c;
 }
 
+// A bench descriptor of parity/cases/resize.json (mode bicubic_aa, square in and out): "<name>_<C>x<H>to<oh>", the
+// input from the descriptor's seed.
+Case resize(const OpCase& d) {
+  const Shape x = d.get_shape("shape");
+  const auto out = d.get_ints("out");
+  if (d.get_str("mode", "") != "bicubic_aa" || x[0] != 1 || x[2] != x[3] || out[0] != out[1])
+    throw Error(fmt::format("bench case resize/{}: only bicubic_aa from [1,C,H,H] to a square is timed", d.name));
+  const int64_t C = x[1], H = x[2], O = out[0];
+  const uint32_t seed = d.seed;
+  Case c{fmt::format("{}_{}x{}to{}", d.group, C, H, O), "memory", 0, f4(C * (double(H) * H + O * O + H * O)), {}};
+  c.make = [=](Runtime& rt) -> Timed {
+    Tensor xt = rnd(rt, {1, C, H, H}, seed), y = rt.empty({1, C, O, O});
+    return [&rt, xt, y]() mutable { ops::resize_bicubic_aa(rt, xt, y); };
+  };
+  return c;
+}
+
+// Conv2d at the neck, the bench-tagged resize descriptors (shared with the op test and the golden writer), unfold.
 void vision_misc_cases(bool s, std::vector<Case>& cases) {
   {
     const int64_t C = s ? 64 : 256, g = s ? 16 : 64;
@@ -187,19 +205,7 @@ void vision_misc_cases(bool s, std::vector<Case>& cases) {
     };
     cases.push_back(c);
   }
-  {
-    const int64_t C = s ? 64 : 768;
-    Case c{fmt::format("resize_bicubic_aa_sam_pos_{}x64to40", C),
-           "memory",
-           0,
-           f4(C * (64.0 * 64 + 40 * 40 + 64 * 40)),
-           {}};
-    c.make = [=](Runtime& rt) -> Timed {
-      Tensor x = rnd(rt, {1, C, 64, 64}, 71), y = rt.empty({1, C, 40, 40});
-      return [&rt, x, y]() mutable { ops::resize_bicubic_aa(rt, x, y); };
-    };
-    cases.push_back(c);
-  }
+  for (const auto& full : op_cases("resize", "bench")) cases.push_back(resize(s ? full.small() : full));
   {
     const int64_t C = s ? 128 : 1024;
     Case c{fmt::format("unfold_k2s2_{}x32x32", C), "memory", 0, f4(2.0 * C * 32 * 32), {}};

@@ -89,6 +89,15 @@ void check_rope(const OpCase& c) {
     fail(c, "field 'pos_start' is for positions iota, not random");
 }
 
+void check_resize(const OpCase& c) {
+  const bool linear = c.get_str("mode", "") == "linear";
+  const Shape x = c.get_shape("shape");
+  if (x.size() != (linear ? 3u : 4u) || c.get_ints("out").size() != (linear ? 1u : 2u))
+    fail(c, fmt::format("mode {} needs shape {} and out {}, not {} and {}", c.get_str("mode", ""),
+                        linear ? "[N,C,L]" : "[N,C,H,W]", linear ? "[out_len]" : "[oh, ow]", shape_str(x),
+                        c.params["out"].dump()));
+}
+
 const std::map<std::string, Schema>& schemas() {
   static const std::map<std::string, Schema> table = {
       {"sdpa",
@@ -136,6 +145,11 @@ const std::map<std::string, Schema>& schemas() {
          {"freqs", Kind::string, false, 0, 0, {"theta", "table"}},
          {"x_range", Kind::numbers, false, -1e30, 1e30, {}, 2}},
         check_rope}},
+      {"resize",
+       {{{"mode", Kind::string, true, 0, 0, {"bicubic_aa", "linear"}},
+         {"shape", Kind::shape, true},
+         {"out", Kind::ints, true, 1, 1 << 20}},
+        check_resize}},
   };
   return table;
 }

@@ -313,35 +313,33 @@ case("unfold_real_k2s2_1x128x16x16")(lambda p, s: _unfold(p, s, (1, 128, 16, 16)
 
 
 # ---------------------------------------------------------------- resize
-def _bicubic(path, seed, shape, oh, ow):
+def _bicubic(path, seed, shape, oh, ow, atol=None, rtol=None):
     r = Rng(seed)
     x = r.randn(*shape)
     y = ops.resize_bicubic_aa(d(x), oh, ow)
-    write_case(path, "resize_bicubic_aa", {"out_h": oh, "out_w": ow}, {"x": x}, None, {"y": y}, seed=seed)
+    write_case(path, "resize_bicubic_aa", {"out_h": oh, "out_w": ow}, {"x": x}, None, {"y": y}, seed=seed,
+               atol=atol, rtol=rtol)
 
 
-for _o in (40, 32, 48, 80):  # SAM pos_embed 64 -> grid (down: 640/512/768 views; up: 1280)
-    case(f"resize_bicubic_aa_real_sam_64to{_o}")(lambda p, s, o=_o: _bicubic(p, s, (1, 4, 64, 64), o, o))
-for _o in (10, 8, 12, 20):  # CLIP pos 16 -> grid
-    case(f"resize_bicubic_aa_real_clip_16to{_o}")(lambda p, s, o=_o: _bicubic(p, s, (1, 16, 16, 16), o, o))
-case("resize_bicubic_aa_down_127x61_to_17x7")(lambda p, s: _bicubic(p, s, (1, 3, 127, 61), 17, 7))
-case("resize_bicubic_aa_up_7x17_to_61x127")(lambda p, s: _bicubic(p, s, (2, 2, 7, 17), 61, 127))
-case("resize_bicubic_aa_mixed_17x61_to_61x17")(lambda p, s: _bicubic(p, s, (1, 3, 17, 61), 61, 17))
-case("resize_bicubic_aa_identity_17")(lambda p, s: _bicubic(p, s, (1, 2, 17, 17), 17, 17))
-
-
-def _linear_resize(path, seed, shape, out_len):
+def _linear_resize(path, seed, shape, out_len, atol=None, rtol=None):
     r = Rng(seed)
     x = r.randn(*shape)
     y = ops.resize_linear(d(x), out_len)
-    write_case(path, "resize_linear", {"out_len": out_len}, {"x": x}, None, {"y": y}, seed=seed)
+    write_case(path, "resize_linear", {"out_len": out_len}, {"x": x}, None, {"y": y}, seed=seed, atol=atol, rtol=rtol)
 
 
-for _o in (79, 63, 95, 159):  # SAM global rel-pos table 127 -> 2*grid-1 (grid 40/32/48/80)
-    case(f"resize_linear_real_relpos_127to{_o}")(lambda p, s, o=_o: _linear_resize(p, s, (1, 64, 127), o))
-case("resize_linear_up_7to17")(lambda p, s: _linear_resize(p, s, (2, 3, 7), 17))
-case("resize_linear_down_61to7")(lambda p, s: _linear_resize(p, s, (1, 5, 61), 7))
-case("resize_linear_identity_17")(lambda p, s: _linear_resize(p, s, (1, 5, 17), 17))
+def _resize_from_case(path, seed, c):
+    """A golden case of parity/cases/resize.json: SAM pos_embed 64 -> grid (down: 640/512/768 views; up: 1280), CLIP
+    pos 16 -> grid, SAM global rel-pos table 127 -> 2*grid-1 (grid 40/32/48/80), and awkward sizes."""
+    shape, out = _resolve_shape(c, c["shape"]), c["out"]
+    if c["mode"] == "linear":
+        _linear_resize(path, seed, shape, out[0], **_golden_tolerance(c))
+    else:
+        _bicubic(path, seed, shape, out[0], out[1], **_golden_tolerance(c))
+
+
+for _c in golden_cases("resize", ("mode", "shape", "out")):
+    case(_c["name"])(lambda p, s, c=_c: _resize_from_case(p, s, c))
 
 
 # ---------------------------------------------------------------- rope

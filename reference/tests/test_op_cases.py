@@ -16,7 +16,8 @@ from dsocr_ref.h5 import read_case
 GOLDEN = goldens_ops.sdpa_golden_cases()
 NAMES = [c["name"] for c in GOLDEN]
 # The ops described by parity/cases/<op>.json -> the prefixes of their golden names (write_all's `only`).
-OPS = {"sdpa": ("sdpa_",), "layer_norm": ("layer_norm_",), "rms_norm": ("rms_norm_",), "rope": ("rope_",)}
+OPS = {"sdpa": ("sdpa_",), "layer_norm": ("layer_norm_",), "rms_norm": ("rms_norm_",), "rope": ("rope_",),
+       "resize": ("resize_bicubic_aa_", "resize_linear_")}
 NORM_GOLDEN = [c for op in ("layer_norm", "rms_norm") for c in goldens_ops.golden_cases(op)]
 
 
@@ -108,6 +109,19 @@ def test_committed_rope_golden_matches_descriptor(case):
     else:
         assert pos.shape == (case["N"],) and pos.min() >= 0 and pos.max() < 8192
     assert float(a["theta"]) == case.get("theta", 10000.0)
+    assert _committed_tolerance(a) == (case["atol"], case["rtol"])
+
+
+@pytest.mark.parametrize("case", goldens_ops.golden_cases("resize"), ids=lambda c: c["name"])
+def test_committed_resize_golden_matches_descriptor(case):
+    f = read_case(os.path.join(GOLDENS, "ops", case["name"] + ".h5"))
+    a, shape, out = f["attrs"], tuple(case["shape"]), tuple(case["out"])
+    assert f["inputs"]["x"].shape == shape
+    if case["mode"] == "linear":
+        assert a["op"] == "resize_linear" and int(a["out_len"]) == out[0]
+    else:
+        assert a["op"] == "resize_bicubic_aa" and (int(a["out_h"]), int(a["out_w"])) == out
+    assert f["outputs"]["y"].shape == shape[:2] + out
     assert _committed_tolerance(a) == (case["atol"], case["rtol"])
 
 

@@ -1,9 +1,18 @@
 // resize.cl (resize_bicubic_aa, resize_linear) against double-precision references built from the
 // PyTorch formulas (model-spec §5): full separable weight matrices for the antialiased bicubic, the
-// half-pixel source index for linear.
+// half-pixel source index for linear. The table-driven cases are the test-tagged descriptors of
+// parity/cases/resize.json (parity/op_cases.h), shared with the bench and the golden writer; the
+// cases after them are the errors, and the check that the descriptors agree with the committed goldens.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 
 #include "harness/harness.h"
+#include "parity/golden.h"
+#include "parity/op_cases.h"
 #include "runtime/ops/resize.h"
 
 using namespace dsocr;
@@ -78,24 +87,24 @@ std::vector<double> ref_linear(const std::vector<float>& x, int64_t rows, int64_
   return y;
 }
 
-void check_bicubic(const Shape& s, int64_t oh, int64_t ow, uint32_t seed) {
+void check_bicubic(const Shape& s, int64_t oh, int64_t ow, uint32_t seed, double atol, double rtol) {
   auto x = random_floats(shape_numel(s), seed, -2.f, 2.f);
   Tensor xt = rt().upload(x, s);
   Shape ys{s[0], s[1], oh, ow};
   Guarded y(rt(), ys);
   ops::resize_bicubic_aa(rt(), xt, y);
-  EXPECT_TRUE(all_close(y.read_f32(), ref_bicubic_aa(x, s, oh, ow), ys, 1e-5, 1e-4))
+  EXPECT_TRUE(all_close(y.read_f32(), ref_bicubic_aa(x, s, oh, ow), ys, atol, rtol))
       << shape_str(s) << " -> " << oh << "x" << ow;
 }
 
-void check_linear(const Shape& s, int64_t out, uint32_t seed) {
+void check_linear(const Shape& s, int64_t out, uint32_t seed, double atol, double rtol) {
   auto x = random_floats(shape_numel(s), seed, -2.f, 2.f);
   Tensor xt = rt().upload(x, s);
   Shape ys{s[0], s[1], out};
   Guarded y(rt(), ys);
   ops::resize_linear(rt(), xt, y);
   auto out_v = y.read_f32();
-  EXPECT_TRUE(all_close(out_v, ref_linear(x, s[0] * s[1], s[2], out, true), ys, 1e-5, 1e-4))
+  EXPECT_TRUE(all_close(out_v, ref_linear(x, s[0] * s[1], s[2], out, true), ys, atol, rtol))
       << shape_str(s) << " -> " << out;
   // Exact coordinates, at the goldens' default fp32 tolerance.
   EXPECT_TRUE(all_close(out_v, ref_linear(x, s[0] * s[1], s[2], out, false), ys, 1e-4, 1e-3))
@@ -114,62 +123,61 @@ void expect_error(F&& f, const std::vector<std::string>& parts) {
 
 }  // namespace
 
-TEST(resize, bicubic_aa_down) {
-  check_bicubic({2, 3, 127, 61}, 17, 7, 1);  // many taps (scale 7.5 and 8.7)
-  check_bicubic({1, 3, 61, 127}, 7, 17, 2);
-  check_bicubic({1, 2, 127, 127}, 1, 1, 3);  // the whole axis in one output
-  check_bicubic({1, 4, 64, 64}, 32, 32, 4);  // exact factor 2
+namespace {
+
+// One descriptor of parity/cases/resize.json. The test groups: bicubic_aa_down (many taps, the whole axis in one
+// output, an exact factor 2), bicubic_aa_up (a single input row too), bicubic_aa_mixed_and_identity (up in one axis
+// and down in the other, a copy, one pass only), bicubic_aa_bands_and_fallback (one plane split into many bands of
+// output rows; an output row needing all 300 rows of t, 25 wide, more than the 24 KiB tile: the two-pass kernels;
+// W unchanged with 6500-wide rows: the vertical kernel alone; coordinates kept small, as ATen's fp32 centres drift
+// from the double reference at large sizes), SAM's pos_embed [1,768,64,64] (128 channels) and CLIP's position grid
+// [1,1024,16,16] to g x g, linear (up, down, identity, a single input, one output) and SAM's rel_pos tables
+// [2*64-1, 64] to 2g-1.
+void run_resize_case(const OpCase& d) {
+  const Shape s = d.get_shape("shape");
+  const auto out = d.get_ints("out");
+  SCOPED_TRACE(fmt::format("{}: {} {} -> {} tol {}+{}", d.name, d.get_str("mode", ""), shape_str(s), shape_str(out),
+                           d.tol.atol, d.tol.rtol));
+  if (d.get_str("mode", "") == "linear")
+    check_linear(s, out[0], d.seed, d.tol.atol, d.tol.rtol);
+  else
+    check_bicubic(s, out[0], out[1], d.seed, d.tol.atol, d.tol.rtol);
 }
 
-TEST(resize, bicubic_aa_up) {
-  check_bicubic({1, 3, 7, 17}, 61, 127, 5);
-  check_bicubic({2, 2, 16, 16}, 20, 20, 6);
-  check_bicubic({1, 2, 1, 7}, 5, 17, 7);  // a single input row
+// The descriptors with the test tag, one gtest per descriptor (its sweep's cases run in turn).
+std::vector<std::string> test_groups() {
+  std::vector<std::string> groups;
+  try {
+    for (const auto& d : op_cases("resize"))
+      if (d.has_tag("test") && std::find(groups.begin(), groups.end(), d.group) == groups.end())
+        groups.push_back(d.group);
+  } catch (const std::exception&) {
+    groups.push_back("unreadable_case_file");  // the test then fails with op_cases' message
+  }
+  return groups;
 }
 
-TEST(resize, bicubic_aa_mixed_and_identity) {
-  check_bicubic({1, 5, 17, 61}, 61, 17, 8);   // up in H, down in W
-  check_bicubic({1, 5, 61, 17}, 7, 127, 9);   // down in H, up in W
-  check_bicubic({2, 3, 17, 17}, 17, 17, 10);  // identity: a copy
-  check_bicubic({1, 3, 17, 61}, 17, 7, 11);   // H unchanged: horizontal pass only
-  check_bicubic({1, 3, 61, 17}, 7, 17, 12);   // W unchanged: vertical pass only
+class ResizeDescriptor : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(ResizeDescriptor, matches_reference) {
+  int n = 0;
+  for (const auto& d : op_cases("resize"))
+    if (d.group == GetParam() && d.has_tag("test")) {
+      run_resize_case(d);
+      ++n;
+    }
+  EXPECT_GT(n, 0) << GetParam();
 }
 
-TEST(resize, bicubic_aa_bands_and_fallback) {
-  // One plane: the fused kernel splits the output rows into many bands (t rows recomputed per band).
-  // (Coordinates kept small: ATen's fp32 centres drift from the double reference at large sizes.)
-  check_bicubic({1, 1, 64, 50}, 48, 40, 13);
-  check_bicubic({1, 1, 40, 30}, 61, 37, 14);
-  check_bicubic({1, 3, 33, 47}, 19, 29, 15);
-  check_bicubic({1, 2, 19, 29}, 33, 47, 16);
-  // One output row needs all 300 rows of t (25 wide: 7500 floats > the 24 KiB tile): the two-pass kernels.
-  check_bicubic({1, 2, 300, 30}, 3, 25, 17);
-  // W unchanged, 6500-wide rows (> the tile): the vertical kernel alone, reading x.
-  check_bicubic({1, 1, 7, 6500}, 3, 6500, 18);
-}
-
-TEST(resize, bicubic_aa_real_sam_pos_embed) {
-  // SAM pos_embed [1,768,64,64] -> g² for 640/512/768/1280 inputs (128 of the 768 channels).
-  for (int64_t g : {40, 32, 48, 80}) check_bicubic({1, 128, 64, 64}, g, g, 20 + g);
-}
-
-TEST(resize, bicubic_aa_real_clip_pos_embed) {
-  // CLIP position grid [1,1024,16,16] -> g² (all 1024 channels).
-  for (int64_t g : {10, 8, 12, 20}) check_bicubic({1, 1024, 16, 16}, g, g, 40 + g);
-}
-
-TEST(resize, linear) {
-  check_linear({2, 3, 7}, 17, 61);   // up
-  check_linear({2, 3, 61}, 7, 62);   // down
-  check_linear({1, 5, 17}, 17, 63);  // identity
-  check_linear({1, 3, 1}, 5, 64);    // a single input
-  check_linear({3, 2, 127}, 1, 65);
-}
-
-TEST(resize, linear_real_sam_rel_pos) {
-  // SAM rel_pos tables [2*64-1, 64] resized (as [1,64,127]) to 2g-1 for g = 40, 32, 48, 80.
-  for (int64_t out : {79, 63, 95, 159}) check_linear({1, 64, 127}, out, 70 + out);
-}
+INSTANTIATE_TEST_SUITE_P(resize, ResizeDescriptor, ::testing::ValuesIn(test_groups()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string s = info.param;
+                           for (auto& ch : s)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return s;
+                         });
 
 TEST(resize, bicubic_aa_rejects_bad_shapes) {
   Tensor x = rt().empty({1, 3, 7, 7});
@@ -189,4 +197,59 @@ TEST(resize, linear_rejects_bad_shapes) {
                {"resize_linear", "y is f32 [64,79]", "expected f32 [1,64,out]", "x is [1,64,127]"});
   Tensor y0 = rt().empty({1, 64, 0});
   expect_error([&] { ops::resize_linear(rt(), x, y0); }, {"resize_linear", "[1,64,0]", "positive sizes"});
+}
+
+namespace {
+std::string source_dir() {
+  const char* s = std::getenv("DSOCR_SOURCE_DIR");
+  return s ? s : DSOCR_KERNEL_DIR "/..";
+}
+}  // namespace
+
+// Every golden-tagged descriptor is a committed golden with the same op, shapes, output size and tolerance (the
+// file's atol/rtol, or the contract's default when it has none).
+TEST(resize, descriptors_match_committed_goldens) {
+  int n = 0;
+  for (const auto& d : op_cases("resize", "golden")) {
+    SCOPED_TRACE(d.name);
+    GoldenCase g = read_golden(source_dir() + "/tests/goldens/ops/" + d.name + ".h5");
+    const bool linear = d.get_str("mode", "") == "linear";
+    const Shape s = d.get_shape("shape");
+    const auto out = d.get_ints("out");
+    EXPECT_EQ(g.op, linear ? "resize_linear" : "resize_bicubic_aa");
+    EXPECT_EQ(shape_str(g.input("x").shape), shape_str(s));
+    Shape ys = s;
+    if (linear) {
+      ys[2] = out[0];
+      EXPECT_EQ(g.attr_int("out_len"), out[0]);
+    } else {
+      ys[2] = out[0], ys[3] = out[1];
+      EXPECT_EQ(g.attr_int("out_h"), out[0]);
+      EXPECT_EQ(g.attr_int("out_w"), out[1]);
+    }
+    EXPECT_EQ(shape_str(g.outputs.at("y").shape), shape_str(ys));
+    Tolerance t = golden_tolerance(g);
+    EXPECT_EQ(t.atol, d.tol.atol);
+    EXPECT_EQ(t.rtol, d.tol.rtol);
+    ++n;
+  }
+  EXPECT_EQ(n, 19);
+}
+
+// The bench's case (dsocr bench kernels names it <name>_<C>x<H>to<oh>) and a malformed descriptor refused.
+TEST(resize, bench_descriptors_and_errors) {
+  auto bench = op_cases("resize", "bench");
+  ASSERT_EQ(bench.size(), 1u);
+  EXPECT_EQ(shape_str(bench[0].get_shape("shape")), "[1,768,64,64]");
+  EXPECT_EQ(shape_str(bench[0].small().get_shape("shape")), "[1,64,64,64]");
+  auto bad = [](const std::string& fields, const std::string& needle) {
+    const std::string text = R"({"op": "resize", "defaults": {"atol": 1, "rtol": 1}, "cases": [)"
+                             R"({"name": "a", "tags": ["test"], )" +
+                             fields + "}]}";
+    expect_error([&] { parse_op_cases(text, "x.json"); }, {needle});
+  };
+  bad(R"("mode": "linear", "shape": [1, 2, 3, 4], "out": [5])", "mode linear needs shape [N,C,L] and out [out_len]");
+  bad(R"("mode": "bicubic_aa", "shape": [1, 2, 3, 4], "out": [5])", "needs shape [N,C,H,W] and out [oh, ow]");
+  bad(R"("mode": "nearest", "shape": [1, 2, 3], "out": [5])", "expected one of bicubic_aa, linear");
+  bad(R"("mode": "linear", "shape": [1, 2, 3], "out": [0])", "field 'out' = [0]: out of range");
 }
