@@ -99,3 +99,18 @@ def test_dsocr_reads_the_exported_checkpoint_as_the_reference_does(setup_dirs, t
     assert r.returncode == 0, r.stderr
     got = {os.path.basename(j["source"]): j["generated_ids"] for j in map(json.loads, r.stdout.splitlines())}
     assert got == want
+
+
+def test_eval_cer_scores_dsocr_json(tmp_path):
+    from dsocr_ref import eval_cer
+    (tmp_path / "labels.jsonl").write_text(
+        json.dumps({"file": "000.png", "text": "abc", "level": 1}) + "\n" +
+        json.dumps({"file": "001.png", "text": "Total | $3.50", "level": 4}) + "\n")
+    (tmp_path / "pages.jsonl").write_text(
+        json.dumps({"source": "/x/000.png", "text": "abd"}) + "\n" +
+        json.dumps({"source": "/x/001.png", "error": "corrupt"}) + "\n")
+    eval_cer.main([str(tmp_path / "labels.jsonl"), str(tmp_path / "pages.jsonl"), "--json", str(tmp_path / "s.json")])
+    s = json.load(open(tmp_path / "s.json"))
+    assert s["all"]["n"] == 2 and s["all"]["exact"] == 0
+    assert s["all"]["cer"] == pytest.approx((1 + 13) / (3 + 13))  # a failed page counts as empty
+    assert s["1"]["cer"] == pytest.approx(1 / 3)
