@@ -243,6 +243,11 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   parse_lm(r, origin, c.lm);
   parse_vision(top, origin, c);
   parse_projector(top, origin, c);
+  if (top.contains("dsocr_demo") && top["dsocr_demo"].is_object()) {
+    const json& d = top["dsocr_demo"];
+    if (d.contains("mode") && d["mode"].is_string()) c.default_mode = d["mode"].get<std::string>();
+    if (d.contains("prompt") && d["prompt"].is_string()) c.default_prompt = d["prompt"].get<std::string>();
+  }
   return c;
 }
 

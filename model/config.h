@@ -56,6 +56,11 @@ struct ModelConfig {
   SamConfig sam;
   ClipConfig clip;
   int64_t projector_input_dim = 2048, n_embed = 1280;
+  // How the checkpoint was trained to be used, from the optional "dsocr_demo" object that
+  // dsocr's own demo checkpoints carry ({"mode": "tiny", "prompt": "<image>\nFree OCR."}): the
+  // view mode and the prompt to use when the command line names none. Empty when absent (the
+  // official checkpoints: gundam and the markdown task).
+  std::string default_mode, default_prompt;
 };
 
 // Parses config.json text / a file. Throws Error naming the key for a malformed value and

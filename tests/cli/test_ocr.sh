@@ -260,6 +260,22 @@ mkdir -p "$WORK/hostile"
 cp "$CKPT"/* "$WORK/hostile/"
 printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$WORK/hostile/model-00001-of-000001.safetensors" bs=1 seek=0 count=8 conv=notrunc 2>/dev/null
 expect_failure "hostile safetensors header" 1 "safetensors header length" --model "$WORK/hostile" --device "$DEVICE" "$IMG/gradient.png"
+# ---- a checkpoint that names its mode and prompt (config.json "dsocr_demo", as the demo model's):
+# used when the command line names none, said on stderr; --mode / --task override.
+cp -r "$CKPT" "$WORK/demo-ckpt"
+sed -i 's/^{/{\n  "dsocr_demo": {"mode": "tiny", "prompt": "<image>\\nFree OCR."},/' "$WORK/demo-ckpt/config.json"
+ocr_run demo_defaults --model "$WORK/demo-ckpt" --device "$DEVICE" --max-new-tokens 2 --format json "$IMG/gradient.png"
+expect_rc "checkpoint defaults" 0 "$rc"
+expect_contains "checkpoint defaults: said on stderr" "$WORK/demo_defaults.err" \
+  'mode tiny, prompt "<image>\\nFree OCR." \(the checkpoint'"'"'s config.json'
+expect_contains "checkpoint defaults: tiny mode used" "$WORK/demo_defaults.out" '"mode":"tiny"'
+expect_contains "checkpoint defaults: its prompt used" "$WORK/demo_defaults.out" '"prompt":"<image>\\nFree OCR."'
+ocr_run demo_override --model "$WORK/demo-ckpt" --device "$DEVICE" --max-new-tokens 2 --format json --mode base \
+  --task ocr "$IMG/gradient.png"
+expect_contains "checkpoint defaults: --mode overrides" "$WORK/demo_override.out" '"mode":"base"'
+expect_contains "checkpoint defaults: --task overrides" "$WORK/demo_override.out" 'OCR this image'
+expect_absent "checkpoint defaults: nothing said when overridden" "$WORK/demo_override.err" "the checkpoint's config.json"
+
 expect_failure "missing device" 1 "no OpenCL device matches 'no-such-device-xyz'" \
   --model "$CKPT" --device no-such-device-xyz "$IMG/gradient.png"
 finish

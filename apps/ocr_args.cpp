@@ -1,0 +1,199 @@
+#include "apps/ocr_args.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <utility>
+
+#include "model/config.h"
+#include "model/hf_cache.h"
+#include "model/preprocess.h"
+#include "ocr/draw.h"
+#include "ocr/inputs.h"
+#include "ocr/prompt.h"
+#include "runtime/error.h"
+
+namespace dsocr {
+
+const char* const kOcrUsage =
+    R"(usage: dsocr ocr INPUT... [options]
+
+Reads PNG and JPEG images and PDF pages and writes what DeepSeek-OCR reads in them to stdout,
+token by token. INPUT is a file, a folder (its PNG, JPEG and PDF files, sorted by name) or - for
+standard input. Progress goes to stderr.
+
+model and device:
+  --model M             checkpoint directory (Hugging Face layout: config.json, tokenizer.json,
+                        *.safetensors) or a repo id in the Hugging Face cache
+                        ($HF_HOME/hub, ~/.cache/huggingface/hub); default $DSOCR_MODEL, else
+                        deepseek-ai/DeepSeek-OCR (download: huggingface-cli download deepseek-ai/DeepSeek-OCR)
+  --device SPEC         OpenCL device (see dsocr devices); default $DSOCR_DEVICE, else the first GPU
+  --weights S           compact (default): bf16 weight matrices kept as the checkpoint stores them
+                        (exact, half the memory); f32: everything widened to fp32 on the device
+
+what to ask:
+  --task T              markdown (default, unless the checkpoint's config.json names its own prompt,
+                        as dsocr's demo model does): <|grounding|>Convert the document to markdown.
+                        ocr: <|grounding|>OCR this image.   free: Free OCR.
+                        figure: Parse the figure.   describe: Describe this image in detail.
+                        locate: Locate <|ref|>TEXT<|/ref|> in the image. (needs --ref TEXT)
+  --ref TEXT            what --task locate looks for
+  --prompt TEXT         a raw prompt instead of --task; must hold <image> once ("\n" = newline)
+
+image views:
+  --mode M              tiny (512, 64 tokens), small (640, 100), base (1024, 256), large (1280, 400),
+                        gundam (default: 1024 global view + 640 tiles; a checkpoint whose config.json
+                        names its mode, as dsocr's demo model does, gets that one)
+  --max-tiles N         gundam tile grids of 2..N tiles, N in 2..9 (default 6, as the official vLLM
+                        scripts; the Hugging Face infer() uses 9)
+  --no-crop             gundam without tiles (the global view only, which is base mode)
+  --dpi D               PDF rendering resolution (default 144, as the official PDF script)
+  --pages LIST          PDF pages, e.g. 1-5, 3, 2,4,7- (default all)
+
+generation:
+  --max-new-tokens N    at most N generated tokens per page (default 8192; capped to the context).
+                        Stopping at a limit you set is reported as information; stopping at the
+                        default limit or the context without an end-of-sequence token, as a warning
+  --ngram N             no-repeat n-gram size over the generated ids, 0 = off (default 30)
+  --ngram-window W      how far back the n-gram rule looks (default 90); <td>, </td> are exempt
+
+output:
+  --format F            text: the model's output as generated (grounding tags kept);
+                        markdown: the official post-processing (image regions cropped to
+                        OUT-DIR/images/K.jpg and linked as ![](images/K.jpg), other <|ref|>/<|det|>
+                        tags removed, \coloneqq -> :=, \eqqcolon -> =:);
+                        json: one JSON object per page and line (text, markdown, boxes in pixels,
+                        token counts, generated ids, timings).
+                        Default: markdown for --task markdown, text otherwise.
+                        An input that cannot be read gives {"source", "page", "error"} instead.
+  --out-dir DIR         where image crops go (default ./dsocr-out; created when needed)
+  --boxes FILE          draw the grounding boxes over the page, as PNG (FILE.png) or JPEG (FILE.jpg,
+                        FILE.jpeg); with several pages FILE-1.png, FILE-2.png, ...
+  --quiet, -q           no progress on stderr (warnings and errors still go there)
+Pages are separated by a line "<--- Page Split --->" (text and markdown).
+
+Progress goes to stderr: the device, the model, each page with its stage times (kernel compile
+time kept apart: kernels compile on the first run, then load from the program cache), and while
+generating, tokens, tokens/s and elapsed time (when stdout is not a terminal or with --format json).
+Every input gets its own result or error: one that cannot be read (missing, unsupported, corrupt)
+is reported and the others are still processed. The option values and output paths (--boxes,
+--out-dir) are checked before any work starts.
+Exit status: 0 every input succeeded; 1 an input failed (the others were processed) or the model
+or device failed; 2 usage (unknown option, bad value, unusable output path).
+)";
+
+namespace {
+
+// The view mode and prompt a checkpoint says it was trained for (config.json "dsocr_demo", which
+// dsocr's demo checkpoints carry); empty when it names none or cannot be read here (the run then
+// reports the model's problem when it locates it).
+std::string escape_newlines(std::string s) {
+  for (size_t i = 0; (i = s.find('\n', i)) != std::string::npos; i += 2) s.replace(i, 1, "\\n");
+  return s;
+}
+
+std::pair<std::string, std::string> checkpoint_defaults(const std::string& spec) {
+  try {
+    ModelConfig c = load_config((std::filesystem::path(resolve_model(spec).dir) / "config.json").string());
+    return {c.default_mode, c.default_prompt};
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+std::string parse_prompt(std::string& task, const std::string& ref, std::string raw_prompt) {
+  if (!raw_prompt.empty()) {
+    if (!task.empty() || !ref.empty()) throw UsageError("--prompt replaces --task and --ref; give one or the other");
+    for (size_t i = 0; (i = raw_prompt.find("\\n", i)) != std::string::npos;) raw_prompt.replace(i, 2, "\n");
+    size_t at = raw_prompt.find("<image>");
+    if (at == std::string::npos || raw_prompt.find("<image>", at + 7) != std::string::npos)
+      throw UsageError("--prompt must hold <image> exactly once (where the image goes), e.g. \"<image>\\nFree OCR.\"");
+    return raw_prompt;
+  }
+  if (task.empty()) task = "markdown";
+  try {
+    return task_prompt(task, ref);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// A library Error from checking an option value, as a usage error naming the option.
+template <typename F>
+auto usage_check(const std::string& option, F&& f) {
+  try {
+    return f();
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    std::string what = e.what();
+    throw UsageError(what.rfind(option, 0) == 0 ? what : option + ": " + what);
+  }
+}
+
+void check_outputs(const OcrSettings& s, bool out_dir_given) {
+  if (!s.boxes_path.empty()) {
+    if (image_format_of(s.boxes_path) == ImageFileFormat::unknown)
+      throw UsageError(fmt::format("--boxes {}: name a PNG (.png) or JPEG (.jpg, .jpeg) file", s.boxes_path));
+    check_output_file("--boxes", s.boxes_path);
+  }
+  // Image crops go to --out-dir with markdown and JSON output (the markdown post-processing).
+  if (s.format != "text" || out_dir_given) check_output_dir("--out-dir", s.out_dir);
+}
+
+}  // namespace
+
+OcrSettings parse_ocr(Args& a) {
+  OcrSettings s;
+  s.ro.device = a.value("--device");
+  const char* env_model = std::getenv("DSOCR_MODEL");
+  s.model_spec = a.value("--model", env_model && *env_model ? env_model : "deepseek-ai/DeepSeek-OCR");
+  const bool mode_given = a.given("--mode");
+  s.opts.mode = a.value("--mode", "gundam");
+  s.opts.max_tiles = static_cast<int>(a.integer("--max-tiles", 6, 2, 9));
+  s.opts.crop = !a.flag("--no-crop");
+  s.task = a.value("--task");
+  std::string ref = a.value("--ref"), raw_prompt = a.value("--prompt");
+  if (!mode_given || (s.task.empty() && ref.empty() && raw_prompt.empty())) {
+    auto [mode, prompt] = checkpoint_defaults(s.model_spec);
+    if (!mode_given && !mode.empty()) {
+      s.opts.mode = mode;
+      s.from_checkpoint = "mode " + mode;
+    }
+    if (s.task.empty() && ref.empty() && raw_prompt.empty() && !prompt.empty()) {
+      raw_prompt = prompt;
+      s.from_checkpoint +=
+          std::string(s.from_checkpoint.empty() ? "" : ", ") + "prompt \"" + escape_newlines(prompt) + "\"";
+    }
+  }
+  s.format = a.value("--format");
+  const bool out_dir_given = a.given("--out-dir");
+  s.out_dir = a.value("--out-dir", "dsocr-out");
+  s.boxes_path = a.value("--boxes");
+  s.pages_spec = a.value("--pages");
+  s.storage = usage_check("--weights", [&] { return weight_storage_from_string(a.value("--weights", "compact")); });
+  s.dpi = a.number("--dpi", 144, 10, 1200);
+  s.explicit_max = a.given("--max-new-tokens");
+  s.opts.max_new_tokens = a.integer("--max-new-tokens", 8192, 1, 1 << 20);
+  s.opts.ngram_size = static_cast<int>(a.integer("--ngram", 30, 0, 1 << 16));
+  s.opts.ngram_window = static_cast<int>(a.integer("--ngram-window", 90, 0, 1 << 20));
+  s.quiet = a.flag("--quiet") | a.flag("-q");
+  s.inputs = a.positional();
+
+  if (s.inputs.empty())
+    throw UsageError("no input (a PNG, JPEG or PDF file, a folder, or - for stdin); see dsocr ocr --help");
+  usage_check("--mode", [&] { return mode_spec(s.opts.mode); });
+  s.prompt = parse_prompt(s.task, ref, raw_prompt);
+  if (s.format.empty()) s.format = s.task == "markdown" ? "markdown" : "text";
+  if (s.format != "text" && s.format != "markdown" && s.format != "json")
+    throw UsageError(fmt::format("--format {}: expected text, markdown or json", s.format));
+  if (!s.pages_spec.empty()) usage_check("--pages", [&] { return check_pages_spec(s.pages_spec); });
+  if (std::count(s.inputs.begin(), s.inputs.end(), "-") > 1)
+    throw UsageError("- (standard input) can be read only once");
+  check_outputs(s, out_dir_given);
+  return s;
+}
+
+}  // namespace dsocr
