@@ -44,10 +44,23 @@ void expect_shape(const GoldenCase& c, const std::string& name, const HostArray&
   for (size_t k = 0; ok && k < want.size(); ++k) ok = want[k] < 0 || want[k] == a.shape[k];
   if (!ok) {
     std::string w;
-    for (size_t k = 0; k < want.size(); ++k) w += (k ? "," : "") + (want[k] < 0 ? std::string("*") : std::to_string(want[k]));
-    throw GoldenError(fmt::format("{}: dataset {} has shape {}, expected [{}] (op {})", c.path, name,
-                                  shape_str(a.shape), w, c.op));
+    for (size_t k = 0; k < want.size(); ++k)
+      w += (k ? "," : "") + (want[k] < 0 ? std::string("*") : std::to_string(want[k]));
+    throw GoldenError(
+        fmt::format("{}: dataset {} has shape {}, expected [{}] (op {})", c.path, name, shape_str(a.shape), w, c.op));
   }
+}
+
+CaseViews case_views(Runtime& rt, const GoldenCase& c, const HostArray& global_view) {
+  CaseViews v;
+  v.global = to_device(rt, global_view, "global_view");
+  if (auto* grid = c.input_opt("grid")) {
+    expect_shape(c, "inputs/grid", *grid, {2});
+    v.cols = static_cast<int>(grid->i.at(0));
+    v.rows = static_cast<int>(grid->i.at(1));
+  }
+  if (auto* t = c.input_opt("tiles"); t && t->numel() > 0) v.tiles = to_device(rt, *t, "tiles");
+  return v;
 }
 
 namespace {
@@ -149,7 +162,8 @@ ParityTotals run_parity(Runtime& rt, const std::vector<std::string>& files, cons
           r = compare(g->second, ref, atol, rtol, model_case);
         }
         fmt::print("{}  {}  {}  max_abs={:.3g} max_rel={:.3g} rel_l2={:.3g}  {}{}\n", name, label, shape_str(ref.shape),
-                   r.max_abs, r.max_rel, r.rel_l2, r.pass ? "PASS" : "FAIL", r.note.empty() ? "" : "  (" + r.note + ")");
+                   r.max_abs, r.max_rel, r.rel_l2, r.pass ? "PASS" : "FAIL",
+                   r.note.empty() ? "" : "  (" + r.note + ")");
         if (counted) (r.pass ? t.passed : t.failed)++;
       };
       for (auto& [oname, ref] : c.outputs) report(oname, ref, true);

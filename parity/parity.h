@@ -38,4 +38,13 @@ HostArray from_device_i32(Runtime& rt, const Tensor& t);
 // Throws GoldenError unless a.shape == want (each -1 matches anything).
 void expect_shape(const GoldenCase& c, const std::string& name, const HostArray& a, const Shape& want);
 
+// A case's image views on the device: inputs/global_view, optional inputs/tiles (absent or empty:
+// none) and inputs/grid (cols, rows; absent: 1, 1).
+struct CaseViews {
+  Tensor global, tiles;  // tiles undefined when there are none
+  int cols = 1, rows = 1;
+  const Tensor* tiles_or_null() const { return tiles.defined() ? &tiles : nullptr; }
+};
+CaseViews case_views(Runtime& rt, const GoldenCase& c, const HostArray& global_view);
+
 }  // namespace dsocr

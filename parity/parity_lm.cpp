@@ -9,10 +9,10 @@
 #include "model/decoder.h"
 #include "model/generate.h"
 #include "model/model.h"
-#include "parity/golden_weights.h"
-#include "parity/parity.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
+#include "parity/golden_weights.h"
+#include "parity/parity.h"
 #include "runtime/ops/rope.h"
 
 namespace dsocr {
@@ -165,16 +165,8 @@ CaseModel case_model(Runtime& rt, const GoldenCase& c, Taps* taps) {
   expect_shape(c, "inputs/input_ids", ids, {-1});
   for (auto v : ids.i) cm.ids.push_back(static_cast<int32_t>(v));
   if (auto* g = c.input_opt("global_view")) {
-    Tensor gv = to_device(rt, *g, "global_view");
-    int cols = 1, rows = 1;
-    if (auto* grid = c.input_opt("grid")) {
-      expect_shape(c, "inputs/grid", *grid, {2});
-      cols = static_cast<int>(grid->i.at(0));
-      rows = static_cast<int>(grid->i.at(1));
-    }
-    Tensor tiles;
-    if (auto* t = c.input_opt("tiles"); t && t->numel() > 0) tiles = to_device(rt, *t, "tiles");
-    cm.image = vision_embeddings(rt, cm.m.vision, gv, tiles.defined() ? &tiles : nullptr, cols, rows);
+    CaseViews v = case_views(rt, c, *g);
+    cm.image = vision_embeddings(rt, cm.m.vision, v.global, v.tiles_or_null(), v.cols, v.rows);
     if (taps) (*taps)["image_embeds"] = cm.image;
     cm.image_token_id = case_image_token_id(c);
   }

@@ -84,17 +84,9 @@ ParityOutputs op_vision_encoder(Runtime& rt, const GoldenCase& c) {
   cfg.n_embed = pw.shape[0];
   cfg.projector_input_dim = pw.shape[1];
   DeepEncoder enc = load_deepencoder(rt, GoldenWeights(c), cfg);
-  Tensor gv = to_device(rt, c.input("global_view"), "global_view");
-  int cols = 1, rows = 1;
-  if (auto* grid = c.input_opt("grid")) {
-    expect_shape(c, "inputs/grid", *grid, {2});
-    cols = static_cast<int>(grid->i.at(0));
-    rows = static_cast<int>(grid->i.at(1));
-  }
-  Tensor tiles;
-  if (auto* t = c.input_opt("tiles"); t && t->numel() > 0) tiles = to_device(rt, *t, "tiles");
+  CaseViews v = case_views(rt, c, c.input("global_view"));
   Taps taps;
-  Tensor y = vision_embeddings(rt, enc, gv, tiles.defined() ? &tiles : nullptr, cols, rows, &taps);
+  Tensor y = vision_embeddings(rt, enc, v.global, v.tiles_or_null(), v.cols, v.rows, &taps);
   ParityOutputs out{{"embeds", from_device_f32(rt, y)}};
   add_taps(rt, taps, out);
   return out;

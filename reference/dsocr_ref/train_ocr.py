@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from . import checkpoint, demo_model, synth
+from . import checkpoint, demo_model, eval_cer, synth
 from . import config as cfgmod
 from . import model as modelmod
 from . import small_tokenizer
@@ -171,13 +171,7 @@ def greedy(m, pixels, ids, max_new):
 
 def cer(hyp, ref):
     """Levenshtein distance / len(ref) over characters."""
-    prev = list(range(len(ref) + 1))
-    for i, a in enumerate(hyp, 1):
-        cur = [i] + [0] * len(ref)
-        for j, b in enumerate(ref, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a != b))
-        prev = cur
-    return prev[-1] / max(1, len(ref))
+    return eval_cer.edit_distance(hyp, ref) / max(1, len(ref))
 
 
 def evaluate(m, tok, ids, heldout, dev, max_new=96):
