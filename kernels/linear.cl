@@ -1,8 +1,7 @@
 // The linear op (runtime/ops/linear.h): matrix-vector products for a few rows (decode: M = 1..4),
 // fp32 arithmetic, and the bias epilogue of the CLBlast path:
 //   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K], y [R, N]
-// w is f32, or 16-bit storage widened on load: f16 (WEIGHT_F16, vload_half) or bf16 (WEIGHT_BF16:
-// raw bfloat16 bits as ushort, widened exactly with as_float(bits << 16)); no extension needed.
+// w is f32, or 16-bit or quantised storage widened on load (kernels/weights.cl: f16, bf16, q8, q4).
 // CLBlast's GEMM reaches only a fraction of the memory bandwidth at M = 1; here every weight row
 // is read once, coalesced, for all R rows together.
 // Index mapping: one work-group of WG work-items per output feature o; work-item l accumulates
@@ -10,25 +9,13 @@
 // X_SWIGLU (defined): the input row is the SwiGLU product of a fused gate|up row, x [R, 2K]:
 //   x'[r, k] = silu(x[r, k]) * x[r, K + k]   (the expression of activation.cl's swiglu_f32)
 // so that an MLP's down projection in decode needs no separate activation launch.
-// Tunables: WG (power of two, default 128), WEIGHT_F16 or WEIGHT_BF16 (defined: weight storage).
+// Tunables: WG (power of two, default 128), WEIGHT_* (defined: weight storage, weights.cl).
 #ifndef WG
 #define WG 128
 #endif
 #include "reduce.cl"
 
-#if defined(WEIGHT_F16) && defined(WEIGHT_BF16)
-#error "WEIGHT_F16 and WEIGHT_BF16 are exclusive"
-#endif
-#if defined(WEIGHT_F16)
-#define WTYPE half
-#define LOADW(p, i) vload_half((i), (p))
-#elif defined(WEIGHT_BF16)
-#define WTYPE ushort
-#define LOADW(p, i) as_float((uint)(p)[i] << 16)
-#else
-#define WTYPE float
-#define LOADW(p, i) ((p)[i])
-#endif
+#include "weights.cl"
 
 #ifdef X_SWIGLU
 inline float swiglu_in(__global const float* x, int K, int r, int k) {
@@ -40,13 +27,13 @@ inline float swiglu_in(__global const float* x, int K, int r, int k) {
 #define LOADX(r, k) x[(r) * K + (k)]
 #endif
 
-__kernel void gemv_f32(__global const float* x, __global const WTYPE* w, __global float* y, int R, int K, int N) {
+__kernel void gemv_f32(__global const float* x, __global const wtype* w, __global float* y, int R, int K, int N) {
   __local float scratch[WG];
   const int o = get_group_id(0), l = get_local_id(0);
-  __global const WTYPE* wr = w + (size_t)o * K;
+  const size_t wo = (size_t)o * K;  // flat element index of row o (blocked formats: no pointer offset)
   float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
   for (int k = l; k < K; k += WG) {
-    float wv = LOADW(wr, k);
+    float wv = LOADW(w, wo + k);
     a0 += wv * LOADX(0, k);
     if (R > 1) a1 += wv * LOADX(1, k);
     if (R > 2) a2 += wv * LOADX(2, k);
@@ -74,4 +61,58 @@ __kernel void add_bias_f32(__global float* y, __global const float* bias, int ro
   int c = get_global_id(0), r = get_global_id(1);
   if (c >= cols || r >= rows) return;
   y[off + (size_t)r * ld + c] += bias[c];
+}
+
+// linear_gemm_f32: y [M, N] = x [M, K] w [N, K]^T for many rows, reading w in its storage format
+// (used for quantised weights, which CLBlast cannot read and which are never widened to a copy).
+// Work-group 16x16 per 64x64 tile of y; work-item (tx, ty) owns rows ty + 16i and columns
+// tx + 16j (i, j < 4: the named float4 accumulators c0..c3, no private arrays). K is walked in
+// steps of GEMM_BK through local tiles xs and ws [GEMM_BK][65] (8.3 KB), each of the 256
+// work-items loading 4 elements of each per step. Grid (ceil(N/64) * 16, ceil(M/64) * 16).
+#define GEMM_BK 16
+#define GEMM_LD 65
+#define GEMM_FMA(ci, av) ci += (av) * b;
+__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void linear_gemm_f32(__global const float* x,
+                                                                             __global const wtype* w,
+                                                                             __global float* y, int M, int K,
+                                                                             int N) {
+  __local float xs[GEMM_BK * GEMM_LD], ws[GEMM_BK * GEMM_LD];
+  const int tx = get_local_id(0), ty = get_local_id(1), lid = ty * 16 + tx;
+  const int n0 = get_group_id(0) * 64, m0 = get_group_id(1) * 64;
+  float4 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += GEMM_BK) {
+    for (int q = 0; q < 4; ++q) {
+      int e = lid + 256 * q, r = e / GEMM_BK, kk = e % GEMM_BK, k = k0 + kk;
+      int m = m0 + r, n = n0 + r;
+      xs[kk * GEMM_LD + r] = (m < M && k < K) ? x[(size_t)m * K + k] : 0.0f;
+      ws[kk * GEMM_LD + r] = (n < N && k < K) ? LOADW(w, (size_t)n * K + k) : 0.0f;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int kk = 0; kk < GEMM_BK; ++kk) {
+      __local const float* xr = xs + kk * GEMM_LD + ty;
+      __local const float* wr = ws + kk * GEMM_LD + tx;
+      float4 b = (float4)(wr[0], wr[16], wr[32], wr[48]);
+      GEMM_FMA(c0, xr[0])
+      GEMM_FMA(c1, xr[16])
+      GEMM_FMA(c2, xr[32])
+      GEMM_FMA(c3, xr[48])
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+#define GEMM_STORE(ci, i)                                         \
+  {                                                               \
+    int m = m0 + ty + 16 * (i);                                   \
+    if (m < M) {                                                  \
+      __global float* yr = y + (size_t)m * N;                     \
+      if (n0 + tx < N) yr[n0 + tx] = ci.s0;                       \
+      if (n0 + tx + 16 < N) yr[n0 + tx + 16] = ci.s1;             \
+      if (n0 + tx + 32 < N) yr[n0 + tx + 32] = ci.s2;             \
+      if (n0 + tx + 48 < N) yr[n0 + tx + 48] = ci.s3;             \
+    }                                                             \
+  }
+  GEMM_STORE(c0, 0)
+  GEMM_STORE(c1, 1)
+  GEMM_STORE(c2, 2)
+  GEMM_STORE(c3, 3)
+#undef GEMM_STORE
 }

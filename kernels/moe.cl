@@ -42,13 +42,12 @@
 // H/WG or k*I/WG; the grouping kernels at most 256 + E per work-item, the scan NB*ceil(E/256) + E +
 // tiles (the host keeps NE within bounds). No private arrays: register tiles are named float4s.
 //
-// Weights: gate_up and down are f32, or (both alike) 16-bit storage widened to fp32 as they are
-// loaded, in every kernel that reads them (moe_gate_up_f32, moe_down_f32, moe_decode_*_f32):
-// f16 (WEIGHT_F16, vload_half) or bf16 (WEIGHT_BF16: raw bfloat16 bits as ushort, widened exactly
-// with as_float(bits << 16)). Core OpenCL either way, no extension.
+// Weights: gate_up and down are f32, or (both alike) 16-bit or group-quantised storage widened to
+// fp32 as they are loaded, in every kernel that reads them (moe_gate_up_f32, moe_down_f32,
+// moe_decode_*_f32): f16, bf16, q8 or q4 (kernels/weights.cl). Core OpenCL, no extension.
 //
-// Tunables: WG (router and decode work-group size, power of two, default 64); WEIGHT_F16 or
-// WEIGHT_BF16 (defined: weight storage, see above). BM (32), BK (16) and the 16x16 GEMM
+// Tunables: WG (router and decode work-group size, power of two, default 64); WEIGHT_* (defined:
+// weight storage, see above). BM (32), BK (16) and the 16x16 GEMM
 // work-group are fixed: the host's grid arithmetic depends on them.
 #ifndef WG
 #define WG 64
@@ -62,19 +61,7 @@
 #define LDW (2 * GEMM_BN + 4) // local weight tile [BK][LDW], float4-aligned rows
 #define GROUP_WG 256          // work-group of the grouping kernels
 
-#if defined(WEIGHT_F16) && defined(WEIGHT_BF16)
-#error "WEIGHT_F16 and WEIGHT_BF16 are exclusive"
-#endif
-#if defined(WEIGHT_F16)
-typedef half wtype;
-#define LOADW(p, i) vload_half((i), (p))
-#elif defined(WEIGHT_BF16)
-typedef ushort wtype;
-#define LOADW(p, i) as_float((uint)(p)[(i)] << 16)
-#else
-typedef float wtype;
-#define LOADW(p, i) ((p)[(i)])
-#endif
+#include "weights.cl"
 
 inline float silu_f(float v) { return v / (1.0f + exp(-v)); }
 

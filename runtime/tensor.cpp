@@ -15,8 +15,22 @@ size_t dtype_size(DType t) {
       return 2;
     case DType::i32:
       return 4;
+    case DType::q8:
+    case DType::q4:
+      return 0;
   }
   return 0;
+}
+
+bool dtype_is_quantized(DType t) { return t == DType::q8 || t == DType::q4; }
+
+size_t dtype_bytes(DType t, int64_t n) {
+  if (!dtype_is_quantized(t)) return static_cast<size_t>(n) * dtype_size(t);
+  constexpr int64_t kBlock = 32;  // runtime/quant.h kQuantGroup
+  if (n % kBlock != 0)
+    throw Error(fmt::format("{} tensor of {} elements: not a whole number of {}-element blocks", dtype_name(t), n,
+                            kBlock));
+  return static_cast<size_t>(n / kBlock) * (t == DType::q8 ? 36 : 20);
 }
 
 const char* dtype_name(DType t) {
@@ -29,6 +43,10 @@ const char* dtype_name(DType t) {
       return "bf16";
     case DType::i32:
       return "i32";
+    case DType::q8:
+      return "q8";
+    case DType::q4:
+      return "q4";
   }
   return "?";
 }

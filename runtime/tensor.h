@@ -12,9 +12,14 @@
 namespace dsocr {
 
 // bf16: raw bfloat16 bits (the checkpoint's storage); kernels widen with a 16-bit shift, exact.
-enum class DType : uint8_t { f32, f16, bf16, i32 };
-size_t dtype_size(DType t);
+// q8, q4: group-wise affine quantised weights (runtime/quant.h): blocks of 32 consecutive elements
+// of a row, each block its codes then an fp16 scale and an fp16 offset (36 and 20 bytes).
+enum class DType : uint8_t { f32, f16, bf16, i32, q8, q4 };
+size_t dtype_size(DType t);  // bytes of one element; 0 for the blocked q8/q4 (see dtype_bytes)
 const char* dtype_name(DType t);
+bool dtype_is_quantized(DType t);
+// Bytes of n elements; for q8/q4, n must be a multiple of the 32-element block (Error otherwise).
+size_t dtype_bytes(DType t, int64_t n);
 
 using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);
@@ -85,7 +90,7 @@ struct Tensor {
   DType dtype = DType::f32;
 
   int64_t numel() const { return shape_numel(shape); }
-  size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  size_t bytes() const { return dtype_bytes(dtype, numel()); }
   int rank() const { return static_cast<int>(shape.size()); }
   int64_t dim(int i) const { return shape.at(i < 0 ? shape.size() + i : i); }
   const cl::Buffer& mem() const;

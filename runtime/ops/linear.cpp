@@ -7,6 +7,7 @@
 #include "runtime/gemm.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/convert.h"
+#include "runtime/ops/weight_format.h"
 
 namespace dsocr {
 namespace {
@@ -21,11 +22,30 @@ bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
           bool swiglu) {
   Defines d{{"WG", std::to_string(kGemvWG)}};
-  if (w.dtype != DType::f32) d[w.dtype == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
+  ops::add_weight_define(d, w.dtype);
   if (swiglu) d["X_SWIGLU"] = "1";
   auto& k = rt.kernel("linear.cl", "gemv_f32", d);
   rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
             static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
+}
+
+// y [rows, out] = x w^T by our tiled GEMM, reading quantised w in place.
+void gemm_quantized(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out) {
+  Defines d;
+  ops::add_weight_define(d, w.dtype);
+  auto& k = rt.kernel("linear.cl", "linear_gemm_f32", d);
+  rt.launch(k, cl::NDRange(round_up(static_cast<size_t>(out), 64) / 4, round_up(static_cast<size_t>(rows), 64) / 4),
+            cl::NDRange(16, 16), x, w, y, static_cast<cl_int>(rows), static_cast<cl_int>(in),
+            static_cast<cl_int>(out));
+}
+
+void check_weight(const char* op, const Tensor& w) {
+  if (!ops::is_weight_dtype(w.dtype))
+    throw Error(fmt::format("{}: weight {} is {}, expected f32, f16, bf16, q8 or q4", op, shape_str(w.shape),
+                            dtype_name(w.dtype)));
+  if (dtype_is_quantized(w.dtype) && w.dim(1) % 32 != 0)
+    throw Error(fmt::format("{}: quantised weight {} needs an input size that is a multiple of 32", op,
+                            shape_str(w.shape)));
 }
 
 }  // namespace
@@ -39,9 +59,7 @@ void add_bias(Runtime& rt, Tensor& y, const Tensor& bias, size_t rows, size_t co
 
 void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   if (w.rank() != 2) throw Error(fmt::format("linear: weight must be [out,in], got {}", shape_str(w.shape)));
-  if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
-    throw Error(
-        fmt::format("linear: weight {} is {}, expected f32, f16 or bf16", shape_str(w.shape), dtype_name(w.dtype)));
+  check_weight("linear", w);
   if (x.dtype != DType::f32 || y.dtype != DType::f32)
     throw Error(fmt::format("linear: x ({}) and y ({}) must be f32", dtype_name(x.dtype), dtype_name(y.dtype)));
   int64_t out = w.dim(0), in = w.dim(1);
@@ -54,6 +72,11 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
     throw Error(fmt::format("linear: bias {} must have {} elements", shape_str(bias->shape), out));
   if (rows <= kGemvMaxRows && gemv_enabled(rt)) {
     gemv(rt, x, w, y, rows, in, out, false);
+    if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
+    return;
+  }
+  if (dtype_is_quantized(w.dtype)) {
+    gemm_quantized(rt, x, w, y, rows, in, out);
     if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
     return;
   }
@@ -85,8 +108,7 @@ void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y) {
   const int64_t rows = gu.dim(0);
   if (y.shape != Shape{rows, out} || y.dtype != DType::f32)
     throw Error(fmt::format("linear_swiglu: y must be f32 [{},{}], got {}", rows, out, shape_str(y.shape)));
-  if (w.dtype != DType::f32 && w.dtype != DType::f16 && w.dtype != DType::bf16)
-    throw Error(fmt::format("linear_swiglu: weight must be f32, f16 or bf16, got {}", dtype_name(w.dtype)));
+  check_weight("linear_swiglu", w);
   if (rows <= kGemvMaxRows && gemv_enabled(rt)) {
     gemv(rt, gu, w, y, rows, in, out, true);
     return;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <climits>
 
+#include "runtime/ops/weight_format.h"
+
 namespace dsocr::ops {
 namespace {
 
@@ -60,8 +62,9 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   if (E < 1 || I < 1 || H < 1) throw Error(fmt::format("{}: experts have E = {}, I = {}, H = {}", op, E, I, H));
   const DType wt = ex.gate_up.dtype;
   expect(ex.gate_up.defined() && ex.gate_up.shape == Shape{E, 2 * I, H} &&
-             (wt == DType::f32 || wt == DType::f16 || wt == DType::bf16),
-         op, "gate_up", ex.gate_up, fmt::format("[{},{},{}] f32, f16 or bf16", E, 2 * I, H));
+             is_weight_dtype(wt) && (!dtype_is_quantized(wt) || (H % 32 == 0 && I % 32 == 0)),
+         op, "gate_up", ex.gate_up,
+         fmt::format("[{},{},{}] f32, f16, bf16, q8 or q4 (quantised: H and I multiples of 32)", E, 2 * I, H));
   expect(ex.down.defined() && ex.down.shape == Shape{E, H, I} && ex.down.dtype == wt, op, "down", ex.down,
          fmt::format("[{},{},{}] {} (the dtype of gate_up)", E, H, I, dtype_name(wt)));
   expect(x.defined() && x.rank() == 2 && x.dim(1) == H && x.dtype == DType::f32, op, "x", x,
@@ -83,7 +86,7 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   if (path == MoePath::automatic) path = T <= kMoeDecodeMaxTokens ? MoePath::decode : MoePath::grouped;
 
   Defines defs;
-  if (wt != DType::f32) defs[wt == DType::f16 ? "WEIGHT_F16" : "WEIGHT_BF16"] = "1";
+  add_weight_define(defs, wt);
   const cl_int cH = static_cast<cl_int>(H), cI = static_cast<cl_int>(I), cK = static_cast<cl_int>(K),
                cE = static_cast<cl_int>(E);
   Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");

@@ -7,7 +7,8 @@
 
 namespace dsocr::ops {
 
-// Every routed expert's weights stacked on the device (f32, f16 or bf16 bits; both the same dtype).
+// Every routed expert's weights stacked on the device (f32, f16, bf16 bits or q8/q4 blocks; both
+// the same dtype).
 struct MoeExperts {
   Tensor gate_up;  // [E, 2*I, H]: rows 0..I-1 = experts.e.gate_proj.weight, rows I..2I-1 = experts.e.up_proj.weight
   Tensor down;     // [E, H, I] = experts.e.down_proj.weight

@@ -281,7 +281,7 @@ TEST(gemm, narrow_to_bf16_rounding_and_specials) {
 TEST(gemm, bf16_dtype_errors_are_reported) {
   Tensor x = rt().empty({4, 8}), y = rt().empty({4, 5}), w_i32 = rt().empty({5, 8}, DType::i32);
   expect_error_containing([&] { linear(rt(), x, w_i32, nullptr, y); },
-                          "weight [5,8] is i32, expected f32, f16 or bf16");
+                          "weight [5,8] is i32, expected f32, f16, bf16, q8 or q4");
   Tensor f = rt().empty({17}), b = rt().empty({17}, DType::bf16), b_short = rt().empty({16}, DType::bf16);
   expect_error_containing([&] { narrow_to_bf16(rt(), b, b); }, "narrow_to_bf16: src is [17] bf16, expected f32");
   expect_error_containing([&] { narrow_to_bf16(rt(), f, f); }, "narrow_to_bf16: dst is [17] f32, expected bf16");

@@ -9,6 +9,7 @@
 
 #include "harness/harness.h"
 #include "runtime/ops/moe.h"
+#include "runtime/quant.h"
 
 using namespace dsocr;
 using namespace dsocr::test;
@@ -84,6 +85,21 @@ ops::MoeExperts upload(const HostExperts& h, DType dt, HostExperts* rounded = nu
   ex.gate_up = rt().upload(gu16.data(), gu, dt);
   ex.down = rt().upload(dn16.data(), dn, dt);
   if (rounded) *rounded = std::move(r);
+  return ex;
+}
+
+// The same as q8/q4 blocks (runtime/quant.h); *rounded gets what the kernels read.
+ops::MoeExperts upload_quantized(const HostExperts& h, DType dt, HostExperts* rounded) {
+  ops::MoeExperts ex;
+  ex.E = h.E;
+  ex.I = h.I;
+  ex.H = h.H;
+  auto gu = quantize(dt, h.gate_up.data(), static_cast<int64_t>(h.gate_up.size()));
+  auto dn = quantize(dt, h.down.data(), static_cast<int64_t>(h.down.size()));
+  *rounded = {h.E, h.I, h.H, dequantize(dt, gu.data(), static_cast<int64_t>(h.gate_up.size())),
+              dequantize(dt, dn.data(), static_cast<int64_t>(h.down.size()))};
+  ex.gate_up = rt().upload(gu.data(), {h.E, 2 * h.I, h.H}, dt);
+  ex.down = rt().upload(dn.data(), {h.E, h.H, h.I}, dt);
   return ex;
 }
 
@@ -217,6 +233,27 @@ TEST(moe, experts_awkward) {
     for (auto p : kPaths)
       EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, T, k, p), ref, {T, H}, 1e-5, 1e-4))
           << path_name(p) << " " << dtype_name(dt);
+  }
+}
+
+TEST(moe, experts_quantized) {
+  // q8 and q4 experts (blocks read in place) through every path: T = 2 (decode) and T = 37.
+  const int64_t H = 96, E = 8, I = 64;
+  const int k = 3;
+  auto host = make_experts(E, I, H, 211);
+  for (int64_t T : {2, 37}) {
+    auto x = random_floats(T * H, 213);
+    std::vector<int32_t> ids;
+    std::vector<float> w;
+    random_routing(T, E, k, 215, ids, w);
+    for (DType dt : {DType::q8, DType::q4}) {
+      HostExperts used;
+      auto ex = upload_quantized(host, dt, &used);
+      auto ref = ref_experts(x, used, ids, w, T, k);
+      for (auto p : kPaths)
+        EXPECT_TRUE(all_close(run_experts(x, ex, ids, w, T, k, p), ref, {T, H}, 1e-5, 1e-4))
+            << path_name(p) << " " << dtype_name(dt) << " T " << T;
+    }
   }
 }
 
@@ -400,7 +437,7 @@ TEST(moe, rejects_mixed_or_bad_weight_dtypes) {
   ex.gate_up = rt().empty({8, 10, 16}, DType::i32);
   ex.down = rt().empty({8, 16, 5}, DType::i32);
   expect_error_containing([&] { ops::moe_experts(rt(), x, ex, ids, w, y); },
-                          "gate_up is [8,10,16] i32, expected [8,10,16] f32, f16 or bf16");
+                          "gate_up is [8,10,16] i32, expected [8,10,16] f32, f16, bf16, q8 or q4");
 }
 
 // Heavy (run with --gtest_also_run_disabled_tests): the full DeepSeek-OCR expert shapes with a

@@ -1,0 +1,42 @@
+// Weight storage formats, widened to fp32 as they are loaded (included by linear.cl and moe.cl;
+// the host picks one with runtime/ops/weight_format.h). LOADW(p, i) is element i of the weight
+// tensor p counted flat in row-major order; wtype is the pointer's element type.
+//   (none)       f32
+//   WEIGHT_F16   IEEE half, vload_half (core OpenCL: no cl_khr_fp16 needed)
+//   WEIGHT_BF16  raw bfloat16 bits as ushort, widened exactly with as_float(bits << 16)
+//   WEIGHT_Q8    group-wise affine int8 (runtime/quant.h): 36-byte blocks of 32 elements, the 32
+//                codes then an fp16 scale s and offset b; w = s * q + b
+//   WEIGHT_Q4    the same with 4-bit codes: 20-byte blocks, 16 code bytes (element 2i in the low
+//                nibble of byte i), then s and b
+// The quantised forms are read block by block in place: there is never a widened copy.
+#if defined(WEIGHT_F16) + defined(WEIGHT_BF16) + defined(WEIGHT_Q8) + defined(WEIGHT_Q4) > 1
+#error "WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8 and WEIGHT_Q4 are exclusive"
+#endif
+#if defined(WEIGHT_F16)
+typedef half wtype;
+#define LOADW(p, i) vload_half((i), (p))
+#elif defined(WEIGHT_BF16)
+typedef ushort wtype;
+#define LOADW(p, i) as_float((uint)(p)[(i)] << 16)
+#elif defined(WEIGHT_Q8) || defined(WEIGHT_Q4)
+typedef uchar wtype;
+#ifdef WEIGHT_Q8
+#define QBLOCK 36
+#define QCODES 32
+#define QCODE(b, j) ((float)(b)[(j)])
+#else
+#define QBLOCK 20
+#define QCODES 16
+#define QCODE(b, j) ((float)(((b)[(j) >> 1] >> (4 * ((j) & 1))) & 0xf))
+#endif
+inline float loadw_q(__global const uchar* p, size_t i) {
+  __global const uchar* b = p + (i >> 5) * QBLOCK;
+  __global const half* sb = (__global const half*)(b + QCODES);
+  int j = (int)(i & 31);
+  return vload_half(0, sb) * QCODE(b, j) + vload_half(1, sb);
+}
+#define LOADW(p, i) loadw_q((p), (size_t)(i))
+#else
+typedef float wtype;
+#define LOADW(p, i) ((p)[(i)])
+#endif
