@@ -1,4 +1,5 @@
-// dsocr bench peak|kernels|model|all: measurements against the device's own peaks (bench/bench.h).
+// dsocr bench peak|kernels|model|all: measurements against the device's own peaks (bench/bench.h);
+// dsocr bench quality: the accuracy of each weight storage on a checkpoint (bench/quality.h).
 #include <fmt/format.h>
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include "apps/commands.h"
 #include "apps/runtime_setup.h"
 #include "bench/bench.h"
+#include "bench/quality.h"
 
 #ifndef DSOCR_GIT_SHA
 #define DSOCR_GIT_SHA "unknown"
@@ -27,6 +29,7 @@ namespace {
 
 const char* kUsage =
     R"(usage: dsocr bench [peak|kernels|model|all] [options]
+       dsocr bench quality --model DIR --image FILE [--tokens N] [--mode M] [--device SPEC] [--json F]
 
 Measures the device's copy bandwidth and CLBlast SGEMM rate (peak), every kernel family at
 DeepSeek-OCR's real shapes (kernels: median device time of --runs after a warm-up that compiles
@@ -37,10 +40,15 @@ device memory; no download). Default: all.
   --runs N             timed runs per measurement, the median is reported (default 5)
   --small              reduced shapes for CPU devices and tests (the names state the shapes run)
   --only TEXT          kernels: only the cases whose name contains TEXT (e.g. sdpa, gemv, norm)
-  --weights S          model: compact (default: bf16 matrices as the checkpoint) or f32
+  --weights S          model: bf16 (default: matrices as the checkpoint; alias compact), fp16,
+                       int8, int4 (the LM's linears group-quantised) or f32
   --json FILE          everything measured, with device, driver, date, git commit and the tuning
                        knobs in force (DSOCR_GEMV, DSOCR_SDPA_TILES, ...: README)
   --csv FILE           the kernel table
+quality: the f32 model generates --tokens (default 256) greedily from the page (--mode, default
+tiny); each storage (bf16, fp16, int8, int4) then reads that text teacher-forced, and its logits
+are compared with f32's: max and mean relative error (max |diff| / max |f32 logit| per position)
+and the share of positions whose greedy token agrees.
 Exit status: 0, 1 a measurement failed, 2 usage (checked before the device is touched).
 )";
 
@@ -48,6 +56,7 @@ struct BenchArgs {
   RuntimeOptions ro;
   bench::Options o;
   std::string what, json_path, csv_path;
+  bench::QualityOptions q;
 };
 
 BenchArgs parse(Args& a) {
@@ -59,7 +68,7 @@ BenchArgs parse(Args& a) {
   b.o.small = a.flag("--small");
   b.o.only = a.value("--only");
   try {
-    b.o.storage = weight_storage_from_string(a.value("--weights", "compact"));
+    b.o.storage = weight_storage_from_string(a.value("--weights", "bf16"));
   } catch (const UsageError&) {
     throw;
   } catch (const Error& e) {
@@ -67,12 +76,19 @@ BenchArgs parse(Args& a) {
   }
   b.json_path = a.value("--json");
   b.csv_path = a.value("--csv");
+  b.q.model_dir = a.value("--model");
+  b.q.image = a.value("--image");
+  b.q.mode = a.value("--mode", "tiny");
+  b.q.tokens = a.integer("--tokens", 256, 1, 1 << 20);
   auto pos = a.positional();
   b.what = pos.empty() ? "all" : pos[0];
-  if (pos.size() > 1 || (b.what != "peak" && b.what != "kernels" && b.what != "model" && b.what != "all"))
+  if (pos.size() > 1 ||
+      (b.what != "peak" && b.what != "kernels" && b.what != "model" && b.what != "all" && b.what != "quality"))
     throw UsageError(
-        "usage: dsocr bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--only NAME] "
-        "[--weights compact|f32] [--json F] [--csv F]");
+        "usage: dsocr bench [peak|kernels|model|all|quality] [--device SPEC] [--runs N] [--small] [--only NAME] "
+        "[--weights bf16|fp16|int8|int4|f32] [--json F] [--csv F]");
+  if (b.what == "quality" && (b.q.model_dir.empty() || b.q.image.empty()))
+    throw UsageError("dsocr bench quality needs --model DIR and --image FILE");
   if (!b.o.only.empty() && bench::kernel_selection_empty(b.o)) {
     std::string names;
     for (auto& n : bench::kernel_names(b.o.small)) names += "\n  " + n;
@@ -123,6 +139,36 @@ void report_kernels(const std::vector<bench::KernelResult>& ks, const bench::Pea
   }
 }
 
+void write_json(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  std::ofstream f(path);
+  if (!(f << j.dump(2) << "\n")) throw Error("cannot write " + path);
+}
+
+int report_quality(Runtime& rt, const BenchArgs& b, nlohmann::json& j) {
+  fmt::print("weight storages against f32 on {} ({} view, {} tokens teacher-forced)\n", b.q.model_dir, b.q.mode,
+             b.q.tokens);
+  auto rows = bench::measure_quality(rt, b.q);
+  fmt::print("{:<8} {:>12} {:>14} {:>14} {:>12}\n", "weights", "model MiB", "max rel err", "mean rel err",
+             "agreement");
+  j["quality"] = {{"model", b.q.model_dir}, {"image", b.q.image}, {"mode", b.q.mode}, {"tokens", b.q.tokens}};
+  j["quality"]["rows"] = nlohmann::json::array();
+  for (const auto& r : rows) {
+    fmt::print("{:<8} {:>12.2f} {:>14.3e} {:>14.3e} {:>11.1f}%\n", weight_storage_name(r.storage), r.weights_mib,
+               r.max_rel, r.mean_rel, 100.0 * r.agree);
+    for (const auto& n : r.notes) fmt::print("  note: {}\n", n);
+    j["quality"]["rows"].push_back({{"weights", weight_storage_name(r.storage)},
+                                    {"model_mib", r.weights_mib},
+                                    {"max_rel", r.max_rel},
+                                    {"mean_rel", r.mean_rel},
+                                    {"agree", r.agree},
+                                    {"positions", r.positions},
+                                    {"notes", r.notes}});
+  }
+  write_json(b.json_path, j);
+  return 0;
+}
+
 void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nlohmann::json& j) {
   // The model runs as `dsocr ocr` does: a runtime of its own without per-launch events.
   rt.trim();
@@ -135,7 +181,7 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
   auto pct = [&](double tflop, double ms) { return ms > 0 ? 100.0 * tflop * 1e12 / (ms * 1e-3) / gemm : 0.0; };
   const double ceiling = peak.copy_gbs / 2 / m.decode_gbytes_per_token;  // reads only: half the copy traffic
   fmt::print("\nmodel (random weights, {} storage, {:.0f} MiB of weights, initialised in {:.1f} s)\n",
-             o.storage == WeightStorage::f32 ? "fp32" : "bf16 matrices", m.weights_mib, m.init_s);
+             weight_storage_name(o.storage), m.weights_mib, m.init_s);
   fmt::print("  vision, Base view (1024):        {:9.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n", m.vision_base_ms,
              m.vision_base_tflop, pct(m.vision_base_tflop, m.vision_base_ms));
   fmt::print("  vision, Gundam page (1024 + 6x640): {:6.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n",
@@ -150,7 +196,7 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
       m.decode_launches_per_token);
   fmt::print("  peak device memory: {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n", m.peak_mem_mib,
              m.peak_held_mib);
-  j["model"] = {{"weights", o.storage == WeightStorage::f32 ? "f32" : "bf16"},
+  j["model"] = {{"weights", weight_storage_name(o.storage)},
                 {"init_s", m.init_s},
                 {"weights_mib", m.weights_mib},
                 {"vision_base_ms", m.vision_base_ms},
@@ -200,6 +246,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
   fmt::print("dsocr bench on {} ({}, driver {}), {} runs, {} shapes, git {}\n", d.label(), d.platform_name,
              d.driver_version, o.runs, o.small ? "small" : "real", DSOCR_GIT_SHA);
 
+  if (b.what == "quality") return report_quality(rt, b, j);
   if (!rt.gemm_tuning().empty()) fmt::print("{}\n", rt.gemm_tuning());
   if (!rt.tuning().from_environment.empty())
     fmt::print("tuning (set from the environment: {}):\n{}", fmt::join(rt.tuning().from_environment, ", "),
@@ -221,10 +268,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
 
   if (b.what == "kernels" || b.what == "all") report_kernels(bench::bench_kernels(rt, o), peak, j, b.csv_path);
   if (b.what == "model" || b.what == "all") report_model(rt, b, peak, j);
-  if (!b.json_path.empty()) {
-    std::ofstream f(b.json_path);
-    if (!(f << j.dump(2) << "\n")) throw Error("cannot write " + b.json_path);
-  }
+  write_json(b.json_path, j);
   return 0;
 }
 

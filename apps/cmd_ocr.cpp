@@ -173,7 +173,9 @@ void OcrRun::load() {
   engine_ = std::make_unique<OcrEngine>(load_engine(*rt_, loc_.dir, s_.storage));
   load_s_ = secs_since(t_load) - (rt_->programs().stats().seconds - c0);
   compile_summary(" (not counted in the load time)");
-  status_.note(fmt::format("dsocr: loaded in {:.1f} s ({})", load_s_, rt_->memory_summary()));
+  for (const std::string& n : engine_->model.load_notes) status_.note("dsocr: " + n);
+  status_.note(fmt::format("dsocr: loaded in {:.1f} s, {} weights ({})", load_s_,
+                           weight_storage_name(engine_->model.storage), rt_->memory_summary()));
   load_failed_ = false;
 }
 

@@ -30,8 +30,11 @@ model and device:
                         ($HF_HOME/hub, ~/.cache/huggingface/hub); default $DSOCR_MODEL, else
                         deepseek-ai/DeepSeek-OCR (download: huggingface-cli download deepseek-ai/DeepSeek-OCR)
   --device SPEC         OpenCL device (see dsocr devices); default $DSOCR_DEVICE, else the first GPU
-  --weights S           compact (default): bf16 weight matrices kept as the checkpoint stores them
-                        (exact, half the memory); f32: everything widened to fp32 on the device
+  --weights S           bf16 (default; alias compact): weight matrices kept as the checkpoint stores
+                        them (exact, half of f32's memory); fp16: converted to half; int8, int4: the
+                        language model's linears group-quantised (32 per group), the rest bf16;
+                        f32: everything widened. A checkpoint written by dsocr convert loads its
+                        quantised matrices as they are
 
 what to ask:
   --task T              markdown (default, unless the checkpoint's config.json names its own prompt,
@@ -173,7 +176,7 @@ OcrSettings parse_ocr(Args& a) {
   s.out_dir = a.value("--out-dir", "dsocr-out");
   s.boxes_path = a.value("--boxes");
   s.pages_spec = a.value("--pages");
-  s.storage = usage_check("--weights", [&] { return weight_storage_from_string(a.value("--weights", "compact")); });
+  s.storage = usage_check("--weights", [&] { return weight_storage_from_string(a.value("--weights", "bf16")); });
   s.dpi = a.number("--dpi", 144, 10, 1200);
   s.explicit_max = a.given("--max-new-tokens");
   s.opts.max_new_tokens = a.integer("--max-new-tokens", 8192, 1, 1 << 20);

@@ -13,6 +13,8 @@
 #include "model/generate.h"
 #include "runtime/ops/convert.h"
 #include "runtime/ops/elementwise.h"
+#include "runtime/half.h"
+#include "runtime/quant.h"
 
 namespace dsocr::bench {
 namespace {
@@ -46,10 +48,24 @@ class RandomWeights : public WeightSource {
     ops::fill_uniform(rt, t, seed_++, offset, scale);
     return t;
   }
-  // As the released checkpoint stores them: bf16 (unless fp32 storage is asked for).
-  Tensor load_matrix(Runtime& rt, const std::string& name, const Shape& shape) const override {
+  // As the released checkpoint stores them (bf16), or in the storage asked for (model/weights.h):
+  // fp16 and int8/int4 (the LM's linears) converted on the host.
+  Tensor load_matrix(Runtime& rt, const std::string& name, const Shape& shape,
+                     MatrixRole role = MatrixRole::other) const override {
     Tensor f = load(rt, name, shape);
-    if (storage_ == WeightStorage::f32) return f;
+    const DType want = weight_storage_dtype(storage_, role);
+    if (want == DType::f32) return f;
+    if (want == DType::f16) {
+      std::vector<float> h = rt.read_f32(f);
+      std::vector<uint16_t> b(h.size());
+      for (size_t i = 0; i < h.size(); ++i) b[i] = f32_to_f16(h[i]);
+      return rt.upload(b.data(), shape, DType::f16, name);
+    }
+    if (dtype_is_quantized(want) && shape.back() % kQuantGroup == 0) {
+      std::vector<float> h = rt.read_f32(f);
+      auto blocks = quantize(want, h.data(), static_cast<int64_t>(h.size()));
+      return rt.upload(blocks.data(), shape, want, name);
+    }
     Tensor t = rt.empty(shape, DType::bf16, name);
     narrow_to_bf16(rt, f, t);
     return t;
@@ -98,18 +114,18 @@ double prefill_flop(const LmConfig& c, int64_t T) {
   return f + 2.0 * D * c.vocab_size;
 }
 
-// Weight bytes read per generated token (matrices of `wbytes` bytes per element): attention, MLP
-// or chosen experts and the router, lm_head.
-double decode_bytes(const LmConfig& c, double wbytes) {
+// Weight bytes read per generated token: attention, MLP or chosen experts (`wbytes` bytes per
+// element), the router and lm_head (`hbytes`).
+double decode_bytes(const LmConfig& c, double wbytes, double hbytes) {
   const int64_t D = c.hidden_size, hd = c.head_dim(), H = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  double w = 0;
+  double w = 0, h = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     w += double(D) * (H + 2 * Hkv) * hd + double(H) * hd * D;
-    w += c.is_moe_layer(l) ? 3.0 * D * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts) +
-                                 double(D) * c.n_routed_experts
+    w += c.is_moe_layer(l) ? 3.0 * D * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts)
                            : 3.0 * D * c.intermediate_size;
+    h += c.is_moe_layer(l) ? double(D) * c.n_routed_experts : 0.0;
   }
-  return wbytes * (w + double(D) * c.vocab_size);
+  return wbytes * w + hbytes * (h + double(D) * c.vocab_size);
 }
 
 ModelConfig bench_config(bool small) {
@@ -202,7 +218,10 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
   r.decode_tok_s = dec_ms > 0 ? r.decode_tokens / (dec_ms / 1000.0) : 0;
   r.decode_launches_per_token =
       r.decode_tokens > 0 ? double(launches.back() - launches.front()) / double(r.decode_tokens) : 0;
-  r.decode_gbytes_per_token = decode_bytes(cfg.lm, opts.storage == WeightStorage::f32 ? 4 : 2) / 1e9;
+  const DType lin = weight_storage_dtype(opts.storage, MatrixRole::lm_linear);
+  const double wbytes = dtype_is_quantized(lin) ? double(quant_block_bytes(lin)) / kQuantGroup : dtype_size(lin);
+  r.decode_gbytes_per_token =
+      decode_bytes(cfg.lm, wbytes, dtype_size(weight_storage_dtype(opts.storage, MatrixRole::other))) / 1e9;
   r.peak_mem_mib = rt.memory().peak / 1048576.0;
   r.peak_held_mib = rt.memory().peak_held / 1048576.0;
   return r;

@@ -15,16 +15,17 @@
 namespace dsocr {
 namespace {
 
-// [rows_0 + rows_1 + ..., cols]: weight matrices stacked by rows, kept in their storage dtype
-// when they share one (bf16 from the checkpoint), else all in fp32.
+// [rows_0 + rows_1 + ..., cols]: the language model's weight matrices stacked by rows, kept in
+// their storage dtype when they share one (bf16 from the checkpoint, q8/q4 blocks), else fp32.
 Tensor concat_rows(Runtime& rt, const WeightSource& w, const std::vector<std::pair<std::string, int64_t>>& parts,
                    int64_t cols, const std::string& what) {
+  constexpr MatrixRole role = MatrixRole::lm_linear;  // every caller's: attention and MLP linears
   int64_t rows = 0;
   std::vector<Tensor> loaded;
   bool same = true;
   for (auto& [name, r] : parts) {
     rows += r;
-    loaded.push_back(w.load_matrix(rt, name, {r, cols}));
+    loaded.push_back(w.load_matrix(rt, name, {r, cols}, role));
     same = same && loaded.back().dtype == loaded.front().dtype;
   }
   for (size_t i = 0; !same && i < parts.size(); ++i) loaded[i] = w.load(rt, parts[i].first, {parts[i].second, cols});
@@ -61,7 +62,7 @@ void load_lm_moe(Runtime& rt, const WeightSource& w, const LmConfig& c, LmLayer&
   // share it, else fp32.
   auto load_experts = [&](bool compact) {
     auto get = [&](const std::string& n, const Shape& s) {
-      return compact ? w.load_matrix(rt, n, s) : w.load(rt, n, s);
+      return compact ? w.load_matrix(rt, n, s, MatrixRole::lm_linear) : w.load(rt, n, s);
     };
     for (int64_t e = 0; e < E; ++e) {
       std::string p = fmt::format("experts.{}.", e);
@@ -83,7 +84,7 @@ void load_lm_moe(Runtime& rt, const WeightSource& w, const LmConfig& c, LmLayer&
     const int64_t Is = I * c.n_shared_experts;
     l.shared_gate_up = concat_rows(
         rt, w, {{"shared_experts.gate_proj.weight", Is}, {"shared_experts.up_proj.weight", Is}}, D, "shared gate|up");
-    l.shared_down = w.load_matrix(rt, "shared_experts.down_proj.weight", {D, Is});
+    l.shared_down = w.load_matrix(rt, "shared_experts.down_proj.weight", {D, Is}, MatrixRole::lm_linear);
   }
 }
 
@@ -100,12 +101,12 @@ LmLayer load_lm_layer(Runtime& rt, const WeightSource& w, const LmConfig& c, int
                          {"self_attn.k_proj.weight", Hkv * hd},
                          {"self_attn.v_proj.weight", Hkv * hd}},
                         D, fmt::format("layer {} qkv", idx));
-  l.o_w = w.load_matrix(rt, "self_attn.o_proj.weight", {D, H * hd});
+  l.o_w = w.load_matrix(rt, "self_attn.o_proj.weight", {D, H * hd}, MatrixRole::lm_linear);
   l.moe = c.is_moe_layer(idx);
   if (!l.moe) {
     const int64_t I = c.intermediate_size;
     l.mlp_gate_up = concat_rows(rt, w, {{"mlp.gate_proj.weight", I}, {"mlp.up_proj.weight", I}}, D, "dense gate|up");
-    l.mlp_down = w.load_matrix(rt, "mlp.down_proj.weight", {D, I});
+    l.mlp_down = w.load_matrix(rt, "mlp.down_proj.weight", {D, I}, MatrixRole::lm_linear);
     return l;
   }
   load_lm_moe(rt, SubWeights(w, "mlp."), c, l, idx);

@@ -13,6 +13,8 @@ OcrModel load_model(Runtime& rt, const std::string& dir, WeightStorage storage) 
   StoreWeights root(store, "", storage);
   m.vision = load_deepencoder(rt, SubWeights(root, "model."), m.cfg);
   m.lm = load_lm(rt, root, m.cfg.lm);
+  m.storage = storage;
+  m.load_notes = root.notes();
   return m;
 }
 

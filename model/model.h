@@ -3,6 +3,7 @@
 // *.safetensors, sharded through model.safetensors.index.json).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/decoder.h"
@@ -15,10 +16,12 @@ struct OcrModel {
   ModelConfig cfg;
   DeepEncoder vision;
   LanguageModel lm;
+  WeightStorage storage = WeightStorage::bf16;
+  std::vector<std::string> load_notes;  // what the storage could not do as asked (StoreWeights::notes)
 };
 
 // Throws Error naming the file or tensor that is missing, malformed or of the wrong shape.
-// storage: bf16 matrices kept as stored (compact, the default) or everything widened to fp32.
+// storage: how weight matrices are kept (model/weights.h WeightStorage; bf16 = as stored).
 OcrModel load_model(Runtime& rt, const std::string& dir, WeightStorage storage = WeightStorage::compact);
 
 }  // namespace dsocr

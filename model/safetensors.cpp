@@ -23,7 +23,7 @@ bool parse_dtype(const std::string& s, StDType& out) {
   static const std::map<std::string, StDType> m = {
       {"F32", StDType::f32}, {"F16", StDType::f16},     {"BF16", StDType::bf16}, {"F64", StDType::f64},
       {"I64", StDType::i64}, {"I32", StDType::i32},     {"I16", StDType::i16},   {"I8", StDType::i8},
-      {"U8", StDType::u8},   {"BOOL", StDType::boolean}};
+      {"U8", StDType::u8},   {"U32", StDType::u32},     {"BOOL", StDType::boolean}};
   auto it = m.find(s);
   if (it == m.end()) return false;
   out = it->second;
@@ -52,6 +52,8 @@ const char* st_dtype_name(StDType t) {
       return "I8";
     case StDType::u8:
       return "U8";
+    case StDType::u32:
+      return "U32";
     case StDType::boolean:
       return "BOOL";
   }
@@ -65,6 +67,7 @@ size_t st_dtype_size(StDType t) {
       return 8;
     case StDType::f32:
     case StDType::i32:
+    case StDType::u32:
       return 4;
     case StDType::f16:
     case StDType::bf16:

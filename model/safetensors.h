@@ -16,7 +16,7 @@
 
 namespace dsocr {
 
-enum class StDType : uint8_t { f32, f16, bf16, f64, i64, i32, i16, i8, u8, boolean };
+enum class StDType : uint8_t { f32, f16, bf16, f64, i64, i32, i16, i8, u8, u32, boolean };
 const char* st_dtype_name(StDType t);
 size_t st_dtype_size(StDType t);
 
