@@ -50,6 +50,7 @@ int cmd_parity(const std::vector<std::string>& args);
 int cmd_ocr(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_tune(const std::vector<std::string>& args);
+int cmd_convert(const std::vector<std::string>& args);
 int cmd_version(const std::vector<std::string>& args);
 
 }  // namespace dsocr

@@ -1,4 +1,5 @@
-// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench, tune; --version.
+// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench, tune, convert;
+// --version.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -23,8 +24,12 @@ void usage(std::FILE* f) {
       "                           run golden cases and compare (exit 0 pass, 1 fail, 2 cannot run)\n"
       "  ocr INPUT... [options]   images and PDF pages to text, markdown or JSON (dsocr ocr --help)\n"
       "  bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--only NAME]\n"
-      "        [--weights compact|f32] [--json F] [--csv F]\n"
+      "        [--weights bf16|fp16|int8|int4|f32] [--json F] [--csv F]\n"
       "                           benchmarks against the device's measured copy and SGEMM peaks\n"
+      "  bench quality --model DIR --image F [--tokens N]\n"
+      "                           each weight storage's logits against f32 (error, greedy agreement)\n"
+      "  convert --weights int8|int4|fp16 SRC DST\n"
+      "                           write a checkpoint in a compact storage once (later loads skip it)\n"
       "  tune [--device SPEC] [--size N] [--fraction F] [--all]\n"
       "                           tune CLBlast's SGEMM for the device (CLBlast's auto-tuner; minutes on a\n"
       "                           GPU); stored beside the program cache and applied by every later run\n"
@@ -45,6 +50,7 @@ int dispatch(const std::string& cmd, const std::vector<std::string>& args) {
   if (cmd == "ocr") return dsocr::cmd_ocr(args);
   if (cmd == "bench") return dsocr::cmd_bench(args);
   if (cmd == "tune") return dsocr::cmd_tune(args);
+  if (cmd == "convert") return dsocr::cmd_convert(args);
   if (cmd == "--version" || cmd == "version") return dsocr::cmd_version(args);
   std::fprintf(stderr, "dsocr: unknown command '%s'\n\n", cmd.c_str());
   usage(stderr);

@@ -43,6 +43,7 @@ std::vector<float> forced_logits(Runtime& rt, OcrEngine& e, const Page& p, const
 QualityRow compare(const std::vector<float>& l, const std::vector<float>& r, size_t V) {
   QualityRow q;
   const size_t n = r.size() / V;
+  size_t same = 0;
   for (size_t p = 0; p < n; ++p) {
     const float* a = &l[p * V];
     const float* b = &r[p * V];
@@ -54,8 +55,9 @@ QualityRow compare(const std::vector<float>& l, const std::vector<float>& r, siz
     const double err = ref > 0 ? diff / ref : diff;
     q.max_rel = std::max(q.max_rel, err);
     q.mean_rel += err / static_cast<double>(n);
-    q.agree += (std::max_element(a, a + V) - a == std::max_element(b, b + V) - b) ? 1.0 / static_cast<double>(n) : 0;
+    same += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b ? 1 : 0;
   }
+  q.agree = n > 0 ? static_cast<double>(same) / static_cast<double>(n) : 0.0;
   q.positions = static_cast<int64_t>(n);
   return q;
 }

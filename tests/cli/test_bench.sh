@@ -28,6 +28,28 @@ PY
 expect_contains "CSV header" "$WORK/b.csv" "^kernel,ms,gflop,gbytes,gflops,gbs,pct_peak,bound$"
 [ "$(wc -l <"$WORK/b.csv")" -eq 3 ] && pass "CSV rows" || fail "CSV rows: $(wc -l <"$WORK/b.csv") lines"
 
+# quality: each weight storage against f32 on the tiny checkpoint; errors ordered as the
+# storages' precision (bf16 is the checkpoint's own dtype: no error at all)
+SRC_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
+"$DSOCR" bench quality --model "$SRC_DIR/tests/goldens/tiny-ckpt" --image "$SRC_DIR/tests/goldens/images/exif_rot6.jpg" \
+  --tokens 48 --device "$DEVICE" --json "$WORK/q.json" >"$WORK/q" 2>&1
+expect_rc "bench quality" 0 $?
+expect_contains "quality table" "$WORK/q" "^int4 +[0-9.]+ +[0-9.e+-]+ +[0-9.e+-]+ +[0-9.]+%$"
+if python3 - "$WORK/q.json" <<'PY'; then pass "quality JSON"; else fail "quality JSON"; fi
+import json, sys
+rows = {r["weights"]: r for r in json.load(open(sys.argv[1]))["quality"]["rows"]}
+assert list(rows) == ["f32", "bf16", "fp16", "int8", "int4"], list(rows)
+assert all(r["positions"] == 48 for r in rows.values()), rows
+assert rows["bf16"]["max_rel"] == 0 and rows["bf16"]["agree"] == 1, rows["bf16"]
+assert 0 < rows["fp16"]["max_rel"] < 1e-3, rows["fp16"]
+assert rows["fp16"]["max_rel"] < rows["int8"]["max_rel"] < rows["int4"]["max_rel"], rows
+assert rows["int8"]["agree"] >= 0.9, rows["int8"]
+assert rows["int4"]["model_mib"] < rows["int8"]["model_mib"] < rows["bf16"]["model_mib"] < rows["f32"]["model_mib"], rows
+PY
+"$DSOCR" bench quality --device "$DEVICE" >"$WORK/qu" 2>&1
+expect_rc "bench quality without a model" 2 $?
+expect_contains "quality usage" "$WORK/qu" "needs --model DIR and --image FILE"
+
 "$DSOCR" bench frobnicate >"$WORK/usage" 2>&1
 expect_rc "unknown bench" 2 $?
 expect_contains "usage" "$WORK/usage" "usage: dsocr bench"

@@ -176,7 +176,7 @@ expect_failure "bad --pages" 2 "--pages '3-1'" --pages 3-1 "$IMG/gradient.png"
 expect_failure "bad --max-tiles" 2 "--max-tiles 12: must be in 2..9" --max-tiles 12 "$IMG/gradient.png"
 expect_failure "bad --max-new-tokens" 2 "not an integer" --max-new-tokens lots "$IMG/gradient.png"
 expect_failure "bad --dpi" 2 "--dpi 0" --dpi 0 "$IMG/gradient.png"
-expect_failure "bad --weights" 2 "--weights: unknown weight storage 'int4'" --weights int4 "$IMG/gradient.png"
+expect_failure "bad --weights" 2 "--weights: unknown weight storage 'int3'" --weights int3 "$IMG/gradient.png"
 expect_failure "--pages 0" 2 "--pages '0': there is no page 0" --pages 0 "$IMG/gradient.png"
 [ "$(grep -o "count from 1" "$WORK/--pages 0.err" | wc -l)" -eq 1 ] && pass "--pages 0: said once" || fail "--pages 0: repeated"
 

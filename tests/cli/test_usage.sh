@@ -3,7 +3,7 @@
 # a model or a benchmark.
 source "$(dirname "$0")/lib.sh" "$@"
 
-for cmd in ocr bench parity tune warmup devices; do
+for cmd in ocr bench parity tune warmup devices convert; do
   for h in --help -h; do
     "$DSOCR" $cmd $h >"$WORK/help.out" 2>"$WORK/help.err"
     expect_rc "$cmd $h" 0 $?
@@ -35,7 +35,11 @@ usage_error() {
   [ "$(wc -l <"$WORK/u.err")" -le 1 ] && pass "$name: one line" || { fail "$name: $(wc -l <"$WORK/u.err") lines"; cat "$WORK/u.err"; }
   [ -s "$WORK/u.out" ] && fail "$name: output on stdout" || pass "$name: nothing on stdout"
 }
-usage_error "ocr --weights int4" "--weights: unknown weight storage 'int4'" ocr --weights int4 x.png
+usage_error "ocr --weights int3" "--weights: unknown weight storage 'int3'" ocr --weights int3 x.png
+usage_error "convert without --weights" "usage: dsocr convert --weights int8\|int4\|fp16 SRC DST" convert a b
+usage_error "convert one folder" "usage: dsocr convert" convert --weights int8 a
+usage_error "convert --weights f32" "--weights f32: convert writes int8, int4 or fp16" convert --weights f32 a b
+usage_error "convert --weights int3" "--weights: unknown weight storage 'int3'" convert --weights int3 a b
 usage_error "ocr --pages 0" "--pages '0': there is no page 0" ocr --pages 0 x.png
 usage_error "ocr --dpi abc" "--dpi abc: not a number" ocr --dpi abc x.png
 usage_error "ocr --max-tiles 1" "--max-tiles 1: must be in 2..9" ocr --max-tiles 1 x.png
