@@ -12,6 +12,7 @@
 #include "apps/runtime_setup.h"
 #include "bench/bench.h"
 #include "bench/quality.h"
+#include "model/decoder.h"
 
 #ifndef DSOCR_GIT_SHA
 #define DSOCR_GIT_SHA "unknown"
@@ -42,6 +43,7 @@ device memory; no download). Default: all.
   --only TEXT          kernels: only the cases whose name contains TEXT (e.g. sdpa, gemv, norm)
   --weights S          model: bf16 (default: matrices as the checkpoint; alias compact), fp16,
                        int8, int4 (the LM's linears group-quantised) or f32
+  --kv S               model: KV cache storage f16 (default, as dsocr ocr), bf16 or f32
   --json FILE          everything measured, with device, driver, date, git commit and the tuning
                        knobs in force (DSOCR_GEMV, DSOCR_SDPA_TILES, ...: README)
   --csv FILE           the kernel table
@@ -73,6 +75,13 @@ BenchArgs parse(Args& a) {
     throw;
   } catch (const Error& e) {
     throw UsageError(std::string("--weights: ") + e.what());
+  }
+  try {
+    b.o.kv = kv_storage_from_string(a.value("--kv", "f16"));
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw UsageError(std::string("--kv: ") + e.what());
   }
   b.json_path = a.value("--json");
   b.csv_path = a.value("--csv");
@@ -149,15 +158,16 @@ int report_quality(Runtime& rt, const BenchArgs& b, nlohmann::json& j) {
   fmt::print("weight storages against f32 on {} ({} view, {} tokens teacher-forced)\n", b.q.model_dir, b.q.mode,
              b.q.tokens);
   auto rows = bench::measure_quality(rt, b.q);
-  fmt::print("{:<8} {:>12} {:>14} {:>14} {:>12}\n", "weights", "model MiB", "max rel err", "mean rel err",
-             "agreement");
+  fmt::print("{:<8} {:<5} {:>12} {:>14} {:>14} {:>12}\n", "weights", "kv", "model MiB", "max rel err",
+             "mean rel err", "agreement");
   j["quality"] = {{"model", b.q.model_dir}, {"image", b.q.image}, {"mode", b.q.mode}, {"tokens", b.q.tokens}};
   j["quality"]["rows"] = nlohmann::json::array();
   for (const auto& r : rows) {
-    fmt::print("{:<8} {:>12.2f} {:>14.3e} {:>14.3e} {:>11.1f}%\n", weight_storage_name(r.storage), r.weights_mib,
-               r.max_rel, r.mean_rel, 100.0 * r.agree);
+    fmt::print("{:<8} {:<5} {:>12.2f} {:>14.3e} {:>14.3e} {:>11.1f}%\n", weight_storage_name(r.storage),
+               dtype_name(r.kv), r.weights_mib, r.max_rel, r.mean_rel, 100.0 * r.agree);
     for (const auto& n : r.notes) fmt::print("  note: {}\n", n);
     j["quality"]["rows"].push_back({{"weights", weight_storage_name(r.storage)},
+                                    {"kv", dtype_name(r.kv)},
                                     {"model_mib", r.weights_mib},
                                     {"max_rel", r.max_rel},
                                     {"mean_rel", r.mean_rel},
@@ -180,8 +190,8 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
   const double gemm = peak.sgemm_gflops * 1e9;
   auto pct = [&](double tflop, double ms) { return ms > 0 ? 100.0 * tflop * 1e12 / (ms * 1e-3) / gemm : 0.0; };
   const double ceiling = peak.copy_gbs / 2 / m.decode_gbytes_per_token;  // reads only: half the copy traffic
-  fmt::print("\nmodel (random weights, {} storage, {:.0f} MiB of weights, initialised in {:.1f} s)\n",
-             weight_storage_name(o.storage), m.weights_mib, m.init_s);
+  fmt::print("\nmodel (random weights, {} storage, {:.0f} MiB of weights, {} KV cache, initialised in {:.1f} s)\n",
+             weight_storage_name(o.storage), m.weights_mib, dtype_name(o.kv), m.init_s);
   fmt::print("  vision, Base view (1024):        {:9.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n", m.vision_base_ms,
              m.vision_base_tflop, pct(m.vision_base_tflop, m.vision_base_ms));
   fmt::print("  vision, Gundam page (1024 + 6x640): {:6.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n",
@@ -197,6 +207,7 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
   fmt::print("  peak device memory: {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n", m.peak_mem_mib,
              m.peak_held_mib);
   j["model"] = {{"weights", weight_storage_name(o.storage)},
+                {"kv", dtype_name(o.kv)},
                 {"init_s", m.init_s},
                 {"weights_mib", m.weights_mib},
                 {"vision_base_ms", m.vision_base_ms},

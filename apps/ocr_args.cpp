@@ -61,6 +61,8 @@ generation:
                         default limit or the context without an end-of-sequence token, as a warning
   --ngram N             no-repeat n-gram size over the generated ids, 0 = off (default 30)
   --ngram-window W      how far back the n-gram rule looks (default 90); <td>, </td> are exempt
+  --kv S                KV cache storage: f16 (default; half of f32's memory and bandwidth), bf16,
+                        or f32 (the reference's arithmetic, as the golden files)
 
 output:
   --format F            text: the model's output as generated (grounding tags kept);
@@ -182,6 +184,7 @@ OcrSettings parse_ocr(Args& a) {
   s.opts.max_new_tokens = a.integer("--max-new-tokens", 8192, 1, 1 << 20);
   s.opts.ngram_size = static_cast<int>(a.integer("--ngram", 30, 0, 1 << 16));
   s.opts.ngram_window = static_cast<int>(a.integer("--ngram-window", 90, 0, 1 << 20));
+  s.opts.kv = usage_check("--kv", [&] { return kv_storage_from_string(a.value("--kv", "f16")); });
   s.quiet = a.flag("--quiet") | a.flag("-q");
   s.inputs = a.positional();
 

@@ -18,7 +18,8 @@ struct Options {
   int runs = 5, warmup = 2;
   bool small = false;  // reduced shapes (CPU devices, tests): the same code paths, smaller numbers
   std::string only;    // kernels: time only those whose name contains this (see kernel_names)
-  WeightStorage storage = WeightStorage::compact;  // model: bf16 matrices as the checkpoint, or f32
+  WeightStorage storage = WeightStorage::bf16;  // model: weight storage (model/weights.h)
+  DType kv = DType::f16;                        // model: KV cache storage (as dsocr ocr's default)
 };
 
 // The yardsticks kernels are measured against. They are measured rates, not hardware limits: a

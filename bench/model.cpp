@@ -196,7 +196,7 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
   for (int64_t i = 0; i < P; ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 13) % 100000 % cfg.lm.vocab_size);
   r.prefill_tokens = P;
   r.prefill_ms = wall([&] {
-    KvCache cache = make_kv_cache(rt, cfg.lm, P);
+    KvCache cache = make_kv_cache(rt, cfg.lm, P, opts.kv);
     lm_forward(rt, lm, lm_embed(rt, lm, prompt, nullptr, -1), cache, true);
   });
   r.prefill_tflop = prefill_flop(cfg.lm, P) / 1e12;

@@ -28,11 +28,12 @@ Tensor page_embeddings(Runtime& rt, OcrEngine& e, const Page& p) {
 
 // Logits [n, vocab] at the positions that predicted the n generated ids (teacher forcing: the
 // prompt and all but the last generated id in one pass).
-std::vector<float> forced_logits(Runtime& rt, OcrEngine& e, const Page& p, const std::vector<int32_t>& gen) {
+std::vector<float> forced_logits(Runtime& rt, OcrEngine& e, const Page& p, const std::vector<int32_t>& gen,
+                                 DType kv) {
   Tensor emb = page_embeddings(rt, e, p);
   std::vector<int32_t> seq = p.prompt;
   seq.insert(seq.end(), gen.begin(), gen.end() - 1);
-  KvCache cache = make_kv_cache(rt, e.model.cfg.lm, static_cast<int64_t>(seq.size()));
+  KvCache cache = make_kv_cache(rt, e.model.cfg.lm, static_cast<int64_t>(seq.size()), kv);
   Tensor x = lm_embed(rt, e.model.lm, seq, &emb, e.image_id);
   Tensor logits = lm_forward(rt, e.model.lm, x, cache, false);
   std::vector<float> all = rt.read_f32(logits);
@@ -92,19 +93,24 @@ std::vector<QualityRow> measure_quality(Runtime& rt, const QualityOptions& o) {
     go.max_new_tokens = o.tokens;
     go.eos_id = -1;  // never stop: every storage is compared over the same number of positions
     gen = generate(rt, e.model.lm, page.prompt, &emb, e.image_id, go);
-    ref = forced_logits(rt, e, page, gen);
+    ref = forced_logits(rt, e, page, gen, DType::f32);
     V = static_cast<size_t>(e.model.cfg.lm.vocab_size);
     row.positions = static_cast<int64_t>(gen.size());
     row.agree = 1.0;
     rows.push_back(row);
   }
   rt.trim();
-  for (WeightStorage s : o.storages) {
+  std::vector<std::pair<WeightStorage, DType>> runs;
+  for (WeightStorage s : o.storages) runs.emplace_back(s, DType::f32);
+  runs.emplace_back(WeightStorage::bf16, DType::f16);
+  runs.emplace_back(WeightStorage::bf16, DType::bf16);
+  for (auto [s, kv] : runs) {
     const uint64_t m0 = rt.memory().current;
     OcrEngine e = load_engine(rt, o.model_dir, s);
     const double mib = model_mib(rt, m0);
-    QualityRow row = compare(forced_logits(rt, e, page, gen), ref, V);
+    QualityRow row = compare(forced_logits(rt, e, page, gen, kv), ref, V);
     row.storage = s;
+    row.kv = kv;
     row.weights_mib = mib;
     row.notes = e.model.load_notes;
     rows.push_back(row);

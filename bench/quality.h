@@ -4,6 +4,8 @@
 // are compared with f32's from the same pass.
 //   per position p:  err_p = max_v |l[p,v] - r[p,v]| / max_v |r[p,v]|     (r: f32 logits)
 //   max_rel = max_p err_p, mean_rel = mean_p err_p, agree = share of p with argmax l = argmax r.
+// The storages run with an f32 KV cache (their weights alone); two more rows keep bf16 weights
+// and store the KV cache as f16 and as bf16.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,6 +28,7 @@ struct QualityOptions {
 
 struct QualityRow {
   WeightStorage storage = WeightStorage::bf16;
+  DType kv = DType::f32;
   double weights_mib = 0;  // device memory of the loaded model
   double max_rel = 0, mean_rel = 0, agree = 0;
   int64_t positions = 0;

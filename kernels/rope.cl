@@ -14,8 +14,25 @@
 //                  cache [cap, 2, Hkv, D] (k then v of a token in one row): q heads rotated in
 //                  place; k heads rotated (the same arithmetic as rope_neox_f32) and written to
 //                  cache row past + t, slot 0; v heads copied to slot 1. One work-item per pair
-//                  (t, head, k) over all Hq + 2*Hkv heads.
-// Tunables: none (the host picks the 1-D work-group size).
+//                  (t, head, k) over all Hq + 2*Hkv heads. The cache is fp32, or (KV_F16) IEEE
+//                  half written with vstore_half (round to nearest even; core OpenCL), or
+//                  (KV_BF16) bfloat16 bits rounded to nearest even (NaN kept quiet).
+// Tunables: KV_F16 or KV_BF16 (defined: the cache's storage); the host picks the work-group size.
+#if defined(KV_F16)
+typedef half kvtype;
+#define STOREKV(v, p, i) vstore_half((v), (i), (p))
+#elif defined(KV_BF16)
+typedef ushort kvtype;
+inline ushort to_bf16(float v) {
+  uint b = as_uint(v);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return (ushort)((b >> 16) | 0x40u);  // NaN: quiet, sign kept
+  return (ushort)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+#define STOREKV(v, p, i) ((p)[(i)] = to_bf16(v))
+#else
+typedef float kvtype;
+#define STOREKV(v, p, i) ((p)[(i)] = (v))
+#endif
 
 __kernel void rope_neox_f32(__global const float* x, long x_off, long x_sb, long x_sh, long x_sn,  //
                             __global float* y, long y_off, long y_sb, long y_sh, long y_sn,        //
@@ -38,7 +55,7 @@ __kernel void rope_neox_f32(__global const float* x, long x_off, long x_sb, long
   yp[k + half_d] = x2 * c + x1 * s;
 }
 
-__kernel void rope_kv_append_f32(__global float* qkv, __global float* cache, __global const int* pos,
+__kernel void rope_kv_append_f32(__global float* qkv, __global kvtype* cache, __global const int* pos,
                                  __global const float* inv_freq, int Hq, int Hkv, int half_d, int past, int total) {
   const int gid = get_global_id(0);
   if (gid >= total) return;
@@ -48,11 +65,11 @@ __kernel void rope_kv_append_f32(__global float* qkv, __global float* cache, __g
   const int h = r % Htot, t = r / Htot;
   __global float* xp = qkv + ((long)t * Htot + h) * D;
   const float x1 = xp[k], x2 = xp[k + half_d];
-  __global float* cp = cache + ((long)(past + t) * 2 * Hkv) * D;
+  __global kvtype* cp = cache + ((long)(past + t) * 2 * Hkv) * D;
   if (h >= Hq + Hkv) {  // v: copied
     cp += (long)(Hkv + h - Hq - Hkv) * D;
-    cp[k] = x1;
-    cp[k + half_d] = x2;
+    STOREKV(x1, cp, k);
+    STOREKV(x2, cp, k + half_d);
     return;
   }
   const float angle = (float)pos[t] * inv_freq[k];
@@ -63,7 +80,7 @@ __kernel void rope_kv_append_f32(__global float* qkv, __global float* cache, __g
     xp[k + half_d] = y2;
   } else {  // k: into the cache
     cp += (long)(h - Hq) * D;
-    cp[k] = y1;
-    cp[k + half_d] = y2;
+    STOREKV(y1, cp, k);
+    STOREKV(y2, cp, k + half_d);
   }
 }

@@ -38,6 +38,10 @@
 // 65535 loop iterations in total (gallivm's loop limiter; later iterations are silently
 // skipped), so the loops left here are few per key and the host caps the keys per work-group there.
 //
+// K and V storage (both alike): fp32, or 16-bit widened on load (a decoder's KV cache): KV_F16
+// (IEEE half, vload_half: core OpenCL) or KV_BF16 (bfloat16 bits as ushort, widened exactly).
+// q, out, the bias and every computation stay fp32.
+//
 // Tunables (literal integers): HEAD_DIM; FL_TQ, FL_TK (work-group FL_TQ x FL_TK), FL_RQ, FL_RK
 // (rows and keys per work-item, <= 16, FL_RK*FL_TK a multiple of 4), FL_DC4 (float4 output
 // chunks per work-item: 4*FL_DC4*FL_TK >= HEAD_DIM > 4*(FL_DC4-1)*FL_TK); DEC_NT >= HEAD_DIM,
@@ -179,6 +183,33 @@ inline float4 load_row4(__global const float* p, int d) {
   return x;
 }
 
+#if defined(KV_F16) && defined(KV_BF16)
+#error "KV_F16 and KV_BF16 are exclusive"
+#endif
+#if defined(KV_F16)
+typedef half kvtype;
+#define LOADKV(p, i) vload_half((i), (p))
+#define LOADKV4(p) vload_half4(0, (p))
+#elif defined(KV_BF16)
+typedef ushort kvtype;
+#define LOADKV(p, i) as_float((uint)(p)[(i)] << 16)
+#define LOADKV4(p) as_float4(convert_uint4(vload4(0, (p))) << 16)
+#else
+typedef float kvtype;
+#define LOADKV(p, i) ((p)[(i)])
+#define LOADKV4(p) vload4(0, (p))
+#endif
+
+// load_row4 for a K or V row in its storage type.
+inline float4 load_kv4(__global const kvtype* p, int d) {
+  if (d + 4 <= HEAD_DIM) return LOADKV4(p + d);
+  float4 x = (float4)(0.0f);
+  if (d < HEAD_DIM) x.x = LOADKV(p, d);
+  if (d + 1 < HEAD_DIM) x.y = LOADKV(p, d + 1);
+  if (d + 2 < HEAD_DIM) x.z = LOADKV(p, d + 2);
+  return x;
+}
+
 // Writes elements [d, d+4) of a row, dropping those past HEAD_DIM.
 inline void store_row4(float4 x, __global float* p, int d) {
   if (d + 4 <= HEAD_DIM) {
@@ -203,6 +234,16 @@ inline void flash_load_tile(__local float* tile, int rows, __global const float*
   for (int e = lid; e < rows * (FL_DW / 4); e += FL_NT) {
     int r = e / (FL_DW / 4), d = (e - r * (FL_DW / 4)) * 4;
     float4 x = r < nvalid ? load_row4(src + (row0 + r) * sn, d) * scale : (float4)(0.0f);
+    vstore4(x, 0, tile + r * FL_LD + d);
+  }
+}
+
+// flash_load_tile for a K or V tile in its storage type (scale 1).
+inline void flash_load_kv_tile(__local float* tile, int rows, __global const kvtype* src, long sn, int row0,
+                               int nvalid, int lid) {
+  for (int e = lid; e < rows * (FL_DW / 4); e += FL_NT) {
+    int r = e / (FL_DW / 4), d = (e - r * (FL_DW / 4)) * 4;
+    float4 x = r < nvalid ? load_kv4(src + (row0 + r) * sn, d) : (float4)(0.0f);
     vstore4(x, 0, tile + r * FL_LD + d);
   }
 }
@@ -279,8 +320,8 @@ inline void flash_load_tile(__local float* tile, int rows, __global const float*
 
 __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
     __global const float* q, long q_off, long q_sb, long q_sh, long q_sn,  //
-    __global const float* k, long k_off, long k_sb, long k_sh, long k_sn,  //
-    __global const float* v, long v_off, long v_sb, long v_sh, long v_sn,  //
+    __global const kvtype* k, long k_off, long k_sb, long k_sh, long k_sn,  //
+    __global const kvtype* v, long v_off, long v_sb, long v_sh, long v_sn,  //
     __global float* o, long o_off, long o_sb, long o_sh, long o_sn,        //
     __global const float* bias, long b_off, long b_sb, long b_sh, long b_sq,
     __global const float* relh, __global const float* relw, int kh, int kw,  //
@@ -299,8 +340,8 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
   const int shift = Nk - Nq;
   const int causal = flags & SDPA_CAUSAL;
 
-  __global const float* kb = k + k_off + b * k_sb + hk * k_sh;
-  __global const float* vb = v + v_off + b * v_sb + hk * v_sh;
+  __global const kvtype* kb = k + k_off + b * k_sb + hk * k_sh;
+  __global const kvtype* vb = v + v_off + b * v_sb + hk * v_sh;
   flash_load_tile(Qs, FL_BQ, q + q_off + b * q_sb + h * q_sh, q_sn, q0, Nq - q0, scale, lid);
 
   float m[FL_RQ], l[FL_RQ], mu[FL_RQ], alpha[FL_RQ], s[FL_RQ][FL_RK];
@@ -314,7 +355,7 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
 
   for (int k0 = k_begin; k0 < k_end; k0 += FL_BK) {
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile's V and P are no longer read
-    flash_load_tile(KVs, FL_BK, kb, k_sn, k0, k_stop - k0, 1.0f, lid);
+    flash_load_kv_tile(KVs, FL_BK, kb, k_sn, k0, k_stop - k0, lid);
     barrier(CLK_LOCAL_MEM_FENCE);
 
     // s = (scale q) . k over the dims rounded up to 4 (zeros past D).
@@ -329,7 +370,7 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
     REPA(FL_RQ, FL_LOGIT_ROW, _)
     barrier(CLK_LOCAL_MEM_FENCE);  // logits visible; K no longer read
 
-    flash_load_tile(KVs, FL_BK, vb, v_sn, k0, k_stop - k0, 1.0f, lid);
+    flash_load_kv_tile(KVs, FL_BK, vb, v_sn, k0, k_stop - k0, lid);
     // new row maxima over the tile (every work-item of a row computes the same values)
     REPA(FL_RQ, FL_MAX, _)
     barrier(CLK_LOCAL_MEM_FENCE);  // logits read by every work-item of the row; V tile loaded
@@ -354,8 +395,8 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
 
 __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f32(
     __global const float* q, long q_off, long q_sb, long q_sh, long q_sn,  //
-    __global const float* k, long k_off, long k_sb, long k_sh, long k_sn,  //
-    __global const float* v, long v_off, long v_sb, long v_sh, long v_sn,  //
+    __global const kvtype* k, long k_off, long k_sb, long k_sh, long k_sn,  //
+    __global const kvtype* v, long v_off, long v_sb, long v_sh, long v_sn,  //
     __global float* o, long o_off, long o_sb, long o_sh, long o_sn,        //
     __global const float* bias, long b_off, long b_sb, long b_sh, long b_sq,
     __global const float* relh, __global const float* relw, int kh, int kw,  //
@@ -373,8 +414,8 @@ __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f3
   const int bh = row / Nq, i = row - bh * Nq;
   const int b = bh / H, h = bh - b * H, hk = h / group;
 
-  __global const float* kb = k + k_off + b * k_sb + hk * k_sh;
-  __global const float* vb = v + v_off + b * v_sb + hk * v_sh;
+  __global const kvtype* kb = k + k_off + b * k_sb + hk * k_sh;
+  __global const kvtype* vb = v + v_off + b * v_sb + hk * v_sh;
   if (lid < DQ / 4) vstore4(load_row4(q + q_off + b * q_sb + h * q_sh + i * q_sn, lid * 4) * scale, 0, Qd + lid * 4);
 
   int k_end = Nk;
@@ -389,7 +430,7 @@ __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f3
     for (int e = lid; e < DEC_BK * (DQ / 4); e += DEC_NT) {
       int c = e / (DQ / 4), d = (e - c * (DQ / 4)) * 4;
       int j = k0 + c;
-      vstore4(j < c1 ? load_row4(kb + j * k_sn, d) : (float4)(0.0f), 0, Ks + c * DEC_LDK + d);
+      vstore4(j < c1 ? load_kv4(kb + j * k_sn, d) : (float4)(0.0f), 0, Ks + c * DEC_LDK + d);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     float ps = 0.0f;
@@ -421,7 +462,7 @@ __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f3
     for (int j = 0; j < nj; ++j) {
       const float p = Pd[j];
       l += p;
-      if (lid < HEAD_DIM) acc = fma(p, vb[(k0 + j) * v_sn + lid], acc);
+      if (lid < HEAD_DIM) acc = fma(p, LOADKV(vb, (k0 + j) * v_sn + lid), acc);
     }
   }
 

@@ -126,10 +126,19 @@ LanguageModel load_lm(Runtime& rt, const WeightSource& w, const LmConfig& c) {
   return lm;
 }
 
-KvCache make_kv_cache(Runtime& rt, const LmConfig& c, int64_t capacity) {
+DType kv_storage_from_string(const std::string& s) {
+  if (s == "f16" || s == "fp16") return DType::f16;
+  if (s == "bf16") return DType::bf16;
+  if (s == "f32" || s == "fp32") return DType::f32;
+  throw Error(fmt::format("unknown KV cache storage '{}': use f16, bf16 or f32", s));
+}
+
+KvCache make_kv_cache(Runtime& rt, const LmConfig& c, int64_t capacity, DType dtype) {
   if (capacity < 1) throw Error(fmt::format("KV cache: capacity {} must be positive", capacity));
+  if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16)
+    throw Error(fmt::format("KV cache: {} storage is not one of f32, f16, bf16", dtype_name(dtype)));
   const int64_t row = c.num_key_value_heads * c.head_dim();
-  const uint64_t need = static_cast<uint64_t>(c.num_hidden_layers) * 2 * capacity * row * 4;
+  const uint64_t need = static_cast<uint64_t>(c.num_hidden_layers) * 2 * capacity * row * dtype_size(dtype);
   const uint64_t held = rt.memory().current, total = rt.device().global_mem;
   if (held + need > total)
     throw OutOfDeviceMemory(fmt::format(
@@ -141,7 +150,7 @@ KvCache make_kv_cache(Runtime& rt, const LmConfig& c, int64_t capacity) {
   kv.capacity = capacity;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
     kv.kv.push_back(
-        rt.empty({capacity, 2, c.num_key_value_heads, c.head_dim()}, DType::f32, fmt::format("KV cache {}", i)));
+        rt.empty({capacity, 2, c.num_key_value_heads, c.head_dim()}, dtype, fmt::format("KV cache {}", i)));
   return kv;
 }
 
@@ -202,9 +211,9 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   if (positions.numel() != T || positions.dtype != DType::i32)
     throw Error(fmt::format("decoder layer: positions must be i32 [{}], got {}", T, shape_str(positions.shape)));
   if (kv_cache.rank() != 4 || kv_cache.dim(1) != 2 || kv_cache.dim(2) != Hkv || kv_cache.dim(3) != hd ||
-      kv_cache.dtype != DType::f32)
-    throw Error(fmt::format("decoder layer: the KV cache must be f32 [capacity,2,{},{}], got {} {}", Hkv, hd,
-                            shape_str(kv_cache.shape), dtype_name(kv_cache.dtype)));
+      (kv_cache.dtype != DType::f32 && kv_cache.dtype != DType::f16 && kv_cache.dtype != DType::bf16))
+    throw Error(fmt::format("decoder layer: the KV cache must be f32, f16 or bf16 [capacity,2,{},{}], got {} {}", Hkv,
+                            hd, shape_str(kv_cache.shape), dtype_name(kv_cache.dtype)));
   const int64_t cap = kv_cache.dim(0);
   if (past < 0 || past + T > cap)
     throw Error(fmt::format("decoder layer: {} past + {} new tokens exceed the KV cache of {}", past, T, cap));

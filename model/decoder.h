@@ -54,9 +54,13 @@ struct KvCache {
   int64_t capacity = 0, length = 0;
   std::vector<Tensor> kv;
 };
-// Preallocates `capacity` tokens for every layer; throws OutOfDeviceMemory saying how much is
-// needed and how much the device has left.
-KvCache make_kv_cache(Runtime& rt, const LmConfig& cfg, int64_t capacity);
+// Preallocates `capacity` tokens for every layer, stored as dtype (f32: the reference's
+// arithmetic; f16 or bf16: half the memory and bandwidth, each value rounded as it is written and
+// widened as attention reads it); throws OutOfDeviceMemory saying how much is needed and how much
+// the device has left.
+KvCache make_kv_cache(Runtime& rt, const LmConfig& cfg, int64_t capacity, DType dtype = DType::f32);
+// "f16" (or "fp16"), "bf16", "f32" (or "fp32"); Error naming the choices otherwise.
+DType kv_storage_from_string(const std::string& s);
 
 // x [T, hidden] updated in place by layer `idx`; positions [T] i32 (RoPE with `rope`, see ops::RopeFreqs); the T new
 // tokens are appended to kv_cache [capacity, 2, Hkv, hd] at row `past` and attend causally to rows 0..past+T-1. taps

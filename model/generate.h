@@ -16,6 +16,7 @@ struct GenerateOptions {
   std::vector<int32_t> ngram_whitelist;  // never banned (<td>, </td> in the official scripts)
   int32_t eos_id = 1;
   int64_t context = 0;  // KV cache capacity; 0 = prompt + max_new_tokens
+  DType kv = DType::f32;  // KV cache storage: f32 (the reference's arithmetic), f16 or bf16
 };
 
 // Ids the rule bans after `ids` (the generated ids only, as vLLM's processors see them): if

@@ -90,6 +90,7 @@ PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std
   go.ngram_window = o.ngram_window;
   go.ngram_whitelist = e.ngram_whitelist;
   go.eos_id = e.eos_id;
+  go.kv = o.kv;
   Clock::time_point first{}, last{};
   double c_first = 0, c_last = 0;
   int64_t n = 0;

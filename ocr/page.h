@@ -21,6 +21,7 @@ struct OcrOptions {
   bool crop = true;                        // false: gundam's global view only (the same views as base)
   int64_t max_new_tokens = 8192;           // capped to the model's context
   int ngram_size = 30, ngram_window = 90;  // the v1 image script's no-repeat rule; 0 = off
+  DType kv = DType::f16;                   // KV cache storage (f16 default; f32 = the reference's)
 };
 
 // The mode whose views are used: gundam without crop is base (same global view, no tiles).

@@ -89,10 +89,11 @@ void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Ten
     throw Error(fmt::format("rope_kv_append: qkv {} {} is not f32 [T, {}*{}]", shape_str(qkv.shape),
                             dtype_name(qkv.dtype), Htot, D));
   const int64_t T = qkv.numel() / (Htot * D);
-  if (kv_cache.dtype != DType::f32 || kv_cache.rank() != 4 || kv_cache.dim(1) != 2 || kv_cache.dim(2) != Hkv ||
-      kv_cache.dim(3) != D)
-    throw Error(
-        fmt::format("rope_kv_append: the cache {} must be f32 [cap,2,{},{}]", shape_str(kv_cache.shape), Hkv, D));
+  const DType kt = kv_cache.dtype;
+  if ((kt != DType::f32 && kt != DType::f16 && kt != DType::bf16) || kv_cache.rank() != 4 || kv_cache.dim(1) != 2 ||
+      kv_cache.dim(2) != Hkv || kv_cache.dim(3) != D)
+    throw Error(fmt::format("rope_kv_append: the cache {} {} must be f32, f16 or bf16 [cap,2,{},{}]",
+                            dtype_name(kt), shape_str(kv_cache.shape), Hkv, D));
   if (past < 0 || past + T > kv_cache.dim(0))
     throw Error(fmt::format("rope_kv_append: rows {}..{} outside the cache of {}", past, past + T, kv_cache.dim(0)));
   if (positions.dtype != DType::i32 || positions.numel() != T)
@@ -105,7 +106,9 @@ void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Ten
   if (total > INT_MAX || past + T > INT_MAX)
     throw NotImplemented(fmt::format("rope_kv_append: {} pairs exceed the 32-bit index range", total));
   if (total == 0) return;
-  auto& k = rt.kernel("rope.cl", "rope_kv_append_f32");
+  Defines d;
+  if (kt != DType::f32) d[kt == DType::f16 ? "KV_F16" : "KV_BF16"] = "1";
+  auto& k = rt.kernel("rope.cl", "rope_kv_append_f32", d);
   rt.launch(k, cl::NDRange(round_up(static_cast<size_t>(total), kWG)), cl::NDRange(kWG), qkv, kv_cache, positions,
             freqs.inv_freq, static_cast<cl_int>(Hq), static_cast<cl_int>(Hkv), static_cast<cl_int>(D / 2),
             static_cast<cl_int>(past), static_cast<cl_int>(total));

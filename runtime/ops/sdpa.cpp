@@ -121,11 +121,13 @@ int to_int(int64_t v, const char* what) {
 
 }  // namespace
 
-void AttnView::check(const char* op, const char* name) const {
+void AttnView::check(const char* op, const char* name, bool kv) const {
   const AttnView& v = *this;
   if (!v.t.defined()) throw Error(fmt::format("{}: {} has no tensor", op, name));
-  if (v.t.dtype != DType::f32)
-    throw Error(fmt::format("{}: {} must be f32, got {} {}", op, name, dtype_name(v.t.dtype), shape_str(v.t.shape)));
+  const bool ok = v.t.dtype == DType::f32 || (kv && (v.t.dtype == DType::f16 || v.t.dtype == DType::bf16));
+  if (!ok)
+    throw Error(fmt::format("{}: {} must be f32{}, got {} {}", op, name, kv ? ", f16 or bf16" : "",
+                            dtype_name(v.t.dtype), shape_str(v.t.shape)));
   if (v.B < 1 || v.H < 1 || v.N < 1 || v.D < 1)
     throw Error(fmt::format("{}: {} view shape {} has an empty dimension", op, name, shape_str(v.shape())));
   if (v.sb < 0 || v.sh < 0 || v.sn < 0)
@@ -250,9 +252,12 @@ BiasArgs bias_args(const SdpaParams& p, const Tensor& placeholder, int64_t B, in
 void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, const AttnView& out,
           const SdpaParams& p) {
   q.check("sdpa", "q");
-  k.check("sdpa", "k");
-  v.check("sdpa", "v");
+  k.check("sdpa", "k", true);
+  v.check("sdpa", "v", true);
   out.check("sdpa", "out");
+  if (v.t.dtype != k.t.dtype)
+    throw Error(fmt::format("sdpa: v is {}, k {}: K and V must share one storage", dtype_name(v.t.dtype),
+                            dtype_name(k.t.dtype)));
   const int64_t B = q.B, H = q.H, Nq = q.N, D = q.D, Hkv = k.H, Nk = k.N;
   auto expect = [](const char* name, const Shape& got, const Shape& want) {
     if (got != want) throw Error(fmt::format("sdpa: {} is {}, expected {}", name, shape_str(got), shape_str(want)));
@@ -296,7 +301,8 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   const Tuning::SdpaDecode dt = rt.tuning().decode();
   const FlashChoice& fc = flash_choice(rt, D, dt.bk);
   const FlashTiles& t = fc.tiles;
-  const Defines& defs = fc.defines;
+  Defines defs = fc.defines;
+  if (k.t.dtype != DType::f32) defs[k.t.dtype == DType::f16 ? "KV_F16" : "KV_BF16"] = "1";
   if (algo == SdpaAlgo::flash) {
     const int64_t qtiles = ceil_div(Nq, t.bq());
     int64_t nsplit = p.kv_splits > 0 ? p.kv_splits : 1;

@@ -5,7 +5,8 @@
 // q [B,H,Nq,D]; k, v [B,Hkv,Nk,D] with H a multiple of Hkv (query head h uses kv head
 // h / (H/Hkv)); out [B,H,Nq,D]; D <= 128. Each of them is an AttnView: a strided [B,H,N,D] window
 // into a tensor, so that q/k/v can be read straight out of a fused qkv projection [B,N,3,H,D] and
-// out written as [B,N,H,D] without transposes.
+// out written as [B,N,H,D] without transposes. k and v may be stored as f16 or bf16 (both
+// alike: a decoder's KV cache), widened as the kernels load them; everything else is f32.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -35,9 +36,9 @@ struct AttnView {
   static AttnView heads(const Tensor& t, int64_t h0, int64_t H);
 
   Shape shape() const { return {B, H, N, D}; }
-  // Throws Error "<op>: <name> ..." unless the view has an f32 tensor, no empty dimension, no
-  // negative stride, and stays inside the tensor.
-  void check(const char* op, const char* name) const;
+  // Throws Error "<op>: <name> ..." unless the view has an f32 tensor (kv: f16 or bf16 too), no
+  // empty dimension, no negative stride, and stays inside the tensor.
+  void check(const char* op, const char* name, bool kv = false) const;
 };
 
 // A dense additive bias broadcastable to [B,H,Nq,Nk]: element (b,h,i,j) is

@@ -34,11 +34,15 @@ SRC_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 "$DSOCR" bench quality --model "$SRC_DIR/tests/goldens/tiny-ckpt" --image "$SRC_DIR/tests/goldens/images/exif_rot6.jpg" \
   --tokens 48 --device "$DEVICE" --json "$WORK/q.json" >"$WORK/q" 2>&1
 expect_rc "bench quality" 0 $?
-expect_contains "quality table" "$WORK/q" "^int4 +[0-9.]+ +[0-9.e+-]+ +[0-9.e+-]+ +[0-9.]+%$"
+expect_contains "quality table" "$WORK/q" "^int4 +f32 +[0-9.]+ +[0-9.e+-]+ +[0-9.e+-]+ +[0-9.]+%$"
 if python3 - "$WORK/q.json" <<'PY'; then pass "quality JSON"; else fail "quality JSON"; fi
 import json, sys
-rows = {r["weights"]: r for r in json.load(open(sys.argv[1]))["quality"]["rows"]}
+all_rows = json.load(open(sys.argv[1]))["quality"]["rows"]
+rows = {r["weights"]: r for r in all_rows if r["kv"] == "f32"}
 assert list(rows) == ["f32", "bf16", "fp16", "int8", "int4"], list(rows)
+kv = {r["kv"]: r for r in all_rows if r["weights"] == "bf16" and r["kv"] != "f32"}
+assert list(kv) == ["f16", "bf16"], all_rows
+assert 0 < kv["f16"]["max_rel"] < kv["bf16"]["max_rel"] < 1e-1, kv
 assert all(r["positions"] == 48 for r in rows.values()), rows
 assert rows["bf16"]["max_rel"] == 0 and rows["bf16"]["agree"] == 1, rows["bf16"]
 assert 0 < rows["fp16"]["max_rel"] < 1e-3, rows["fp16"]

@@ -59,13 +59,20 @@ make_pdf() {
 # ---- the golden generation through the CLI: model_generate_image_tiny_ngram3.h5 (prompt
 # "<image>\nFree OCR.", tiny, 80 new tokens, n-gram 3 / window 24). These are its /outputs/tokens;
 # tests/model/test_ocr.cpp (page_matches_golden_generation) reads them from the file itself, and
-# test_parity_goldens.sh checks the file against the model.
+# test_parity_goldens.sh checks the file against the model. --kv f32: the reference's arithmetic,
+# as the golden was made (the default f16 cache is compared with it below).
 GOLDEN_IDS="1052,746,979,460,443,301,968,917,165,968,917,630,603,917,630,1264,159,1037,458,424,721,746,520,478,917,630,214,730,66,45,375,130,589,1013,85,726,650,458,424,776,968,917,630,1264,159,1037,458,424,721,746,979,460,443,301,968,917,165,968,347,968,347,895,1130,568,114,1194,227,176,1037,458,1115,654,774,1282,1052,828,1019,987,288,996"
 ocr_run golden --model "$CKPT" --device "$DEVICE" "$IMG/text_page.png" --mode tiny --task free \
-  --max-new-tokens 80 --ngram 3 --ngram-window 24 --format json
+  --max-new-tokens 80 --ngram 3 --ngram-window 24 --format json --kv f32
 expect_rc "golden run" 0 "$rc"
 if [ "$(ids_of "$WORK/golden.out")" = "$GOLDEN_IDS" ]; then pass "generated ids equal the golden's"
 else fail "generated ids differ from the golden:"; echo "    got  $(ids_of "$WORK/golden.out")"; echo "    want $GOLDEN_IDS"; fi
+# the default f16 and the bf16 KV cache: on this page (no near-ties among the logits) the same ids
+for kv in f16 bf16; do
+  ocr_run "kv_$kv" --model "$CKPT" --device "$DEVICE" "$IMG/text_page.png" --mode tiny --task free \
+    --max-new-tokens 80 --ngram 3 --ngram-window 24 --format json --kv $kv
+  [ "$(ids_of "$WORK/kv_$kv.out")" = "$GOLDEN_IDS" ] && pass "--kv $kv: the golden's ids" || fail "--kv $kv: ids differ"
+done
 expect_contains "json: token counts" "$WORK/golden.out" '"tokens":\{"prompt":81,"image":73,"generated":80\}'
 expect_contains "json: size, mode, prompt" "$WORK/golden.out" '"width":900,"height":1200,"mode":"tiny".*"prompt":"<image>\\nFree OCR\."'
 expect_contains "json: timings" "$WORK/golden.out" '"timings":\{"load_s":[0-9.e-]+,"preprocess_s":.*"decode_tok_s":[0-9.e-]+,"compile_s":[0-9.e-]+\}'
@@ -176,6 +183,7 @@ expect_failure "bad --pages" 2 "--pages '3-1'" --pages 3-1 "$IMG/gradient.png"
 expect_failure "bad --max-tiles" 2 "--max-tiles 12: must be in 2..9" --max-tiles 12 "$IMG/gradient.png"
 expect_failure "bad --max-new-tokens" 2 "not an integer" --max-new-tokens lots "$IMG/gradient.png"
 expect_failure "bad --dpi" 2 "--dpi 0" --dpi 0 "$IMG/gradient.png"
+expect_failure "bad --kv" 2 "--kv: unknown KV cache storage 'f8': use f16, bf16 or f32" --kv f8 "$IMG/gradient.png"
 expect_failure "bad --weights" 2 "--weights: unknown weight storage 'int3'" --weights int3 "$IMG/gradient.png"
 expect_failure "--pages 0" 2 "--pages '0': there is no page 0" --pages 0 "$IMG/gradient.png"
 [ "$(grep -o "count from 1" "$WORK/--pages 0.err" | wc -l)" -eq 1 ] && pass "--pages 0: said once" || fail "--pages 0: repeated"

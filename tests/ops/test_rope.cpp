@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "harness/harness.h"
+#include "runtime/half.h"
 #include "parity/golden.h"
 #include "parity/op_cases.h"
 #include "runtime/ops/rope.h"
@@ -200,6 +201,31 @@ TEST(rope, kv_append_equals_rope_and_copy) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("outside the cache of 4"), std::string::npos) << e.what();
+  }
+}
+
+// rope_kv_append into an f16 or bf16 cache: each stored value is the f32 cache's value rounded to
+// nearest even (the host's conversion of runtime/half.h), other rows untouched.
+TEST(rope, kv_append_rounds_into_a_16_bit_cache) {
+  const int64_t T = 5, Hq = 4, Hkv = 2, D = 64, cap = 9, past = 3, Htot = Hq + 2 * Hkv, KV = Hkv * D;
+  auto x = random_floats(T * Htot * D, 121, -300.f, 300.f);
+  auto pos = random_ints(T, 122, 0, 8191);
+  Tensor pt = rt().upload(pos, {T});
+  auto freqs = ops::RopeFreqs::make(rt(), D, 1e4f);
+  Tensor q32 = rt().upload(x, {T, Htot * D}), c32 = rt().upload(std::vector<float>(cap * 2 * KV, 0.f), {cap, 2, Hkv, D});
+  ops::rope_kv_append(rt(), q32, Hq, Hkv, pt, freqs, c32, past);
+  auto want = rt().read_f32(c32);
+  for (DType dt : {DType::f16, DType::bf16}) {
+    std::vector<uint16_t> init(cap * 2 * KV, 0x1234);
+    Tensor qkv = rt().upload(x, {T, Htot * D}), cache = rt().upload(init.data(), {cap, 2, Hkv, D}, dt);
+    ops::rope_kv_append(rt(), qkv, Hq, Hkv, pt, freqs, cache, past);
+    std::vector<uint16_t> got(init.size());
+    rt().read(cache, got.data(), got.size() * 2);
+    for (int64_t i = 0; i < cap * 2 * KV; ++i) {
+      const bool row = i / (2 * KV) >= past && i / (2 * KV) < past + T;
+      const uint16_t w = !row ? 0x1234 : dt == DType::f16 ? f32_to_f16(want[i]) : f32_to_bf16(want[i]);
+      ASSERT_EQ(got[i], w) << dtype_name(dt) << " element " << i;
+    }
   }
 }
 

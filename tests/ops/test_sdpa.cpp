@@ -315,6 +315,38 @@ TEST(sdpa, convenience_overload) {
   EXPECT_TRUE(all_close(y.read_f32(), ref, {B, H, Nq, D}, kAtol, kRtol));
 }
 
+TEST(sdpa, kv_stored_as_16_bit) {
+  // K and V as a decoder's KV cache stores them (f16 or bf16 bits, widened as loaded): the LM's
+  // head dim over 1..4 queries (decode kernel) and 37 causal ones (flash), GQA; the reference
+  // reads the same rounded values.
+  Runtime& r = rt();
+  const int64_t B = 1, H = 4, Hkv = 2, Nk = 300, D = 128;
+  auto kd = random_floats(B * Hkv * Nk * D, 21, -2.f, 2.f), vd = random_floats(B * Hkv * Nk * D, 22, -2.f, 2.f);
+  for (DType dt : {DType::f16, DType::bf16}) {
+    std::vector<uint16_t> kb(kd.size()), vb(vd.size());
+    std::vector<float> kr(kd.size()), vr(vd.size());
+    for (size_t i = 0; i < kd.size(); ++i) {
+      kb[i] = dt == DType::f16 ? float_to_half(kd[i]) : float_to_bf16(kd[i]);
+      vb[i] = dt == DType::f16 ? float_to_half(vd[i]) : float_to_bf16(vd[i]);
+      kr[i] = dt == DType::f16 ? half_to_float(kb[i]) : bf16_to_float(kb[i]);
+      vr[i] = dt == DType::f16 ? half_to_float(vb[i]) : bf16_to_float(vb[i]);
+    }
+    Tensor k = r.upload(kb.data(), {B, Hkv, Nk, D}, dt), v = r.upload(vb.data(), {B, Hkv, Nk, D}, dt);
+    for (int64_t Nq : {1, 4, 37}) {
+      auto qd = random_floats(B * H * Nq * D, 23 + Nq);
+      Tensor q = r.upload(qd, {B, H, Nq, D});
+      Guarded y(r, {B, H, Nq, D});
+      ops::sdpa(r, q, k, v, nullptr, y, 0.088f, true);
+      auto ref = ref_sdpa(to_double(qd), to_double(kr), to_double(vr), B, H, Hkv, Nq, Nk, D, 0.088, true);
+      EXPECT_TRUE(all_close(y.read_f32(), ref, {B, H, Nq, D}, kAtol, kRtol)) << dtype_name(dt) << " Nq " << Nq;
+    }
+    Tensor v32 = r.upload(vd, {B, Hkv, Nk, D}), q1 = r.empty({B, H, 1, D}), y1 = r.empty({B, H, 1, D});
+    expect_error_containing([&] { ops::sdpa(r, q1, k, v32, nullptr, y1, 1.f, false); },
+                            "K and V must share one storage");
+    expect_error_containing([&] { ops::sdpa(r, k, k, v, nullptr, y1, 1.f, false); }, "q must be f32, got");
+  }
+}
+
 namespace {
 template <typename F>
 void expect_error(F&& f, const std::string& needle) {
