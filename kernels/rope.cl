@@ -14,25 +14,10 @@
 //                  cache [cap, 2, Hkv, D] (k then v of a token in one row): q heads rotated in
 //                  place; k heads rotated (the same arithmetic as rope_neox_f32) and written to
 //                  cache row past + t, slot 0; v heads copied to slot 1. One work-item per pair
-//                  (t, head, k) over all Hq + 2*Hkv heads. The cache is fp32, or (KV_F16) IEEE
-//                  half written with vstore_half (round to nearest even; core OpenCL), or
-//                  (KV_BF16) bfloat16 bits rounded to nearest even (NaN kept quiet).
+//                  (t, head, k) over all Hq + 2*Hkv heads. The cache is fp32, or f16 / bf16
+//                  rounded to nearest even as stored (KV_F16 / KV_BF16: kv_storage.cl).
 // Tunables: KV_F16 or KV_BF16 (defined: the cache's storage); the host picks the work-group size.
-#if defined(KV_F16)
-typedef half kvtype;
-#define STOREKV(v, p, i) vstore_half((v), (i), (p))
-#elif defined(KV_BF16)
-typedef ushort kvtype;
-inline ushort to_bf16(float v) {
-  uint b = as_uint(v);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return (ushort)((b >> 16) | 0x40u);  // NaN: quiet, sign kept
-  return (ushort)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
-}
-#define STOREKV(v, p, i) ((p)[(i)] = to_bf16(v))
-#else
-typedef float kvtype;
-#define STOREKV(v, p, i) ((p)[(i)] = (v))
-#endif
+#include "kv_storage.cl"
 
 __kernel void rope_neox_f32(__global const float* x, long x_off, long x_sb, long x_sh, long x_sn,  //
                             __global float* y, long y_off, long y_sb, long y_sh, long y_sn,        //

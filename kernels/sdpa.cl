@@ -38,9 +38,8 @@
 // 65535 loop iterations in total (gallivm's loop limiter; later iterations are silently
 // skipped), so the loops left here are few per key and the host caps the keys per work-group there.
 //
-// K and V storage (both alike): fp32, or 16-bit widened on load (a decoder's KV cache): KV_F16
-// (IEEE half, vload_half: core OpenCL) or KV_BF16 (bfloat16 bits as ushort, widened exactly).
-// q, out, the bias and every computation stay fp32.
+// K and V storage (both alike): fp32, or 16-bit widened on load (a decoder's KV cache: KV_F16 or
+// KV_BF16, kv_storage.cl). q, out, the bias and every computation stay fp32.
 //
 // Tunables (literal integers): HEAD_DIM; FL_TQ, FL_TK (work-group FL_TQ x FL_TK), FL_RQ, FL_RK
 // (rows and keys per work-item, <= 16, FL_RK*FL_TK a multiple of 4), FL_DC4 (float4 output
@@ -183,22 +182,7 @@ inline float4 load_row4(__global const float* p, int d) {
   return x;
 }
 
-#if defined(KV_F16) && defined(KV_BF16)
-#error "KV_F16 and KV_BF16 are exclusive"
-#endif
-#if defined(KV_F16)
-typedef half kvtype;
-#define LOADKV(p, i) vload_half((i), (p))
-#define LOADKV4(p) vload_half4(0, (p))
-#elif defined(KV_BF16)
-typedef ushort kvtype;
-#define LOADKV(p, i) as_float((uint)(p)[(i)] << 16)
-#define LOADKV4(p) as_float4(convert_uint4(vload4(0, (p))) << 16)
-#else
-typedef float kvtype;
-#define LOADKV(p, i) ((p)[(i)])
-#define LOADKV4(p) vload4(0, (p))
-#endif
+#include "kv_storage.cl"
 
 // load_row4 for a K or V row in its storage type.
 inline float4 load_kv4(__global const kvtype* p, int d) {
