@@ -30,7 +30,7 @@ namespace {
 
 const char* kUsage =
     R"(usage: dsocr bench [peak|kernels|model|all] [options]
-       dsocr bench quality --model DIR --image FILE [--tokens N] [--mode M] [--device SPEC] [--json F]
+       dsocr bench quality --model DIR|--random --image FILE [--tokens N] [--mode M] [--small] [--json F]
 
 Measures the device's copy bandwidth and CLBlast SGEMM rate (peak), every kernel family at
 DeepSeek-OCR's real shapes (kernels: median device time of --runs after a warm-up that compiles
@@ -50,7 +50,8 @@ device memory; no download). Default: all.
 quality: the f32 model generates --tokens (default 256) greedily from the page (--mode, default
 tiny); each storage (bf16, fp16, int8, int4) then reads that text teacher-forced, and its logits
 are compared with f32's: max and mean relative error (max |diff| / max |f32 logit| per position)
-and the share of positions whose greedy token agrees.
+and the share of positions whose greedy token agrees. --random instead of --model: the full-size
+model of `model` with random weights, the same values in every storage (--small: reduced shapes).
 Exit status: 0, 1 a measurement failed, 2 usage (checked before the device is touched).
 )";
 
@@ -86,6 +87,8 @@ BenchArgs parse(Args& a) {
   b.json_path = a.value("--json");
   b.csv_path = a.value("--csv");
   b.q.model_dir = a.value("--model");
+  const bool random = a.flag("--random");
+  b.q.small = b.o.small;
   b.q.image = a.value("--image");
   b.q.mode = a.value("--mode", "tiny");
   b.q.tokens = a.integer("--tokens", 256, 1, 1 << 20);
@@ -96,8 +99,8 @@ BenchArgs parse(Args& a) {
     throw UsageError(
         "usage: dsocr bench [peak|kernels|model|all|quality] [--device SPEC] [--runs N] [--small] [--only NAME] "
         "[--weights bf16|fp16|int8|int4|f32] [--json F] [--csv F]");
-  if (b.what == "quality" && (b.q.model_dir.empty() || b.q.image.empty()))
-    throw UsageError("dsocr bench quality needs --model DIR and --image FILE");
+  if (b.what == "quality" && (b.q.model_dir.empty() == !random || b.q.image.empty()))
+    throw UsageError("dsocr bench quality needs --model DIR or --random (one of them) and --image FILE");
   if (!b.o.only.empty() && bench::kernel_selection_empty(b.o)) {
     std::string names;
     for (auto& n : bench::kernel_names(b.o.small)) names += "\n  " + n;
@@ -155,12 +158,15 @@ void write_json(const std::string& path, const nlohmann::json& j) {
 }
 
 int report_quality(Runtime& rt, const BenchArgs& b, nlohmann::json& j) {
-  fmt::print("weight storages against f32 on {} ({} view, {} tokens teacher-forced)\n", b.q.model_dir, b.q.mode,
+  const std::string subject = b.q.model_dir.empty()
+                                  ? fmt::format("the {}random-weight model", b.q.small ? "reduced " : "full-size ")
+                                  : b.q.model_dir;
+  fmt::print("weight storages against f32 on {} ({} view, {} tokens teacher-forced)\n", subject, b.q.mode,
              b.q.tokens);
   auto rows = bench::measure_quality(rt, b.q);
   fmt::print("{:<8} {:<5} {:>12} {:>14} {:>14} {:>12}\n", "weights", "kv", "model MiB", "max rel err",
              "mean rel err", "agreement");
-  j["quality"] = {{"model", b.q.model_dir}, {"image", b.q.image}, {"mode", b.q.mode}, {"tokens", b.q.tokens}};
+  j["quality"] = {{"model", subject}, {"image", b.q.image}, {"mode", b.q.mode}, {"tokens", b.q.tokens}};
   j["quality"]["rows"] = nlohmann::json::array();
   for (const auto& r : rows) {
     fmt::print("{:<8} {:<5} {:>12.2f} {:>14.3e} {:>14.3e} {:>11.1f}%\n", weight_storage_name(r.storage),

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/model.h"
 #include "model/weights.h"
 #include "runtime/runtime.h"
 
@@ -61,5 +62,8 @@ std::vector<std::string> kernel_names(bool small);
 bool kernel_selection_empty(const Options& opts);  // no name contains opts.only
 std::vector<KernelResult> bench_kernels(Runtime& rt, const Options& opts);
 ModelResult bench_model(Runtime& rt, const Options& opts);
+// The model bench_model runs (official sizes, or reduced with small), its random weights kept in
+// `storage`: the same values for every storage (the same seeds in the same order).
+OcrModel random_model(Runtime& rt, bool small, WeightStorage storage);
 
 }  // namespace dsocr::bench

@@ -154,6 +154,18 @@ ModelConfig bench_config(bool small) {
 
 }  // namespace
 
+OcrModel random_model(Runtime& rt, bool small, WeightStorage storage) {
+  OcrModel m;
+  m.cfg = bench_config(small);
+  RandomWeights w(storage);
+  m.vision = load_deepencoder(rt, w, m.cfg);
+  m.lm = load_lm(rt, w, m.cfg.lm);
+  m.storage = storage;
+  rt.finish();
+  rt.trim();
+  return m;
+}
+
 ModelResult bench_model(Runtime& rt, const Options& opts) {
   ModelResult r;
   const ModelConfig cfg = bench_config(opts.small);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "bench/bench.h"
 #include "model/generate.h"
 #include "model/image.h"
 #include "model/preprocess.h"
@@ -14,30 +15,56 @@
 namespace dsocr::bench {
 namespace {
 
-struct Page {
-  Views v;
+// A model under test with the prompt of the page: a checkpoint's (its tokenizer builds the prompt)
+// or the random-weight model (bos, the image tokens, a few fixed ids).
+struct Subject {
+  OcrModel model;
   std::vector<int32_t> prompt;
+  int32_t image_id = -1;
 };
 
-Tensor page_embeddings(Runtime& rt, OcrEngine& e, const Page& p) {
+struct Page {
+  Views v;
+  std::string mode;
+  int n_image_tokens = 0;
+};
+
+Subject load_subject(Runtime& rt, const QualityOptions& o, const Page& page, WeightStorage s) {
+  Subject sub;
+  if (o.model_dir.empty()) {
+    sub.model = random_model(rt, o.small, s);
+    const int64_t V = sub.model.cfg.lm.vocab_size;
+    sub.image_id = static_cast<int32_t>(std::min<int64_t>(128815, V - 1));
+    sub.prompt.push_back(0);
+    sub.prompt.insert(sub.prompt.end(), static_cast<size_t>(page.n_image_tokens), sub.image_id);
+    for (int32_t id : {201, 22103, 13, 5023, 17}) sub.prompt.push_back(static_cast<int32_t>(id % V));
+    return sub;
+  }
+  OcrEngine e = load_engine(rt, o.model_dir, s);
+  sub.prompt = build_prompt_ids(e.tok, o.prompt, page.n_image_tokens, e.bos_id, e.image_id);
+  sub.image_id = e.image_id;
+  sub.model = std::move(e.model);
+  return sub;
+}
+
+Tensor page_embeddings(Runtime& rt, Subject& sub, const Page& p) {
   Tensor g = rt.upload(p.v.global_view, {1, 3, p.v.global_size, p.v.global_size});
   Tensor tiles;
   if (p.v.n_tiles > 0) tiles = rt.upload(p.v.tiles, {p.v.n_tiles, 3, p.v.tile_size, p.v.tile_size});
-  return vision_embeddings(rt, e.model.vision, g, p.v.n_tiles > 0 ? &tiles : nullptr, p.v.cols, p.v.rows);
+  return vision_embeddings(rt, sub.model.vision, g, p.v.n_tiles > 0 ? &tiles : nullptr, p.v.cols, p.v.rows);
 }
 
 // Logits [n, vocab] at the positions that predicted the n generated ids (teacher forcing: the
 // prompt and all but the last generated id in one pass).
-std::vector<float> forced_logits(Runtime& rt, OcrEngine& e, const Page& p, const std::vector<int32_t>& gen,
-                                 DType kv) {
-  Tensor emb = page_embeddings(rt, e, p);
-  std::vector<int32_t> seq = p.prompt;
+std::vector<float> forced_logits(Runtime& rt, Subject& sub, const Page& p, const std::vector<int32_t>& gen, DType kv) {
+  Tensor emb = page_embeddings(rt, sub, p);
+  std::vector<int32_t> seq = sub.prompt;
   seq.insert(seq.end(), gen.begin(), gen.end() - 1);
-  KvCache cache = make_kv_cache(rt, e.model.cfg.lm, static_cast<int64_t>(seq.size()), kv);
-  Tensor x = lm_embed(rt, e.model.lm, seq, &emb, e.image_id);
-  Tensor logits = lm_forward(rt, e.model.lm, x, cache, false);
+  KvCache cache = make_kv_cache(rt, sub.model.cfg.lm, static_cast<int64_t>(seq.size()), kv);
+  Tensor x = lm_embed(rt, sub.model.lm, seq, &emb, sub.image_id);
+  Tensor logits = lm_forward(rt, sub.model.lm, x, cache, false);
   std::vector<float> all = rt.read_f32(logits);
-  const size_t V = static_cast<size_t>(logits.dim(1)), first = p.prompt.size() - 1;
+  const size_t V = static_cast<size_t>(logits.dim(1)), first = sub.prompt.size() - 1;
   return std::vector<float>(all.begin() + static_cast<std::ptrdiff_t>(first * V), all.end());
 }
 
@@ -70,31 +97,30 @@ double model_mib(Runtime& rt, uint64_t before) { return double(rt.memory().curre
 std::vector<QualityRow> measure_quality(Runtime& rt, const QualityOptions& o) {
   if (o.tokens < 1) throw Error(fmt::format("quality: --tokens {} must be at least 1", o.tokens));
   Page page;
-  RgbImage image = load_image(o.image);
-  page.v = make_views(image, o.mode, 6);
+  page.mode = o.mode;
+  page.v = make_views(load_image(o.image), o.mode, 6);
+  page.n_image_tokens = image_token_count(o.mode, page.v.cols, page.v.rows, page.v.n_tiles);
   std::vector<QualityRow> rows;
   std::vector<float> ref;
   std::vector<int32_t> gen;
   size_t V = 0;
   {
     const uint64_t m0 = rt.memory().current;
-    OcrEngine e = load_engine(rt, o.model_dir, WeightStorage::f32);
+    Subject sub = load_subject(rt, o, page, WeightStorage::f32);
     QualityRow row;
     row.storage = WeightStorage::f32;
     row.weights_mib = model_mib(rt, m0);
-    const int n_img = image_token_count(o.mode, page.v.cols, page.v.rows, page.v.n_tiles);
-    page.prompt = build_prompt_ids(e.tok, o.prompt, n_img, e.bos_id, e.image_id);
-    const int64_t room = e.model.cfg.lm.max_position_embeddings - static_cast<int64_t>(page.prompt.size());
-    if (o.tokens > room)
+    const int64_t ctx = sub.model.cfg.lm.max_position_embeddings;
+    if (o.tokens > ctx - static_cast<int64_t>(sub.prompt.size()))
       throw Error(fmt::format("quality: {} tokens after a {}-token prompt exceed the model's context of {}", o.tokens,
-                              page.prompt.size(), e.model.cfg.lm.max_position_embeddings));
-    Tensor emb = page_embeddings(rt, e, page);
+                              sub.prompt.size(), ctx));
+    Tensor emb = page_embeddings(rt, sub, page);
     GenerateOptions go;
     go.max_new_tokens = o.tokens;
     go.eos_id = -1;  // never stop: every storage is compared over the same number of positions
-    gen = generate(rt, e.model.lm, page.prompt, &emb, e.image_id, go);
-    ref = forced_logits(rt, e, page, gen, DType::f32);
-    V = static_cast<size_t>(e.model.cfg.lm.vocab_size);
+    gen = generate(rt, sub.model.lm, sub.prompt, &emb, sub.image_id, go);
+    ref = forced_logits(rt, sub, page, gen, DType::f32);
+    V = static_cast<size_t>(sub.model.cfg.lm.vocab_size);
     row.positions = static_cast<int64_t>(gen.size());
     row.agree = 1.0;
     rows.push_back(row);
@@ -106,13 +132,13 @@ std::vector<QualityRow> measure_quality(Runtime& rt, const QualityOptions& o) {
   runs.emplace_back(WeightStorage::bf16, DType::bf16);
   for (auto [s, kv] : runs) {
     const uint64_t m0 = rt.memory().current;
-    OcrEngine e = load_engine(rt, o.model_dir, s);
+    Subject sub = load_subject(rt, o, page, s);
     const double mib = model_mib(rt, m0);
-    QualityRow row = compare(forced_logits(rt, e, page, gen, kv), ref, V);
+    QualityRow row = compare(forced_logits(rt, sub, page, gen, kv), ref, V);
     row.storage = s;
     row.kv = kv;
     row.weights_mib = mib;
-    row.notes = e.model.load_notes;
+    row.notes = sub.model.load_notes;
     rows.push_back(row);
     rt.trim();
   }

@@ -17,7 +17,8 @@
 namespace dsocr::bench {
 
 struct QualityOptions {
-  std::string model_dir;  // checkpoint directory
+  std::string model_dir;  // checkpoint directory; empty: the random-weight model of dsocr bench model
+  bool small = false;     // with no model_dir: the reduced shapes of bench --small
   std::string image;      // the page (any image dsocr ocr reads)
   std::string mode = "tiny";
   std::string prompt = "<image>\nFree OCR.";

@@ -52,7 +52,13 @@ assert rows["int4"]["model_mib"] < rows["int8"]["model_mib"] < rows["bf16"]["mod
 PY
 "$DSOCR" bench quality --device "$DEVICE" >"$WORK/qu" 2>&1
 expect_rc "bench quality without a model" 2 $?
-expect_contains "quality usage" "$WORK/qu" "needs --model DIR and --image FILE"
+expect_contains "quality usage" "$WORK/qu" "needs --model DIR or --random \(one of them\) and --image FILE"
+# --random --small: the reduced random-weight model (its linears are wide enough to quantise)
+"$DSOCR" bench quality --random --small --image "$SRC_DIR/tests/goldens/images/text_page.png" --tokens 8 \
+  --device "$DEVICE" >"$WORK/qr" 2>&1
+expect_rc "bench quality --random --small" 0 $?
+expect_contains "random quality: int8 row" "$WORK/qr" "^int8 +f32 +[0-9.]+ +[0-9.e+-]+ +[0-9.e+-]+ +[0-9.]+%$"
+expect_contains "random quality: names the model" "$WORK/qr" "on the reduced random-weight model"
 
 "$DSOCR" bench frobnicate >"$WORK/usage" 2>&1
 expect_rc "unknown bench" 2 $?
