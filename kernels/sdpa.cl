@@ -8,6 +8,8 @@
 //   - SAM's decomposed relative position: relh[b,h,i,j / kw] + relw[b,h,i,j % kw], relh
 //     [B,H,Nq,kh] and relw [B,H,Nq,kw] dense, Nk = kh*kw, added on the fly  (flags & SDPA_RELPOS)
 //   - a causal mask: key j is visible to query i when j <= i + Nk - Nq        (flags & SDPA_CAUSAL)
+//     or j < prefix (a prefix every query sees: DeepSeek-OCR-2's encoder, image tokens then
+//     learned queries; prefix 0 = plain causal), a rule: no [Nq, Nk] mask in memory
 // Masked logits are -INFINITY. A row with no visible key gets zeros (never NaN).
 //
 // q, k, v and out are strided views: element (b,h,n,d) of q at q_off + b*q_sb + h*q_sh + n*q_sn + d
@@ -249,7 +251,7 @@ inline void flash_load_kv_tile(__local float* tile, int rows, __global const kvt
   {                                                                                                            \
     const int i = q0 + tq + r * FL_TQ, j = k0 + tk + c * FL_TK;                                               \
     float x = -INFINITY;                                                                                       \
-    if (i < Nq && j < k_stop && (!causal || j <= i + shift))                                                   \
+    if (i < Nq && j < k_stop && (!causal || j <= i + shift || j < prefix))                                     \
       x = s[r][c] + sdpa_bias(flags, bias, b_off, b_sb, b_sh, b_sq, relh, relw, kh, kw, b, h, H, Nq, i, j); \
     s[r][c] = x;                                                                                               \
     Ss[(tq + r * FL_TQ) * FL_SLD + tk + c * FL_TK] = x;                                                        \
@@ -309,7 +311,7 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
     __global float* o, long o_off, long o_sb, long o_sh, long o_sn,        //
     __global const float* bias, long b_off, long b_sb, long b_sh, long b_sq,
     __global const float* relh, __global const float* relw, int kh, int kw,  //
-    int H, int group, int Nq, int Nk, float scale, int flags,              //
+    int H, int group, int Nq, int Nk, float scale, int flags, int prefix,  //
     int nsplit, int chunk, __global float* part) {
   __local float Qs[FL_BQ * FL_LD];
   __local float KVs[FL_BK * FL_LD];
@@ -335,7 +337,7 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
   const int k_begin = split * chunk;
   const int k_stop = min(Nk, k_begin + chunk);  // this split's keys
   int k_end = k_stop;
-  if (causal) k_end = min(k_end, q0 + FL_BQ + shift);  // no visible key past this one
+  if (causal) k_end = min(k_end, max(q0 + FL_BQ + shift, prefix));  // no visible key past this one
 
   for (int k0 = k_begin; k0 < k_end; k0 += FL_BK) {
     barrier(CLK_LOCAL_MEM_FENCE);  // the previous tile's V and P are no longer read
@@ -384,7 +386,7 @@ __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f3
     __global float* o, long o_off, long o_sb, long o_sh, long o_sn,        //
     __global const float* bias, long b_off, long b_sb, long b_sh, long b_sq,
     __global const float* relh, __global const float* relw, int kh, int kw,  //
-    int H, int group, int Nq, int Nk, float scale, int flags,              //
+    int H, int group, int Nq, int Nk, float scale, int flags, int prefix,  //
     int nsplit, int chunk, __global float* part) {
   __local float Qd[DQ];
   __local float Ks[DEC_BK * DEC_LDK];
@@ -403,7 +405,7 @@ __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f3
   if (lid < DQ / 4) vstore4(load_row4(q + q_off + b * q_sb + h * q_sh + i * q_sn, lid * 4) * scale, 0, Qd + lid * 4);
 
   int k_end = Nk;
-  if (flags & SDPA_CAUSAL) k_end = clamp(i + Nk - Nq + 1, 0, Nk);
+  if (flags & SDPA_CAUSAL) k_end = clamp(max(i + Nk - Nq + 1, prefix), 0, Nk);
   const int c0 = split * chunk;
   const int c1 = min(k_end, c0 + chunk);
 

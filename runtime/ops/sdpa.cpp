@@ -277,6 +277,9 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   to_int(Nk, "Nk");
 
   const BiasArgs ba = bias_args(p, q.t, B, H, Nq, Nk);
+  if (p.causal_prefix < 0 || p.causal_prefix > Nk || (p.causal_prefix > 0 && !p.causal))
+    throw Error(fmt::format("sdpa: causal_prefix {} must be in 0..Nk = {} and needs causal", p.causal_prefix, Nk));
+  const cl_int prefix = static_cast<cl_int>(p.causal_prefix);
   SdpaAlgo algo = p.algo;
   if (algo == SdpaAlgo::automatic) algo = Nq == 1 ? SdpaAlgo::decode : SdpaAlgo::flash;
   const cl_int iH = static_cast<cl_int>(H), group = static_cast<cl_int>(H / Hkv);
@@ -316,7 +319,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
               q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
               out.t, off(out), out.sb, out.sh, out.sn, ba.bias, ba.b_off, ba.b_sb, ba.b_sh, ba.b_sq, ba.relh, ba.relw,
               static_cast<cl_int>(ba.kh), static_cast<cl_int>(ba.kw), iH, group, iNq, iNk, scale,
-              static_cast<cl_int>(ba.flags),
+              static_cast<cl_int>(ba.flags), prefix,
               static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
     combine(defs, part, nsplit);
     return;
@@ -337,7 +340,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
             q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
             out.t, off(out), out.sb, out.sh, out.sn, ba.bias, ba.b_off, ba.b_sb, ba.b_sh, ba.b_sq, ba.relh, ba.relw,
             static_cast<cl_int>(ba.kh), static_cast<cl_int>(ba.kw), iH, group, iNq, iNk, scale,
-            static_cast<cl_int>(ba.flags),
+            static_cast<cl_int>(ba.flags), prefix,
             static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
   combine(defs, part, nsplit);
 }

@@ -69,6 +69,9 @@ enum class SdpaAlgo {
 struct SdpaParams {
   float scale = 1.f;
   bool causal = false;                  // query i sees keys j <= i + Nk - Nq (aligned to the end)
+  int64_t causal_prefix = 0;            // with causal: keys j < causal_prefix are seen by every query
+                                        // (a rule, no mask in memory: DeepSeek-OCR-2's encoder, N image
+                                        // tokens then N learned queries, prefix N)
   std::optional<AttnBias> bias;         // added to the scaled logits
   std::optional<RelPosBias> rel_pos;    // added to the scaled logits (and to `bias`)
   SdpaAlgo algo = SdpaAlgo::automatic;  // tests force a variant; the model leaves it

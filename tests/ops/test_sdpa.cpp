@@ -300,6 +300,58 @@ TEST(sdpa, qwen2_mask_shape) {
   EXPECT_TRUE(all_close(std::vector<float>(got.begin(), got.end()), ref, {c.B, c.H, T, c.D}, kAtol, kRtol));
 }
 
+TEST(sdpa, causal_prefix_rule_equals_the_mixed_mask) {
+  // DeepSeek-OCR-2's encoder mask as a rule (causal_prefix = N): image tokens (i < N) see the N
+  // image tokens, queries (i >= N) see every image token and the queries up to themselves. The
+  // same as the dense additive mask of qwen2_mask_shape, through the flash kernel (with and
+  // without key splits) and the decode kernel (one query row at a time), and the prefix bounds.
+  Runtime& r = rt();
+  for (int64_t N : {17, 144}) {
+    const int64_t T = 2 * N, H = 14, Hkv = 2, D = 64;
+    auto qd = random_floats(H * T * D, 81, -2.f, 2.f), kd = random_floats(Hkv * T * D, 82, -2.f, 2.f),
+         vd = random_floats(Hkv * T * D, 83);
+    std::vector<float> mask(T * T, 0.f);
+    for (int64_t i = 0; i < T; ++i)
+      for (int64_t j = 0; j < T; ++j)
+        if (!(j < N || (i >= N && j <= i))) mask[i * T + j] = -std::numeric_limits<float>::infinity();
+    RefBias rb;
+    rb.dense = &mask;
+    auto ref = ref_sdpa(to_double(qd), to_double(kd), to_double(vd), 1, H, Hkv, T, T, D, 0.125, false, rb);
+    Tensor q = r.upload(qd, {1, H, T, D}), k = r.upload(kd, {1, Hkv, T, D}), v = r.upload(vd, {1, Hkv, T, D});
+    for (int splits : {0, 3}) {
+      Guarded y(r, {1, H, T, D});
+      ops::SdpaParams p;
+      p.scale = 0.125f;
+      p.causal = true;
+      p.causal_prefix = N;
+      p.algo = ops::SdpaAlgo::flash;
+      p.kv_splits = splits;
+      ops::sdpa(r, ops::AttnView::bhnd(q), ops::AttnView::bhnd(k), ops::AttnView::bhnd(v), ops::AttnView::bhnd(y), p);
+      EXPECT_TRUE(all_close(y.read_f32(), ref, {1, H, T, D}, kAtol, kRtol)) << "flash N " << N << " splits " << splits;
+    }
+    // the decode kernel (one work-group per query row) over all 2N rows at once
+    Guarded y(r, {1, H, T, D});
+    ops::SdpaParams p;
+    p.scale = 0.125f;
+    p.causal = true;
+    p.causal_prefix = N;
+    p.algo = ops::SdpaAlgo::decode;
+    ops::sdpa(r, ops::AttnView::bhnd(q), ops::AttnView::bhnd(k), ops::AttnView::bhnd(v), ops::AttnView::bhnd(y), p);
+    EXPECT_TRUE(all_close(y.read_f32(), ref, {1, H, T, D}, kAtol, kRtol)) << "decode N " << N;
+  }
+  Tensor q = r.empty({1, 2, 4, 8}), k = r.empty({1, 2, 6, 8}), y = r.empty({1, 2, 4, 8});
+  ops::SdpaParams p;
+  p.causal_prefix = 2;
+  expect_error_containing([&] { ops::sdpa(r, ops::AttnView::bhnd(q), ops::AttnView::bhnd(k), ops::AttnView::bhnd(k),
+                                          ops::AttnView::bhnd(y), p); },
+                          "causal_prefix 2 must be in 0..Nk = 6 and needs causal");
+  p.causal = true;
+  p.causal_prefix = 7;
+  expect_error_containing([&] { ops::sdpa(r, ops::AttnView::bhnd(q), ops::AttnView::bhnd(k), ops::AttnView::bhnd(k),
+                                          ops::AttnView::bhnd(y), p); },
+                          "causal_prefix 7 must be in 0..Nk = 6");
+}
+
 TEST(sdpa, convenience_overload) {
   Runtime& r = rt();
   const int64_t B = 2, H = 4, Hkv = 2, Nq = 17, Nk = 61, D = 64;
