@@ -110,7 +110,9 @@ TEST(weights, each_storage_keeps_its_matrices_and_stays_close_to_f32) {
       EXPECT_EQ(t->dtype, w.other) << dtype_name(t->dtype) << " " << shape_str(t->shape);
     const double err = max_rel(logits(m), f32_logits());
     EXPECT_LE(err, w.tol);
-    if (w.s == WeightStorage::int8 || w.s == WeightStorage::int4) EXPECT_GT(err, 1e-5) << "quantisation had no effect";
+    if (w.s == WeightStorage::int8 || w.s == WeightStorage::int4) {
+      EXPECT_GT(err, 1e-5) << "quantisation had no effect";
+    }
   }
 }
 
@@ -138,10 +140,11 @@ TEST(weights, converted_checkpoint_loads_as_quantising_on_load) {
     ConvertReport r = convert_checkpoint(ckpt_dir(), dst.string(), s);
     EXPECT_TRUE(r.notes.empty());
     EXPECT_GT(r.converted, 0);
-    if (s == WeightStorage::fp16)
+    if (s == WeightStorage::fp16) {
       EXPECT_EQ(r.bytes_out, r.bytes_in);  // bf16 -> f16: the same two bytes
-    else
+    } else {
       EXPECT_LT(r.bytes_out, r.bytes_in);
+    }
     EXPECT_TRUE(fs::exists(dst / "tokenizer.json"));
     auto cfg = nlohmann::json::parse(std::ifstream(dst / "config.json"));
     EXPECT_EQ(cfg.contains("quantization"), s != WeightStorage::fp16);
