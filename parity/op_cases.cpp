@@ -108,6 +108,7 @@ const std::map<std::string, Schema>& schemas() {
          {"Nk", Kind::integer, true, 1},
          {"D", Kind::integer, true, 1},
          {"causal", Kind::integer, false, 0, 1},
+         {"causal_prefix", Kind::integer, false, 0, 1 << 20},
          {"scale", Kind::number, false, 0},
          {"bias", Kind::shape},
          {"bias_fill", Kind::string, false, 0, 0, {"random", "masked", "sam_rel_pos"}},

@@ -74,7 +74,16 @@ ParityOutputs op_sdpa(Runtime& rt, const GoldenCase& c) {
   }
   Tensor out = rt.empty(q.shape);
   float scale = static_cast<float>(c.attr_float("scale", 1.0 / std::sqrt(static_cast<double>(q.shape[3]))));
-  ops::sdpa(rt, qt, kt, vt, bt.defined() ? &bt : nullptr, out, scale, c.attr_int("causal", 0) != 0);
+  ops::SdpaParams p;
+  p.scale = scale;
+  p.causal = c.attr_int("causal", 0) != 0;
+  p.causal_prefix = c.attr_int("causal_prefix", 0);
+  if (p.causal_prefix < 0 || p.causal_prefix > k.shape[2] || (p.causal_prefix > 0 && !p.causal))
+    throw GoldenError(fmt::format("{}: attrs/causal_prefix {} must be in 0..Nk = {} and needs causal = 1", c.path,
+                                  p.causal_prefix, k.shape[2]));
+  if (bt.defined()) p.bias = ops::AttnBias::dense(bt);
+  ops::sdpa(rt, ops::AttnView::bhnd(qt), ops::AttnView::bhnd(kt), ops::AttnView::bhnd(vt), ops::AttnView::bhnd(out),
+            p);
   return {{"out", from_device_f32(rt, out)}};
 }
 

@@ -229,7 +229,7 @@ case("softmax_real_3x4096")(lambda p, s: _softmax(p, s, (3, 4096), 4.0))
 
 # ---------------------------------------------------------------- sdpa
 def _sdpa(path, seed, b, h, hkv, nq, nk, dd, scale=None, causal=False, bias=None, qkv_bf16=False, qscale=1.0,
-          atol=None, rtol=None):
+          atol=None, rtol=None, causal_prefix=0):
     """qkv_bf16: q, k, v rounded to bf16 values (still stored as fp32; they compress 2x). atol, rtol: written only
     when given (else the file gets the contract's default)."""
     r = Rng(seed)
@@ -243,12 +243,14 @@ def _sdpa(path, seed, b, h, hkv, nq, nk, dd, scale=None, causal=False, bias=None
     bt = None
     if bias is not None:
         bt = bias(r) if callable(bias) else r.randn(*bias)
-    out = ops.sdpa(d(q), d(k), d(v), d(bt) if bt is not None else None, scale, causal)
+    out = ops.sdpa(d(q), d(k), d(v), d(bt) if bt is not None else None, scale, causal, causal_prefix)
     inputs = {"q": q, "k": k, "v": v}
     if bt is not None:
         inputs["bias"] = bt
-    write_case(path, "sdpa", {"scale": float(scale), "causal": int(causal)}, inputs, None, {"out": out}, seed=seed,
-               atol=atol, rtol=rtol)
+    attrs = {"scale": float(scale), "causal": int(causal)}
+    if causal_prefix:  # only when used: the files written before it stay as they were
+        attrs["causal_prefix"] = int(causal_prefix)
+    write_case(path, "sdpa", attrs, inputs, None, {"out": out}, seed=seed, atol=atol, rtol=rtol)
 
 
 def _sam_window_bias(b, h, k=14, c=64):
@@ -291,7 +293,7 @@ def _sdpa_from_case(path, seed, c):
             raise ValueError(f"{SDPA_CASES_FILE}: golden case {c['name']}: bias_fill {fill} is not written to goldens")
     _sdpa(path, seed, c["B"], c["H"], c["Hkv"], c["Nq"], c["Nk"], c["D"], scale=c.get("scale"),
           causal=bool(c.get("causal", 0)), bias=bias, qkv_bf16=c.get("dtype", "f32") == "bf16",
-          qscale=c.get("q_scale", 1.0), **_golden_tolerance(c))
+          qscale=c.get("q_scale", 1.0), causal_prefix=c.get("causal_prefix", 0), **_golden_tolerance(c))
 
 
 for _c in sdpa_golden_cases():

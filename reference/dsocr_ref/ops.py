@@ -90,11 +90,12 @@ def softmax(x):
     return e / e.sum(-1, keepdim=True)
 
 
-def sdpa(q, k, v, bias=None, scale=None, causal=False):
+def sdpa(q, k, v, bias=None, scale=None, causal=False, causal_prefix=0):
     """softmax(q kᵀ·scale + bias [+ causal mask]) v, in fp32.
 
     q [B,H,Nq,D]; k, v [B,Hkv,Nk,D] with H a multiple of Hkv (query head h uses kv head
-    h // (H/Hkv)); bias broadcastable to [B,H,Nq,Nk]; causal: query i sees keys j <= i + Nk - Nq.
+    h // (H/Hkv)); bias broadcastable to [B,H,Nq,Nk]; causal: query i sees keys j <= i + Nk - Nq,
+    and keys j < causal_prefix (DeepSeek-OCR-2's encoder: image tokens, then learned queries).
     """
     b, h, nq, d = q.shape
     hkv, nk = k.shape[1], k.shape[2]
@@ -112,7 +113,7 @@ def sdpa(q, k, v, bias=None, scale=None, causal=False):
     if causal:
         i = torch.arange(nq)[:, None]
         j = torch.arange(nk)[None, :]
-        s = s.masked_fill(j > i + (nk - nq), float("-inf"))
+        s = s.masked_fill((j > i + (nk - nq)) & (j >= causal_prefix), float("-inf"))
     p = softmax(s)
     return torch.matmul(p, v.to(acc))
 

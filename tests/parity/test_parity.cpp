@@ -4,6 +4,7 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -193,5 +194,68 @@ TEST_F(Parity, image_token_id_comes_from_the_checkpoint_tokenizer) {
   EXPECT_EQ(t.unrunnable, 1) << last_output;
   EXPECT_NE(last_output.find("image_token_id = 7 disagrees with the checkpoint's tokenizer, where <image> is"),
             std::string::npos)
+      << last_output;
+}
+
+namespace {
+
+// An sdpa case with DeepSeek-OCR-2's mask as the contract's rule (attrs causal = 1,
+// causal_prefix = N): expected output from a double-precision reference of that rule, or of the
+// plain causal mask (wrong for this case) when prefix_in_reference is false.
+void write_sdpa_prefix_case(const std::string& path, int64_t causal, int64_t prefix, bool prefix_in_reference) {
+  const int64_t H = 2, T = 10, N = 5, D = 8;
+  auto q = random_floats(H * T * D, 31), k = random_floats(H * T * D, 32), v = random_floats(H * T * D, 33);
+  const double scale = 0.35;
+  std::vector<float> out(H * T * D, 0.f);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < T; ++i) {
+      std::vector<double> s(T);
+      double m = -1e300, l = 0;
+      for (int64_t j = 0; j < T; ++j) {
+        const bool visible = j <= i || (prefix_in_reference && j < N);
+        double acc = 0;
+        for (int64_t d = 0; d < D; ++d) acc += double(q[(h * T + i) * D + d]) * k[(h * T + j) * D + d];
+        s[j] = visible ? acc * scale : -1e300;
+        m = std::max(m, s[j]);
+      }
+      for (int64_t j = 0; j < T; ++j) l += s[j] > -1e299 ? std::exp(s[j] - m) : 0.0;
+      for (int64_t d = 0; d < D; ++d) {
+        double o = 0;
+        for (int64_t j = 0; j < T; ++j)
+          if (s[j] > -1e299) o += std::exp(s[j] - m) / l * v[(h * T + j) * D + d];
+        out[(h * T + i) * D + d] = static_cast<float>(o);
+      }
+    }
+  H5Writer w(path);
+  w.attr_str("format", "dsocr-golden");
+  w.attr_num<int64_t>("version", 1, H5T_NATIVE_INT64);
+  w.attr_str("op", "sdpa");
+  w.attr_num<int64_t>("seed", 31, H5T_NATIVE_INT64);
+  w.attr_str("source", "tests/parity/test_parity.cpp");
+  w.attr_num<double>("scale", scale, H5T_NATIVE_DOUBLE);
+  w.attr_num<int64_t>("causal", causal, H5T_NATIVE_INT64);
+  w.attr_num<int64_t>("causal_prefix", prefix, H5T_NATIVE_INT64);
+  w.dataset("/inputs/q", q, {1, H, T, D});
+  w.dataset("/inputs/k", k, {1, H, T, D});
+  w.dataset("/inputs/v", v, {1, H, T, D});
+  w.dataset("/outputs/out", out, {1, H, T, D});
+}
+
+}  // namespace
+
+TEST_F(Parity, sdpa_causal_prefix_attribute) {
+  write_sdpa_prefix_case(p("prefix.h5"), 1, 5, true);
+  auto t = run({p("prefix.h5")});
+  EXPECT_EQ(t.passed, 1) << last_output;
+  EXPECT_EQ(t.exit_code(), 0) << last_output;
+  // the plain causal mask's output is not this case's: the prefix was applied
+  write_sdpa_prefix_case(p("plain.h5"), 1, 5, false);
+  t = run({p("plain.h5")});
+  EXPECT_EQ(t.failed, 1) << last_output;
+  // a prefix without the causal rule cannot be run
+  write_sdpa_prefix_case(p("nocausal.h5"), 0, 5, true);
+  t = run({p("nocausal.h5")});
+  EXPECT_EQ(t.exit_code(), 2) << last_output;
+  EXPECT_NE(last_output.find("attrs/causal_prefix 5 must be in 0..Nk = 10 and needs causal = 1"), std::string::npos)
       << last_output;
 }
