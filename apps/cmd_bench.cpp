@@ -70,20 +70,8 @@ BenchArgs parse(Args& a) {
   b.o.runs = static_cast<int>(a.integer("--runs", 5, 1, 100000));
   b.o.small = a.flag("--small");
   b.o.only = a.value("--only");
-  try {
-    b.o.storage = weight_storage_from_string(a.value("--weights", "bf16"));
-  } catch (const UsageError&) {
-    throw;
-  } catch (const Error& e) {
-    throw UsageError(std::string("--weights: ") + e.what());
-  }
-  try {
-    b.o.kv = kv_storage_from_string(a.value("--kv", "f16"));
-  } catch (const UsageError&) {
-    throw;
-  } catch (const Error& e) {
-    throw UsageError(std::string("--kv: ") + e.what());
-  }
+  b.o.storage = usage_check("--weights", [&] { return weight_storage_from_string(a.value("--weights", "bf16")); });
+  b.o.kv = usage_check("--kv", [&] { return kv_storage_from_string(a.value("--kv", "f16")); });
   b.json_path = a.value("--json");
   b.csv_path = a.value("--csv");
   b.q.model_dir = a.value("--model");

@@ -38,12 +38,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
   const std::string w = a.value("--weights");
   auto pos = a.positional();
   if (w.empty() || pos.size() != 2) throw UsageError("usage: dsocr convert --weights int8|int4|fp16 SRC DST");
-  WeightStorage storage;
-  try {
-    storage = weight_storage_from_string(w);
-  } catch (const Error& e) {
-    throw UsageError(std::string("--weights: ") + e.what());
-  }
+  const WeightStorage storage = usage_check("--weights", [&] { return weight_storage_from_string(w); });
   if (storage != WeightStorage::int8 && storage != WeightStorage::int4 && storage != WeightStorage::fp16)
     throw UsageError(fmt::format("--weights {}: convert writes int8, int4 or fp16", w));
   const ModelLocation loc = resolve_model(pos[0]);

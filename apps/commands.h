@@ -35,6 +35,20 @@ class Args {
   std::vector<std::string> args_;
 };
 
+// A library Error from checking an option value, as a usage error naming the option (its message
+// prefixed with "OPTION: " unless it already starts with the option).
+template <typename F>
+auto usage_check(const std::string& option, F&& f) {
+  try {
+    return f();
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    std::string what = e.what();
+    throw UsageError(what.rfind(option, 0) == 0 ? what : option + ": " + what);
+  }
+}
+
 // Output paths, checked before any work (UsageError naming the option otherwise). A file: its
 // folder exists and a file can be created in it (probed with a temporary file), and the path is
 // not a folder. A folder: it is one, or can be created below its nearest existing ancestor.

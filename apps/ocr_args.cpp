@@ -125,19 +125,6 @@ std::string parse_prompt(std::string& task, const std::string& ref, std::string 
   }
 }
 
-// A library Error from checking an option value, as a usage error naming the option.
-template <typename F>
-auto usage_check(const std::string& option, F&& f) {
-  try {
-    return f();
-  } catch (const UsageError&) {
-    throw;
-  } catch (const Error& e) {
-    std::string what = e.what();
-    throw UsageError(what.rfind(option, 0) == 0 ? what : option + ": " + what);
-  }
-}
-
 void check_outputs(const OcrSettings& s, bool out_dir_given) {
   if (!s.boxes_path.empty()) {
     if (image_format_of(s.boxes_path) == ImageFileFormat::unknown)

@@ -2,13 +2,12 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <cstring>
 
 #include "model/safetensors.h"
 #include "runtime/half.h"
@@ -31,14 +30,6 @@ struct OutTensor {
   uint64_t bytes = 0;
 };
 
-bool fits_half(const std::vector<float>& f) {
-  for (float v : f)
-    if (std::isfinite(v) && !std::isfinite(f16_to_f32(f32_to_f16(v)))) return false;
-  return true;
-}
-
-std::string shape_text(const Shape& s) { return shape_str(s); }
-
 // Decides each tensor's fate (scanning the data where the storage needs it) and fills the notes.
 std::map<std::string, Planned> plan(const WeightStore& store, WeightStorage storage, ConvertReport& rep) {
   std::map<std::string, Planned> out;
@@ -48,7 +39,8 @@ std::map<std::string, Planned> plan(const WeightStore& store, WeightStorage stor
     const bool matrix = t.shape.size() == 2 && (t.dtype == StDType::bf16 || t.dtype == StDType::f32 ||
                                                 t.dtype == StDType::f16);
     if (storage == WeightStorage::fp16 && matrix && t.dtype != StDType::f16) {
-      if (fits_half(WeightStore::to_f32(t)))
+      const std::vector<float> f = WeightStore::to_f32(t);
+      if (first_beyond_half(f.data(), static_cast<int64_t>(f.size())) < 0)
         p.action = Action::half;
       else
         rep.notes.push_back(fmt::format("{} kept as {}: a value is beyond fp16's range", name, st_dtype_name(t.dtype)));
@@ -59,7 +51,7 @@ std::map<std::string, Planned> plan(const WeightStore& store, WeightStorage stor
       else
         rep.notes.push_back(fmt::format("{} kept as {} {}: not quantisable (2-D floats with an input size that is a "
                                         "multiple of 32, every value within fp16's range)",
-                                        name, st_dtype_name(t.dtype), shape_text(t.shape)));
+                                        name, st_dtype_name(t.dtype), shape_str(t.shape)));
     }
     out[name] = p;
   }

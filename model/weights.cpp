@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
 #include <cstring>
 
 #include "runtime/half.h"
@@ -113,14 +112,13 @@ Tensor StoreWeights::load_matrix(Runtime& rt, const std::string& name, const Sha
   if (want == DType::bf16 || (want == DType::f16 && stored == StDType::f16)) return as_stored();
   std::vector<float> f = WeightStore::to_f32(store_.get(full, expected));
   if (want == DType::f16) {
-    std::vector<uint16_t> h(f.size());
-    for (size_t i = 0; i < f.size(); ++i) {
-      h[i] = f32_to_f16(f[i]);
-      if (std::isfinite(f[i]) && !std::isfinite(f16_to_f32(h[i]))) {
-        notes_->push_back(fmt::format("{} kept as {}: {} is beyond fp16's range", full, st_dtype_name(stored), f[i]));
-        return as_stored();
-      }
+    const int64_t bad = first_beyond_half(f.data(), static_cast<int64_t>(f.size()));
+    if (bad >= 0) {
+      notes_->push_back(fmt::format("{} kept as {}: {} is beyond fp16's range", full, st_dtype_name(stored), f[bad]));
+      return as_stored();
     }
+    std::vector<uint16_t> h(f.size());
+    for (size_t i = 0; i < f.size(); ++i) h[i] = f32_to_f16(f[i]);
     return rt.upload(h.data(), expected, DType::f16, full);
   }
   // q8 / q4

@@ -79,4 +79,14 @@ inline uint16_t f32_to_f16(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
+// Index of the first of n values that is finite but beyond half's range (f32_to_f16 makes it
+// ±inf), or -1 when all of them convert to finite halves (or were not finite to begin with).
+inline int64_t first_beyond_half(const float* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t e = (f32_bits(v[i]) >> 23) & 0xff;
+    if (e != 0xff && (f32_to_f16(v[i]) & 0x7fff) == 0x7c00) return i;
+  }
+  return -1;
+}
+
 }  // namespace dsocr

@@ -5,6 +5,8 @@
 #include <climits>
 #include <cmath>
 
+#include "runtime/ops/weight_format.h"
+
 namespace dsocr::ops {
 namespace {
 
@@ -107,7 +109,7 @@ void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Ten
     throw NotImplemented(fmt::format("rope_kv_append: {} pairs exceed the 32-bit index range", total));
   if (total == 0) return;
   Defines d;
-  if (kt != DType::f32) d[kt == DType::f16 ? "KV_F16" : "KV_BF16"] = "1";
+  add_kv_define(d, kt);
   auto& k = rt.kernel("rope.cl", "rope_kv_append_f32", d);
   rt.launch(k, cl::NDRange(round_up(static_cast<size_t>(total), kWG)), cl::NDRange(kWG), qkv, kv_cache, positions,
             freqs.inv_freq, static_cast<cl_int>(Hq), static_cast<cl_int>(Hkv), static_cast<cl_int>(D / 2),

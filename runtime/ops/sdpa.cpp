@@ -8,6 +8,8 @@
 #include <string>
 #include <utility>
 
+#include "runtime/ops/weight_format.h"
+
 namespace dsocr::ops {
 
 namespace {
@@ -305,7 +307,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   const FlashChoice& fc = flash_choice(rt, D, dt.bk);
   const FlashTiles& t = fc.tiles;
   Defines defs = fc.defines;
-  if (k.t.dtype != DType::f32) defs[k.t.dtype == DType::f16 ? "KV_F16" : "KV_BF16"] = "1";
+  add_kv_define(defs, k.t.dtype);
   if (algo == SdpaAlgo::flash) {
     const int64_t qtiles = ceil_div(Nq, t.bq());
     int64_t nsplit = p.kv_splits > 0 ? p.kv_splits : 1;

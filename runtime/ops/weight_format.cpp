@@ -25,4 +25,9 @@ void add_weight_define(Defines& d, DType t) {
   }
 }
 
+void add_kv_define(Defines& d, DType t) {
+  if (t == DType::f16) d["KV_F16"] = "1";
+  if (t == DType::bf16) d["KV_BF16"] = "1";
+}
+
 }  // namespace dsocr::ops

@@ -26,6 +26,18 @@ std::vector<int32_t> random_ints(size_t n, uint32_t seed, int32_t lo, int32_t hi
 
 std::vector<double> to_double(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
+std::vector<double> ref_linear(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>* b,
+                               int rows, int in, int out) {
+  std::vector<double> y(static_cast<size_t>(rows) * out);
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o) {
+      double s = b ? (*b)[o] : 0.0;
+      for (int i = 0; i < in; ++i) s += static_cast<double>(x[r * in + i]) * w[o * in + i];
+      y[r * out + o] = s;
+    }
+  return y;
+}
+
 namespace {
 constexpr uint32_t kSentinel = 0x7fc0dead;  // a quiet NaN with a recognisable payload
 

@@ -49,6 +49,10 @@ class Guarded {
 
 std::vector<double> to_double(const std::vector<float>& v);
 
+// y [rows, out] = x [rows, in] w [out, in]^T (+ b [out]) in double precision.
+std::vector<double> ref_linear(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>* b,
+                               int rows, int in, int out);
+
 // fp16 helpers for weights stored as half (round to nearest even).
 uint16_t float_to_half(float f);
 float half_to_float(uint16_t h);

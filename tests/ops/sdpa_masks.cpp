@@ -3,6 +3,7 @@
 // cache), and the convenience overload. Part of the test_sdpa executable.
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "harness/harness.h"
 #include "runtime/ops/sdpa.h"
@@ -69,26 +70,20 @@ TEST(sdpa, causal_prefix_rule_equals_the_mixed_mask) {
     rb.dense = &mask;
     auto ref = ref_sdpa(to_double(qd), to_double(kd), to_double(vd), 1, H, Hkv, T, T, D, 0.125, false, rb);
     Tensor q = r.upload(qd, {1, H, T, D}), k = r.upload(kd, {1, Hkv, T, D}), v = r.upload(vd, {1, Hkv, T, D});
-    for (int splits : {0, 3}) {
+    // flash (with and without key splits), then decode (one work-group per query row, all 2N rows)
+    for (auto [algo, splits] : {std::pair{ops::SdpaAlgo::flash, 0}, {ops::SdpaAlgo::flash, 3},
+                                {ops::SdpaAlgo::decode, 0}}) {
       Guarded y(r, {1, H, T, D});
       ops::SdpaParams p;
       p.scale = 0.125f;
       p.causal = true;
       p.causal_prefix = N;
-      p.algo = ops::SdpaAlgo::flash;
+      p.algo = algo;
       p.kv_splits = splits;
       ops::sdpa(r, ops::AttnView::bhnd(q), ops::AttnView::bhnd(k), ops::AttnView::bhnd(v), ops::AttnView::bhnd(y), p);
-      EXPECT_TRUE(all_close(y.read_f32(), ref, {1, H, T, D}, kAtol, kRtol)) << "flash N " << N << " splits " << splits;
+      EXPECT_TRUE(all_close(y.read_f32(), ref, {1, H, T, D}, kAtol, kRtol))
+          << (algo == ops::SdpaAlgo::flash ? "flash" : "decode") << " N " << N << " splits " << splits;
     }
-    // the decode kernel (one work-group per query row) over all 2N rows at once
-    Guarded y(r, {1, H, T, D});
-    ops::SdpaParams p;
-    p.scale = 0.125f;
-    p.causal = true;
-    p.causal_prefix = N;
-    p.algo = ops::SdpaAlgo::decode;
-    ops::sdpa(r, ops::AttnView::bhnd(q), ops::AttnView::bhnd(k), ops::AttnView::bhnd(v), ops::AttnView::bhnd(y), p);
-    EXPECT_TRUE(all_close(y.read_f32(), ref, {1, H, T, D}, kAtol, kRtol)) << "decode N " << N;
   }
   Tensor q = r.empty({1, 2, 4, 8}), k = r.empty({1, 2, 6, 8}), y = r.empty({1, 2, 4, 8});
   ops::SdpaParams p;

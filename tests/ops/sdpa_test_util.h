@@ -1,5 +1,5 @@
 // Shared by the sdpa test's parts (test_sdpa.cpp, sdpa_masks.cpp): the double-precision
-// reference and gathering a strided view's elements.
+// reference and gathering a strided view's elements (the latter also by test_rel_pos.cpp).
 #pragma once
 #include <algorithm>
 #include <cmath>

@@ -15,18 +15,6 @@ using namespace dsocr::test;
 
 namespace {
 
-std::vector<double> ref_linear(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>* b,
-                               int rows, int in, int out) {
-  std::vector<double> y(static_cast<size_t>(rows) * out);
-  for (int r = 0; r < rows; ++r)
-    for (int o = 0; o < out; ++o) {
-      double s = b ? (*b)[o] : 0.0;
-      for (int i = 0; i < in; ++i) s += static_cast<double>(x[r * in + i]) * w[o * in + i];
-      y[r * out + o] = s;
-    }
-  return y;
-}
-
 // Rounds w to bf16 in place (what the device reads back) and uploads the bf16 bits.
 Tensor upload_bf16(std::vector<float>& w, const Shape& shape) {
   std::vector<uint16_t> b(w.size());

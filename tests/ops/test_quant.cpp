@@ -19,18 +19,6 @@ namespace {
 
 constexpr DType kQuantTypes[] = {DType::q8, DType::q4};
 
-std::vector<double> ref_linear(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>* b,
-                               int rows, int in, int out) {
-  std::vector<double> y(static_cast<size_t>(rows) * out);
-  for (int r = 0; r < rows; ++r)
-    for (int o = 0; o < out; ++o) {
-      double s = b ? (*b)[o] : 0.0;
-      for (int i = 0; i < in; ++i) s += static_cast<double>(x[r * in + i]) * w[o * in + i];
-      y[r * out + o] = s;
-    }
-  return y;
-}
-
 // Quantises w, uploads the blocks, and replaces w by what the kernels will read.
 Tensor upload_quantized(DType t, std::vector<float>& w, const Shape& shape) {
   auto blocks = quantize(t, w.data(), static_cast<int64_t>(w.size()));

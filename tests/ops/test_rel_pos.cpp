@@ -9,21 +9,12 @@
 #include "harness/harness.h"
 #include "runtime/ops/rel_pos.h"
 #include "runtime/ops/sdpa.h"
+#include "sdpa_test_util.h"
 
 using namespace dsocr;
 using namespace dsocr::test;
 
 namespace {
-
-std::vector<double> gather(const std::vector<float>& data, const ops::AttnView& v) {
-  std::vector<double> out(static_cast<size_t>(v.B * v.H * v.N * v.D));
-  size_t o = 0;
-  for (int64_t b = 0; b < v.B; ++b)
-    for (int64_t h = 0; h < v.H; ++h)
-      for (int64_t n = 0; n < v.N; ++n)
-        for (int64_t d = 0; d < v.D; ++d) out[o++] = data[v.offset + b * v.sb + h * v.sh + n * v.sn + d];
-  return out;
-}
 
 // rel_h [BH,N,kh], rel_w [BH,N,kw] from q [BH,N,D] (dense double) and the tables.
 void ref_rel_pos(const std::vector<double>& q, const std::vector<float>& tab_h, const std::vector<float>& tab_w,
