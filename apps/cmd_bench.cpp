@@ -198,8 +198,8 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
       "{:.0f} tok/s bandwidth ceiling; {:.0f} launches per token)\n",
       m.decode_tokens, m.decode_tok_s, m.decode_gbytes_per_token, 100.0 * m.decode_tok_s / ceiling, ceiling,
       m.decode_launches_per_token);
-  fmt::print("  peak device memory: {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n", m.peak_mem_mib,
-             m.peak_held_mib);
+  fmt::print("  peak device memory ({}-token KV cache): {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n",
+             m.context, m.peak_mem_mib, m.peak_held_mib);
   j["model"] = {{"weights", weight_storage_name(o.storage)},
                 {"kv", dtype_name(o.kv)},
                 {"init_s", m.init_s},
@@ -220,6 +220,7 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
                 {"decode_gbytes_per_token", m.decode_gbytes_per_token},
                 {"decode_ceiling_tok_s", ceiling},
                 {"decode_pct_ceiling", 100.0 * m.decode_tok_s / ceiling},
+                {"context", m.context},
                 {"peak_mem_mib", m.peak_mem_mib},
                 {"peak_held_mib", m.peak_held_mib}};
 }

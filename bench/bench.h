@@ -21,6 +21,7 @@ struct Options {
   std::string only;    // kernels: time only those whose name contains this (see kernel_names)
   WeightStorage storage = WeightStorage::bf16;  // model: weight storage (model/weights.h)
   DType kv = DType::f16;                        // model: KV cache storage (as dsocr ocr's default)
+  int64_t context = 8192;                       // model: KV cache capacity while decoding (peak memory)
 };
 
 // The yardsticks kernels are measured against. They are measured rates, not hardware limits: a
@@ -46,7 +47,7 @@ struct ModelResult {
   double init_s = 0;  // random-weight initialisation on the device (no file read)
   double vision_base_ms = 0, vision_gundam_ms = 0, prefill_ms = 0, decode_tok_s = 0;
   double vision_base_tflop = 0, vision_gundam_tflop = 0, prefill_tflop = 0, decode_gbytes_per_token = 0;
-  int64_t prefill_tokens = 0, decode_tokens = 0;
+  int64_t prefill_tokens = 0, decode_tokens = 0, context = 0;  // context: the KV cache's capacity
   double decode_launches_per_token = 0;  // kernels, CLBlast calls, copies and fills per decoded token
   double peak_mem_mib = 0, peak_held_mib = 0, weights_mib = 0;  // live; live + cached for reuse
 };

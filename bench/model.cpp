@@ -215,6 +215,9 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
   GenerateOptions g;
   g.max_new_tokens = N;
   g.eos_id = -1;  // never stop early
+  g.kv = opts.kv;
+  g.context = opts.small ? 0 : std::max<int64_t>(opts.context, P + N);  // the cache a long page holds
+  r.context = g.context;
   std::vector<Clock::time_point> stamps;
   std::vector<uint64_t> launches;
   for (int rep = 0; rep < 2; ++rep) {  // the first run warms up

@@ -38,7 +38,7 @@ std::vector<int32_t> generate(Runtime& rt, const LanguageModel& lm, const std::v
     throw Error(fmt::format(
         "generate: the prompt ({} tokens) plus max_new_tokens ({}) is {} tokens, over the context limit of {} tokens",
         L, opts.max_new_tokens, need, limit));
-  KvCache cache = make_kv_cache(rt, c, need, opts.kv);
+  KvCache cache = make_kv_cache(rt, c, opts.context > 0 ? limit : need, opts.kv);
 
   Tensor x = lm_embed(rt, lm, prompt, image_embeds, image_token_id);
   Tensor logits = lm_forward(rt, lm, x, cache, /*last_only=*/true);

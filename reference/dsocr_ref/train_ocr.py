@@ -20,6 +20,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 
@@ -52,18 +53,22 @@ def schedule(step, total, warmup, peak):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def curriculum_level(rng, step):
-    """Short lines and large fonts first, then longer lines, paragraphs, tables."""
-    top = 1 if step < 1500 else 2 if step < 4000 else 3 if step < 7000 else 4
+def curriculum_level(rng, frac):
+    """Short lines and large fonts first, then longer lines, paragraphs, tables; frac is the share
+    of the planned steps done."""
+    top = 1 if frac < 0.1 else 2 if frac < 0.25 else 3 if frac < 0.45 else 4
     return min(top, int(rng.random() * (top + 1.5)))
 
 
 class Stream(torch.utils.data.IterableDataset):
     """Endless (pixels [3,512,512], target ids) pairs; worker w of a call starting at `step` draws
-    from random.Random(seed, step, w), so a resumed run never repeats a started one's samples."""
+    from random.Random(seed, step, w), so a resumed run never repeats a started one's samples.
+    Each worker yields whole batches in turn, so its n-th sample is near global step
+    step + n * workers / batch; the curriculum follows that share of total_steps."""
 
-    def __init__(self, tok_path, assets, seed, step):
+    def __init__(self, tok_path, assets, seed, step, total_steps, workers, batch):
         self.tok_path, self.assets, self.seed, self.step = tok_path, assets, seed, step
+        self.total, self.per_sample = max(1, total_steps), max(1, workers) / batch
 
     def __iter__(self):
         from tokenizers import Tokenizer
@@ -74,7 +79,7 @@ class Stream(torch.utils.data.IterableDataset):
         split = synth.Split(synth.find_fonts([self.assets]), synth.load_words(os.path.join(self.assets, "words.txt")))
         n = 0
         while True:
-            level = curriculum_level(rng, self.step + n // 64)
+            level = curriculum_level(rng, (self.step + n * self.per_sample) / self.total)
             img, text = synth.render_sample(rng, level, split.train_fonts, split.train_words)
             n += 1
             yield pixels_of(img), tok.encode(text).ids
@@ -245,6 +250,23 @@ def plot(log, path):
     fig.savefig(path, dpi=90)
 
 
+def write_out(m, opt, meta, log, cfg_dict, a, ids, out):
+    """State, log, checkpoint and curve into out (a fresh folder, renamed into place whole)."""
+    tmp = out.rstrip("/") + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    save_state(m, opt, meta, tmp)
+    with open(os.path.join(tmp, "log.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in log)
+    export(m, cfg_dict, a.tokenizer, ids, os.path.join(tmp, "ckpt"))
+    try:
+        plot(log, os.path.join(tmp, "curve.png"))
+    except ImportError as e:  # no matplotlib on the GPU machine: the curve is drawn from log.jsonl later
+        print(f"no curve: {e}", flush=True)
+    shutil.rmtree(out, ignore_errors=True)
+    os.rename(tmp, out)
+
+
 # ---------------------------------------------------------------------------- the run
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -255,7 +277,12 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--batch", type=int, default=96)
     ap.add_argument("--lr", type=float, default=1.5e-3)
-    ap.add_argument("--total-steps", type=int, default=30000, help="length of the LR schedule over all calls")
+    ap.add_argument("--total-steps", type=int, default=0,
+                    help="length of the LR schedule and curriculum over all calls; 0: a fresh run measures its "
+                         "step rate over its first --probe-steps and plans what --minutes holds, a resumed run "
+                         "keeps its plan")
+    ap.add_argument("--probe-steps", type=int, default=200)
+    ap.add_argument("--save-every", type=float, default=0, help="minutes between snapshots into --out (0: at the end)")
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--eval-n", type=int, default=100)
     ap.add_argument("--eval-max-new", type=int, default=96, help="greedy tokens per held-out image at most")
@@ -288,48 +315,67 @@ def main(argv=None):
         meta = load_state(m, opt, a.state, dev)
         with open(os.path.join(a.state, "log.jsonl")) as f:
             log = [json.loads(line) for line in f if line.strip()]
-    meta.update(batch=a.batch, lr=a.lr, total_steps=a.total_steps, n_params=sum(p.numel() for p in m.parameters()))
+    if a.total_steps:
+        meta["total_steps"] = a.total_steps
+    meta.update(batch=a.batch, lr=a.lr, n_params=sum(p.numel() for p in m.parameters()))
+    planned = "total_steps" in meta
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(os.path.join(a.assets, "words.txt")))
     heldout = synth.heldout_set(a.eval_n, split=split)
-    stream = Stream(os.path.join(a.tokenizer, "tokenizer.json"), a.assets, a.seed, meta["step"])
     extra = {"prefetch_factor": 4} if a.workers else {}
-    dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate, **extra)
     step0, run_loss, n_loss = meta["step"], 0.0, 0
-    for px, targets in dl:
-        step = meta["step"]
-        for g in opt.param_groups:
-            g["lr"] = schedule(step, a.total_steps, 300, a.lr)
-        px = px.to(dev, non_blocking=True)
-        with amp(dev):
-            x, lab = sequences(m, px, targets, ids)
-            logits = decoder_logits(m, x)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
-        meta["step"] += 1
-        run_loss += float(loss)
-        n_loss += 1
-        if meta["step"] % 50 == 0:
-            log.append({"step": meta["step"], "loss": run_loss / n_loss, "lr": opt.param_groups[0]["lr"],
-                        "t": round(time.time() - t_start, 1)})
-            print(json.dumps(log[-1]), flush=True)
-            run_loss, n_loss = 0.0, 0
-        out_of_time = time.time() - t_start > a.minutes * 60 or (a.max_steps and meta["step"] - step0 >= a.max_steps)
-        if meta["step"] % a.eval_every == 0 or out_of_time:
-            e_cer, e_exact = evaluate(m, tok, ids, heldout, dev, a.eval_max_new)
-            log.append({"step": meta["step"], "cer": e_cer, "exact": e_exact, "t": round(time.time() - t_start, 1)})
-            print(json.dumps(log[-1]), flush=True)
-        if out_of_time:
-            break
+    t_probe, t_saved, stop = None, time.time(), False
+    while not stop:
+        # Until planned, the curriculum sees a distant end (the first levels); the plan restarts the stream.
+        stream = Stream(os.path.join(a.tokenizer, "tokenizer.json"), a.assets, a.seed, meta["step"],
+                        meta.get("total_steps", 10**9), a.workers, a.batch)
+        dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate, **extra)
+        for px, targets in dl:
+            step = meta["step"]
+            for g in opt.param_groups:
+                g["lr"] = schedule(step, meta.get("total_steps", 10**9), 300, a.lr)
+            px = px.to(dev, non_blocking=True)
+            with amp(dev):
+                x, lab = sequences(m, px, targets, ids)
+                logits = decoder_logits(m, x)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+            opt.step()
+            meta["step"] += 1
+            run_loss += float(loss)
+            n_loss += 1
+            if meta["step"] % 50 == 0:
+                log.append({"step": meta["step"], "loss": run_loss / n_loss, "lr": opt.param_groups[0]["lr"],
+                            "t": round(time.time() - t_start, 1)})
+                print(json.dumps(log[-1]), flush=True)
+                run_loss, n_loss = 0.0, 0
+            done = meta["step"] - step0
+            if not planned and done == a.probe_steps // 4:
+                t_probe = time.time()  # the rate is measured once the workers are up
+            if not planned and done >= a.probe_steps and t_probe is not None:
+                rate = (done - a.probe_steps // 4) / (time.time() - t_probe)
+                left = a.minutes * 60 - (time.time() - t_start)
+                meta["total_steps"] = int(meta["step"] + 0.9 * rate * left)  # 10 %: evaluations, snapshots
+                meta["steps_per_s"] = round(rate, 2)
+                planned = True
+                print(json.dumps({"plan": meta["total_steps"], "steps_per_s": meta["steps_per_s"]}), flush=True)
+                break
+            out_of_time = time.time() - t_start > a.minutes * 60 or (a.max_steps and done >= a.max_steps)
+            if meta["step"] % a.eval_every == 0 or out_of_time:
+                e_cer, e_exact = evaluate(m, tok, ids, heldout, dev, a.eval_max_new)
+                log.append({"step": meta["step"], "cer": e_cer, "exact": e_exact, "t": round(time.time() - t_start, 1)})
+                print(json.dumps(log[-1]), flush=True)
+            if out_of_time:
+                stop = True
+                break
+            if a.save_every and time.time() - t_saved > a.save_every * 60:
+                write_out(m, opt, meta, log, cfg_dict, a, ids, a.out)
+                t_saved = time.time()
+        else:
+            stop = True
     meta["calls"] += 1
-    os.makedirs(a.out, exist_ok=True)
-    save_state(m, opt, meta, a.out)
-    with open(os.path.join(a.out, "log.jsonl"), "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in log)
-    export(m, cfg_dict, a.tokenizer, ids, os.path.join(a.out, "ckpt"))
-    plot(log, os.path.join(a.out, "curve.png"))
+    write_out(m, opt, meta, log, cfg_dict, a, ids, a.out)
     print(f"done: step {meta['step']}, {time.time() - t_start:.0f} s", flush=True)
 
 

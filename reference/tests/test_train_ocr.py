@@ -114,3 +114,19 @@ def test_eval_cer_scores_dsocr_json(tmp_path):
     assert s["all"]["n"] == 2 and s["all"]["exact"] == 0
     assert s["all"]["cer"] == pytest.approx((1 + 13) / (3 + 13))  # a failed page counts as empty
     assert s["1"]["cer"] == pytest.approx(1 / 3)
+
+
+def test_plan_from_probe_and_curriculum(setup_dirs, tmp_path):
+    root, assets = setup_dirs
+    train_ocr.main(["--assets", str(assets), "--tokenizer", str(root / "tok"), "--state", "", "--out",
+                    str(tmp_path / "p"), "--batch", "2", "--workers", "0", "--eval-n", "2", "--max-steps", "6",
+                    "--device", "cpu", "--eval-every", "1000000", "--eval-max-new", "2", "--probe-steps", "4",
+                    "--minutes", "2"])
+    meta = json.load(open(tmp_path / "p" / "meta.json"))
+    # planned after 4 steps from the measured rate: beyond the steps done, within 2 minutes of it
+    assert meta["step"] == 6 and meta["steps_per_s"] > 0
+    assert 4 < meta["total_steps"] <= 4 + meta["steps_per_s"] * 120
+    rng = __import__("random").Random(0)
+    early = {train_ocr.curriculum_level(rng, 0.0) for _ in range(500)}
+    late = {train_ocr.curriculum_level(rng, 0.9) for _ in range(500)}
+    assert early == {0, 1} and late == {0, 1, 2, 3, 4}
