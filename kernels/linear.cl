@@ -32,6 +32,40 @@ __kernel void gemv_f32(__global const float* x, __global const wtype* w, __globa
   const int o = get_group_id(0), l = get_local_id(0);
   const size_t wo = (size_t)o * K;  // flat element index of row o (blocked formats: no pointer offset)
   float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+#ifdef QBLOCK
+  if ((K & 31) == 0) {  // rows of whole blocks (uniform): block by block, one load each
+    for (int bi = l; bi < (K >> 5); bi += WG) {
+      float q[32], s, b;
+      q_block(w, wo / 32 + bi, q, &s, &b);
+      const int k0 = bi << 5;
+      float q0 = 0.0f, x0 = 0.0f, q1 = 0.0f, x1 = 0.0f, q2 = 0.0f, x2 = 0.0f, q3 = 0.0f, x3 = 0.0f;
+      for (int j = 0; j < 32; ++j) {
+        float xv = LOADX(0, k0 + j);
+        q0 += q[j] * xv;
+        x0 += xv;
+        if (R > 1) {
+          xv = LOADX(1, k0 + j);
+          q1 += q[j] * xv;
+          x1 += xv;
+        }
+        if (R > 2) {
+          xv = LOADX(2, k0 + j);
+          q2 += q[j] * xv;
+          x2 += xv;
+        }
+        if (R > 3) {
+          xv = LOADX(3, k0 + j);
+          q3 += q[j] * xv;
+          x3 += xv;
+        }
+      }
+      a0 += s * q0 + b * x0;
+      a1 += s * q1 + b * x1;
+      a2 += s * q2 + b * x2;
+      a3 += s * q3 + b * x3;
+    }
+  } else
+#endif
   for (int k = l; k < K; k += WG) {
     float wv = LOADW(w, wo + k);
     a0 += wv * LOADX(0, k);

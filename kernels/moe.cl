@@ -325,6 +325,24 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_decode_gate_up
   __global const float* xr = x + (en / k) * H;
   size_t og = ((size_t)e * 2 * I + j) * H, ou = og + (size_t)I * H;
   float g = 0.0f, u = 0.0f;
+#ifdef QBLOCK
+  if ((H & 31) == 0) {  // rows of whole blocks (uniform): block by block (weights.cl q_block)
+    for (int bi = l; bi < (H >> 5); bi += WG) {
+      float qg[32], qu[32], sg, bg, su, bu, dg = 0.0f, du = 0.0f, sx = 0.0f;
+      q_block(w, og / 32 + bi, qg, &sg, &bg);
+      q_block(w, ou / 32 + bi, qu, &su, &bu);
+      __global const float* xb = xr + (bi << 5);
+      for (int c = 0; c < 32; ++c) {
+        float xv = xb[c];
+        dg += qg[c] * xv;
+        du += qu[c] * xv;
+        sx += xv;
+      }
+      g += sg * dg + bg * sx;
+      u += su * du + bu * sx;
+    }
+  } else
+#endif
   for (int c = l; c < H; c += WG) {
     float xv = xr[c];
     g += xv * LOADW(w, og + c);
@@ -352,6 +370,20 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_decode_down_f3
     if (ok) {
       __global const float* hr = h + en * I;
       size_t ow = ((size_t)e * H + n) * I;
+#ifdef QBLOCK
+      if ((I & 31) == 0) {  // rows of whole blocks (uniform)
+        for (int bi = l; bi < (I >> 5); bi += WG) {
+          float q[32], sc, of, dq = 0.0f, sx = 0.0f;
+          q_block(w, ow / 32 + bi, q, &sc, &of);
+          __global const float* hb = hr + (bi << 5);
+          for (int c = 0; c < 32; ++c) {
+            dq += q[c] * hb[c];
+            sx += hb[c];
+          }
+          d += sc * dq + of * sx;
+        }
+      } else
+#endif
       for (int c = l; c < I; c += WG) d += hr[c] * LOADW(w, ow + c);
     }
     d = wg_reduce_sum(d, scratch);

@@ -36,6 +36,27 @@ inline float loadw_q(__global const uchar* p, size_t i) {
   return vload_half(0, sb) * QCODE(b, j) + vload_half(1, sb);
 }
 #define LOADW(p, i) loadw_q((p), (size_t)(i))
+// Block blk (counted flat over the tensor) widened at once, for kernels whose rows are whole blocks
+// (K % 32 == 0): q[j] = code j, *s the scale, *b the offset, so that a dot product with x is
+// s * sum_j q[j] x[j] + b * sum_j x[j]: one 16- or 32-byte load instead of 32 scalar decodes.
+inline void q_block(__global const uchar* p, size_t blk, float* q, float* s, float* b) {
+  __global const uchar* bp = p + blk * QBLOCK;
+  uchar c[32];
+#ifdef WEIGHT_Q8
+  vstore16(vload16(0, bp), 0, c);
+  vstore16(vload16(1, bp), 1, c);
+  for (int j = 0; j < 32; ++j) q[j] = (float)c[j];
+#else
+  vstore16(vload16(0, bp), 0, c);
+  for (int j = 0; j < 16; ++j) {
+    q[2 * j] = (float)(c[j] & 0xf);
+    q[2 * j + 1] = (float)(c[j] >> 4);
+  }
+#endif
+  __global const half* sb = (__global const half*)(bp + QCODES);
+  *s = vload_half(0, sb);
+  *b = vload_half(1, sb);
+}
 #else
 typedef float wtype;
 #define LOADW(p, i) ((p)[(i)])

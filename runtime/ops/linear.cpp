@@ -21,11 +21,13 @@ bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 // SwiGLU product of x [rows, 2*in] (gate | up).
 void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
           bool swiglu) {
-  Defines d{{"WG", std::to_string(kGemvWG)}};
+  // Quantised rows are read 32 elements per work-item (K = 1280: 40 blocks): a smaller group.
+  const size_t wg = dtype_is_quantized(w.dtype) ? kGemvWG / 2 : kGemvWG;
+  Defines d{{"WG", std::to_string(wg)}};
   ops::add_weight_define(d, w.dtype);
   if (swiglu) d["X_SWIGLU"] = "1";
   auto& k = rt.kernel("linear.cl", "gemv_f32", d);
-  rt.launch(k, cl::NDRange(static_cast<size_t>(out) * kGemvWG), cl::NDRange(kGemvWG), x, w, y,
+  rt.launch(k, cl::NDRange(static_cast<size_t>(out) * wg), cl::NDRange(wg), x, w, y,
             static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
 }
 
