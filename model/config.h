@@ -49,6 +49,19 @@ struct ClipConfig {
   int64_t mlp_dim() const { return static_cast<int64_t>(width * mlp_ratio); }
 };
 
+// DeepSeek-OCR-2's Qwen2 "causal flow" encoder (model-spec §1.3; model/qwen2_encoder.h). Fixed in
+// the official code (qwen2_d2e.py), not read from config.json: a Qwen2-0.5B shape without
+// embed_tokens, q/k/v projections with bias and o_proj without, RMSNorm, half-rotation RoPE, SwiGLU.
+// The learned query tables are query_768 [tile_queries, hidden] (768-pixel tiles, a 12x12 net_3
+// grid) and query_1024 [global_queries, hidden] (the 1024 global view, 16x16); a view of N image
+// tokens uses the table of N rows, so a reduced test encoder picks smaller counts.
+struct Qwen2EncoderConfig {
+  int64_t layers = 24, hidden = 896, heads = 14, kv_heads = 2, intermediate = 4864;
+  int64_t tile_queries = 144, global_queries = 256;
+  double rope_theta = 1e6, rms_eps = 1e-6;
+  int64_t head_dim() const { return hidden / heads; }
+};
+
 struct ModelConfig {
   std::string model_type;  // as written in the file
   std::string torch_dtype;
