@@ -1,4 +1,5 @@
-"""Random checkpoints in the official Hugging Face layout, and loading any such checkpoint.
+"""Random checkpoints in the official Hugging Face layout (DeepSeek-OCR v1 and DeepSeek-OCR-2), and
+loading any such checkpoint (the config.json says which model it is: config.is_v2).
 
 Layout written: config.json (official keys), ONE bf16 shard model-00001-of-000001.safetensors +
 model.safetensors.index.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json,
@@ -23,7 +24,8 @@ def random_init(m: modelmod.DeepseekOCR, seed):
     """Weights scaled so that activations stay O(1) through every layer, never zero or constant:
     linear/conv ~ N(0, 1/fan_in) (residual-branch outputs ×0.5), biases ~ N(0, 0.05²),
     norm weights 1 + N(0, 0.1²), norm biases N(0, 0.05²), SAM rel-pos tables N(0, 0.2²),
-    position embeddings N(0, 0.5²), CLS / newline / separator / token embeddings N(0, 1)."""
+    position embeddings N(0, 0.5²), CLS / newline / separator / token embeddings and the v2 learned
+    queries (query_768, query_1024) N(0, 1)."""
     g = torch.Generator().manual_seed(seed)
     resid_out = ("attn.proj.", "mlp.lin2.", "self_attn.out_proj.", "mlp.fc2.", "self_attn.o_proj.", "down_proj.")
     for name, p in m.named_parameters():
@@ -39,7 +41,8 @@ def random_init(m: modelmod.DeepseekOCR, seed):
             v = r(0.2)
         elif name.endswith("pos_embed") or "position_embedding" in name:
             v = r(0.5)
-        elif name.endswith(("class_embedding", "image_newline", "view_seperator")) or "embed_tokens" in name:
+        elif name.endswith(("class_embedding", "image_newline", "view_seperator", "query_768.weight",
+                            "query_1024.weight")) or "embed_tokens" in name:
             v = r(1.0)
         elif p.dim() >= 2:
             fan_in = int(torch.tensor(shape[1:]).prod())
@@ -118,12 +121,13 @@ def load(ckpt_dir):
     return m, c
 
 
-def write_tiny(out_dir, seed=1234):
-    """The tiny test checkpoint: tiny tokenizer + tiny config + random bf16 weights."""
+def write_tiny(out_dir, seed=1234, version=1):
+    """The tiny test checkpoint: tiny tokenizer + tiny config + random bf16 weights.
+    version 2: DeepSeek-OCR-2's layout (config.tiny_config_dict_v2; qwen2 encoder instead of CLIP)."""
     tok, id_map, added = tokmod.build_tiny()
     n = tok.get_vocab_size()
     vocab = (n + 63) // 64 * 64  # padding rows, as the official 129280 > 128827
-    cd = cfgmod.tiny_config_dict(vocab)
+    cd = cfgmod.tiny_config_dict(vocab) if version == 1 else cfgmod.tiny_config_dict_v2(vocab)
     c = cfgmod.from_dict(cd)
     m = modelmod.build(c)
     random_init(m, seed)
@@ -135,3 +139,8 @@ def write_tiny(out_dir, seed=1234):
     round_bf16_(m)
     save(m, out_dir, cd, tok, added)
     return m, c, tok
+
+
+def write_tiny_v2(out_dir, seed=4321):
+    """The tiny DeepSeek-OCR-2 test checkpoint (same tokenizer and LM shape as v1's tiny one)."""
+    return write_tiny(out_dir, seed, version=2)

@@ -1,4 +1,5 @@
-"""DeepSeek-OCR v1 configuration: parses the official config.json layouts (docs/model-spec.md §1.5).
+"""DeepSeek-OCR (v1) and DeepSeek-OCR-2 configuration: parses the official config.json layouts
+(docs/model-spec.md §1.5).
 
 - released (`model_type "deepseek_vl_v2"`, bf16): LM keys at the top level and in
   `language_config`, many keys omitted (the DeepseekV2Config defaults apply);
@@ -11,6 +12,16 @@ through `vision_config.width` (`sam_vit_b`: width, layers, heads, global_attn_in
 downsample_channels, plus the optional extras out_chans, window_size, mlp_ratio;
 `clip-l-14-224`: width, layers, heads, plus the optional mlp_ratio). Absent extras take the
 official values.
+
+DeepSeek-OCR-2 (model-spec §0, §1.3) is recognised by any of: a `vision_config.width["qwen2-0-5b"]`
+entry, `vision_config.model_name "deepencoderv2"`, or the architecture `DeepseekOCR2ForCausalLM`
+(`version` 2). Its Qwen2 encoder width is `qwen2-0-5b.dim` (896); `net_3` outputs that width, so the
+stale `sam_vit_b.downsample_channels[1]` (1024 in the release) is ignored. The official code fixes the
+rest of the encoder (24 layers, 14 heads, 2 KV heads, SwiGLU 4864, RMSNorm 1e-6, RoPE θ 1e6); a
+reduced checkpoint may describe it through the optional extras of `qwen2-0-5b`: layers, heads,
+kv_heads, intermediate_size, rope_theta, rms_norm_eps (absent: the official values). The learned
+queries are 144 (`query_768`, 768 tiles) and 256 (`query_1024`, the 1024 global view): fixed by the
+12×12 and 16×16 SAM grids of those views, whatever the widths.
 """
 import json
 from dataclasses import dataclass, field, asdict
@@ -72,10 +83,26 @@ class Config:
     # projector
     projector_input_dim: int = 2048
     n_embed: int = 1280
+    # DeepSeek-OCR-2 (version 2): the Qwen2-0.5B-shaped encoder replaces CLIP (model-spec §1.3)
+    version: int = 1
+    qwen2_hidden: int = 896
+    qwen2_layers: int = 24
+    qwen2_heads: int = 14
+    qwen2_kv_heads: int = 2
+    qwen2_intermediate: int = 4864
+    qwen2_rope_theta: float = 1000000.0
+    qwen2_rms_eps: float = 1e-6
+    qwen2_max_position_embeddings: int = 131072
+    qwen2_query_tile: int = 144  # query_768 rows: a 768 tile's 12×12 SAM grid
+    qwen2_query_global: int = 256  # query_1024 rows: the 1024 global view's 16×16 grid
 
     @property
     def head_dim(self):
         return self.hidden_size // self.num_attention_heads
+
+    @property
+    def qwen2_head_dim(self):
+        return self.qwen2_hidden // self.qwen2_heads
 
     @property
     def sam_grid(self):
@@ -123,14 +150,40 @@ def from_dict(cfg: dict) -> Config:
     c.clip_mlp_ratio = float(clip.get("mlp_ratio", c.clip_mlp_ratio))
     c.clip_image_size = int(clip.get("image_size", c.clip_image_size))
     c.clip_patch_size = int(clip.get("patch_size", c.clip_patch_size))
-    if "qwen2-0-5b" in width:
-        raise NotImplementedError("DeepSeek-OCR-2 (qwen2 encoder) is not implemented by this reference")
     pc = cfg.get("projector_config", {})
     if pc.get("projector_type", "linear") != "linear":
         raise NotImplementedError(f"projector_type {pc.get('projector_type')}")
+    if is_v2(cfg):
+        _parse_qwen2(c, width.get("qwen2-0-5b", {}))
+        c.projector_input_dim = c.qwen2_hidden
     c.projector_input_dim = int(pc.get("input_dim", c.projector_input_dim))
     c.n_embed = int(pc.get("n_embed", c.n_embed))
+    if c.version == 2 and c.projector_input_dim != c.qwen2_hidden:
+        raise ValueError(f"DeepSeek-OCR-2 projector input_dim {c.projector_input_dim} != encoder dim {c.qwen2_hidden}")
     return c
+
+
+def is_v2(cfg: dict) -> bool:
+    """A DeepSeek-OCR-2 config.json (see the module docstring)."""
+    vc = cfg.get("vision_config", {}) or {}
+    width = vc.get("width", {}) if isinstance(vc.get("width"), dict) else {}
+    return ("qwen2-0-5b" in width or vc.get("model_name") == "deepencoderv2"
+            or "DeepseekOCR2ForCausalLM" in (cfg.get("architectures") or []))
+
+
+def _parse_qwen2(c: Config, q: dict):
+    c.version = 2
+    c.qwen2_hidden = int(q.get("dim", c.qwen2_hidden))
+    c.qwen2_layers = int(q.get("layers", c.qwen2_layers))
+    c.qwen2_heads = int(q.get("heads", c.qwen2_heads))
+    c.qwen2_kv_heads = int(q.get("kv_heads", c.qwen2_kv_heads))
+    c.qwen2_intermediate = int(q.get("intermediate_size", c.qwen2_intermediate))
+    c.qwen2_rope_theta = float(q.get("rope_theta", c.qwen2_rope_theta))
+    c.qwen2_rms_eps = float(q.get("rms_norm_eps", c.qwen2_rms_eps))
+    if c.qwen2_hidden % c.qwen2_heads or c.qwen2_heads % c.qwen2_kv_heads:
+        raise ValueError(f"qwen2 encoder: dim {c.qwen2_hidden}, heads {c.qwen2_heads}, kv_heads {c.qwen2_kv_heads}")
+    # net_3 outputs the encoder width; the config's downsample_channels[1] is stale (model-spec §1.1)
+    c.sam_downsample_channels = [c.sam_downsample_channels[0], c.qwen2_hidden]
 
 
 def load(path) -> Config:
@@ -182,4 +235,28 @@ def tiny_config_dict(vocab_size):
         },
     }
     top.update({k: v for k, v in lm.items() if k not in ("torch_dtype",)})
+    return top
+
+
+def tiny_config_dict_v2(vocab_size):
+    """config.json of the tiny DeepSeek-OCR-2 test checkpoint: the released v2 layout
+    (`DeepseekOCR2ForCausalLM`, `deepencoderv2`, a `qwen2-0-5b` entry) over the tiny v1 LM and SAM,
+    keeping every structural feature of the encoder: GQA with 6 query heads on 2 KV heads (groups of
+    3, as 14 on 2 make groups of 7), head size 8, several layers, q/k/v biases, SwiGLU, the stale
+    `downsample_channels[1]` (64, ignored: net_3 outputs `dim` 48), projector 48 -> 128."""
+    top = tiny_config_dict(vocab_size)
+    top["_name_or_path"] = "dsocr/tiny-random-deepseek-ocr-2"
+    top["architectures"] = ["DeepseekOCR2ForCausalLM"]
+    top["auto_map"] = {"AutoConfig": "modeling_deepseekocr2.DeepseekOCR2Config",
+                       "AutoModel": "modeling_deepseekocr2.DeepseekOCR2ForCausalLM"}
+    top["projector_config"] = {"input_dim": 48, "model_type": "mlp_projector", "n_embed": 128,
+                               "projector_type": "linear"}
+    top["vision_config"] = {
+        "image_size": 1024, "mlp_ratio": 3.7362, "model_name": "deepencoderv2", "model_type": "vision",
+        "width": {
+            "qwen2-0-5b": {"dim": 48, "layers": 3, "heads": 6, "kv_heads": 2, "intermediate_size": 96},
+            "sam_vit_b": {"downsample_channels": [32, 64], "global_attn_indexes": [1, 3], "heads": 2,
+                          "layers": 4, "width": 32, "out_chans": 16},
+        },
+    }
     return top

@@ -487,8 +487,12 @@ class DeepseekOCR(nn.Module):
 
 
 def build(c: Config, device="cpu") -> DeepseekOCR:
+    """DeepseekOCR, or DeepSeek-OCR-2's model (dsocr_ref.ocr2) when c.version is 2."""
     _DEVICE[0] = device
     try:
+        if c.version == 2:
+            from .ocr2 import DeepseekOCR2
+            return DeepseekOCR2(c)
         return DeepseekOCR(c)
     finally:
         _DEVICE[0] = "cpu"

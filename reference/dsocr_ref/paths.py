@@ -2,8 +2,8 @@
 
 A clean clone carries them in the repository: tests/data/official/ (config.json,
 tokenizer_config.json, special_tokens_map.json, processor_config.json of both models, and
-deepseek-ocr/model.safetensors.index.json, the official names for the reference's name/shape
-test). Search order, file by file: $DSOCR_OFFICIAL, then that folder.
+the model.safetensors.index.json of both, the official names for the reference's name/shape
+tests). Search order, file by file: $DSOCR_OFFICIAL, then that folder.
 """
 import os
 

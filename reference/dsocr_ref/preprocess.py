@@ -1,5 +1,8 @@
-"""Image views of DeepSeek-OCR v1 with Pillow itself (model-spec §3), so the values are the
-official ones by construction (PIL BICUBIC, ImageOps.pad with grey 127, the grid search)."""
+"""Image views of DeepSeek-OCR v1 and DeepSeek-OCR-2 with Pillow itself (model-spec §3), so the values
+are the official ones by construction (PIL BICUBIC, ImageOps.pad with grey 127, the grid search).
+
+DeepSeek-OCR-2 has a single mode (`views_v2`): the global view padded to 1024, plus 768 tiles chosen by
+the same grid search with at most 6 tiles (none when W and H are both <= 768, else 2 to 6)."""
 import numpy as np
 import torch
 from PIL import Image, ImageOps
@@ -77,23 +80,54 @@ def views(image, mode, max_tiles=9):
     """image: PIL RGB (already EXIF-transposed). -> (global_view [1,3,G,G], tiles [n,3,T,T], (cols, rows))."""
     base, size, crop = MODES[mode]
     if crop:
-        w, h = image.size
-        if w <= size and h <= size:
-            tiles, grid = [], (1, 1)
-        else:
-            tiles, grid = dynamic_preprocess(image, max_tiles, size)
-        g = ImageOps.pad(image, (base, base), color=PAD_COLOR)
-        glob = to_tensor(g)
-        if grid[0] > 1 or grid[1] > 1:
-            tt = torch.cat([to_tensor(t) for t in tiles], dim=0)
-        else:
-            tt = torch.zeros(0, 3, size, size)
-        return glob, tt, grid
+        return _crop_views(image, base, size, max_tiles)
     img = image
     if size <= 640:
         img = img.resize((size, size))
     g = ImageOps.pad(img, (size, size), color=PAD_COLOR)
     return to_tensor(g), torch.zeros(0, 3, size, size), (1, 1)
+
+
+def _crop_views(image, base, size, max_tiles):
+    """Crop mode: the global view padded to base, plus size² tiles when W or H exceeds size."""
+    w, h = image.size
+    if w <= size and h <= size:
+        tiles, grid = [], (1, 1)
+    else:
+        tiles, grid = dynamic_preprocess(image, max_tiles, size)
+    g = ImageOps.pad(image, (base, base), color=PAD_COLOR)
+    glob = to_tensor(g)
+    if grid[0] > 1 or grid[1] > 1:
+        tt = torch.cat([to_tensor(t) for t in tiles], dim=0)
+    else:
+        tt = torch.zeros(0, 3, size, size)
+    return glob, tt, grid
+
+
+# ---- DeepSeek-OCR-2 (model-spec §3): one mode, base 1024, tiles 768, at most 6 tiles
+V2_BASE, V2_TILE, V2_MAX_TILES = 1024, 768, 6
+V2_GLOBAL_TOKENS, V2_TILE_TOKENS = 256, 144  # (1024/64)², (768/64)²
+
+
+def views_v2(image, max_tiles=V2_MAX_TILES):
+    """image: PIL RGB (already EXIF-transposed) -> (global_view [1,3,1024,1024], tiles [n,3,768,768]
+    with n = 0 or 2..max_tiles, (cols, rows))."""
+    return _crop_views(image, V2_BASE, V2_TILE, max_tiles)
+
+
+def grid_v2(width, height, max_tiles=V2_MAX_TILES):
+    """The (cols, rows) that views_v2 picks for an image of that size; (1, 1) = no tiles."""
+    if width <= V2_TILE and height <= V2_TILE:
+        return (1, 1)
+    ratios = CANDIDATES[max_tiles] if max_tiles in CANDIDATES else official_candidates(max_tiles)
+    return find_closest_aspect_ratio(width / height, ratios, width, height, V2_TILE)
+
+
+def n_image_tokens_v2(n_tiles=0):
+    """DeepSeek-OCR-2 placeholder count: 256 global + 144 per tile + 1 separator (257..1121 for 0, 2..6 tiles)."""
+    if n_tiles == 1 or n_tiles < 0:
+        raise ValueError(f"{n_tiles} tiles: DeepSeek-OCR-2 uses 0 or 2..max tiles")
+    return V2_GLOBAL_TOKENS + 1 + V2_TILE_TOKENS * n_tiles
 
 
 def n_image_tokens(mode, grid=(1, 1), n_tiles=0):

@@ -43,9 +43,9 @@ def test_config_both_layouts_parse_equal():
     assert resaved.rope_theta == 10000.0 and resaved.norm_topk_prob is False and resaved.head_dim == 128
 
 
-def test_config_v2_refused():
-    with pytest.raises(NotImplementedError):
-        config.load(V2_CONFIG)
+def test_config_v2_recognised():
+    """DeepSeek-OCR-2 parses as version 2 (tests/test_ocr2.py covers it); v1 stays version 1."""
+    assert config.load(V2_CONFIG).version == 2 and config.load(V1_CONFIG).version == 1
 
 
 def test_full_size_names_shapes_and_count():
