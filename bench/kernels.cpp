@@ -16,6 +16,7 @@
 #include "runtime/ops/rel_pos.h"
 #include "runtime/ops/resize.h"
 #include "runtime/ops/sdpa.h"
+#include "runtime/quant.h"
 
 namespace dsocr::bench {
 namespace {
@@ -119,17 +120,30 @@ void sdpa_cases(bool s, std::vector<Case>& cases) {
   }
 }
 
-// The same tensor as bf16 bits (the checkpoint's storage of weight matrices).
-Tensor to_bf16(Runtime& rt, const Tensor& f) {
-  Tensor t = rt.empty(f.shape, DType::bf16, "bench bf16 weights");
-  narrow_to_bf16(rt, f, t);
-  return t;
+// The same tensor in a weight storage: f32 as is, bf16 bits (the checkpoint's storage of weight
+// matrices), or group-quantised blocks (runtime/quant.h; quantised on the host, as loading does).
+Tensor stored(Runtime& rt, const Tensor& f, DType wt) {
+  if (wt == DType::f32) return f;
+  if (wt == DType::bf16) {
+    Tensor t = rt.empty(f.shape, DType::bf16, "bench bf16 weights");
+    narrow_to_bf16(rt, f, t);
+    return t;
+  }
+  std::vector<float> h(static_cast<size_t>(f.numel()));
+  rt.read(f, h.data(), h.size() * sizeof(float));
+  auto blocks = quantize(wt, h.data(), f.numel());
+  return rt.upload(blocks.data(), f.shape, wt, "bench quantised weights");
+}
+
+// Bytes per weight element of a storage.
+double weight_bytes(DType wt) {
+  return dtype_is_quantized(wt) ? double(quant_block_bytes(wt)) / kQuantGroup : double(dtype_size(wt));
 }
 
 // y[M,N] = x[M,K] w[N,K]^T: "MxKxN".
-Case lin(const std::string& stem, int64_t M, int64_t K, int64_t N, bool bf16 = false) {
+Case lin(const std::string& stem, int64_t M, int64_t K, int64_t N, DType wt = DType::f32) {
   bool mem = M <= 4;
-  const double wbytes = bf16 ? 2 : 4;
+  const double wbytes = weight_bytes(wt);
   Case c{fmt::format("{}_{}x{}x{}", stem, M, K, N),
          mem ? "memory" : "compute",
          2.0 * M * N * K / 1e9,
@@ -137,20 +151,20 @@ Case lin(const std::string& stem, int64_t M, int64_t K, int64_t N, bool bf16 = f
          {}};
   c.make = [=](Runtime& rt) -> Timed {
     Tensor x = rnd(rt, {M, K}, 31), w = rnd(rt, {N, K}, 32, 0.05f), y = rt.empty({M, N});
-    if (bf16) w = to_bf16(rt, w);
+    w = stored(rt, w, wt);
     return [&rt, x, w, y]() mutable { linear(rt, x, w, nullptr, y); };
   };
   return c;
 }
 
 // T tokens of width H through the top-K of E experts of width I: "TxH_ExI_topK".
-Case moe(const std::string& stem, int64_t T, int64_t H, int64_t E, int64_t I, int K, bool bf16 = false) {
+Case moe(const std::string& stem, int64_t T, int64_t H, int64_t E, int64_t I, int K, DType wt = DType::f32) {
   bool mem = T <= ops::kMoeDecodeMaxTokens;
   double weights = mem ? double(T) * K * 3 * I * H : double(E) * 3 * I * H;
   Case c{fmt::format("{}_{}x{}_{}x{}_top{}", stem, T, H, E, I, K),
          mem ? "memory" : "compute",
          6.0 * T * K * H * I / 1e9,
-         ((bf16 ? 2 : 4) * weights + 4 * 2.0 * T * H) / 1e9,
+         (weight_bytes(wt) * weights + 4 * 2.0 * T * H) / 1e9,
          {}};
   c.make = [=](Runtime& rt) -> Timed {
     ops::MoeExperts ex;
@@ -159,10 +173,8 @@ Case moe(const std::string& stem, int64_t T, int64_t H, int64_t E, int64_t I, in
     ex.H = H;
     ex.gate_up = rnd(rt, {E, 2 * I, H}, 41, 0.03f);
     ex.down = rnd(rt, {E, H, I}, 42, 0.03f);
-    if (bf16) {
-      ex.gate_up = to_bf16(rt, ex.gate_up);
-      ex.down = to_bf16(rt, ex.down);
-    }
+    ex.gate_up = stored(rt, ex.gate_up, wt);
+    ex.down = stored(rt, ex.down, wt);
     Tensor x = rnd(rt, {T, H}, 43), logits = rnd(rt, {T, E}, 44, 4.f), y = rt.empty({T, H});
     Tensor ids = rt.empty({T, K}, DType::i32), w = rt.empty({T, K});
     return [&rt, ex, x, logits, y, ids, w, K]() mutable {
@@ -260,12 +272,16 @@ std::vector<Case> all_cases(bool s) {
   cases.push_back(lin("gemm_lm_qkv_prefill", s ? 256 : 1024, 1280, 3840));
   cases.push_back(lin("gemv_lm_qkv_decode", 1, 1280, 3840));
   cases.push_back(lin("gemv_lm_head", 1, 1280, s ? 16384 : 129280));
-  cases.push_back(lin("gemv_bf16_lm_qkv_decode", 1, 1280, 3840, true));
-  cases.push_back(lin("gemv_bf16_lm_head", 1, 1280, s ? 16384 : 129280, true));
+  cases.push_back(lin("gemv_bf16_lm_qkv_decode", 1, 1280, 3840, DType::bf16));
+  cases.push_back(lin("gemv_bf16_lm_head", 1, 1280, s ? 16384 : 129280, DType::bf16));
+  cases.push_back(lin("gemv_int8_lm_qkv_decode", 1, 1280, 3840, DType::q8));
+  cases.push_back(lin("gemv_int4_lm_qkv_decode", 1, 1280, 3840, DType::q4));
   cases.push_back(moe("moe_prefill", s ? 64 : 1024, 1280, 64, s ? 128 : 896, 6));
   // --small keeps every case within a 2 GiB CPU device (rusticl's llvmpipe): fewer, narrower experts.
   cases.push_back(moe("moe_decode", 1, 1280, s ? 16 : 64, s ? 256 : 896, 6));
-  cases.push_back(moe("moe_decode_bf16", 1, 1280, s ? 16 : 64, s ? 256 : 896, 6, true));
+  cases.push_back(moe("moe_decode_bf16", 1, 1280, s ? 16 : 64, s ? 256 : 896, 6, DType::bf16));
+  cases.push_back(moe("moe_decode_int8", 1, 1280, s ? 16 : 64, s ? 256 : 896, 6, DType::q8));
+  cases.push_back(moe("moe_decode_int4", 1, 1280, s ? 16 : 64, s ? 256 : 896, 6, DType::q4));
   vision_misc_cases(s, cases);
   norm_argmax_cases(s, cases);
   return cases;
