@@ -82,12 +82,23 @@ class Stream(torch.utils.data.IterableDataset):
             level = curriculum_level(rng, (self.step + n * self.per_sample) / self.total)
             img, text = synth.render_sample(rng, level, split.train_fonts, split.train_words)
             n += 1
-            yield pixels_of(img), tok.encode(text).ids
+            yield bytes_of(img), tok.encode(text).ids
+
+
+def bytes_of(img):
+    """The 512 x 512 RGB image as uint8 [3,512,512]: what the data workers hand over (a quarter of
+    float32's bytes through the loader's shared memory; normalised on the device)."""
+    a = torch.frombuffer(bytearray(img.convert("RGB").resize((512, 512)).tobytes()), dtype=torch.uint8)
+    return a.reshape(512, 512, 3).permute(2, 0, 1).contiguous()
+
+
+def normalise(a):
+    """uint8 [..., 3, H, W] -> the model's pixels: (x / 255 - 0.5) / 0.5, as the official transform."""
+    return (a.float() / 255.0 - 0.5) / 0.5
 
 
 def pixels_of(img):
-    a = torch.frombuffer(bytearray(img.convert("RGB").resize((512, 512)).tobytes()), dtype=torch.uint8)
-    return (a.reshape(512, 512, 3).permute(2, 0, 1).float() / 255.0 - 0.5) / 0.5
+    return normalise(bytes_of(img))
 
 
 def collate(batch):
@@ -328,12 +339,13 @@ def main(argv=None):
         # Until planned, the curriculum sees a distant end (the first levels); the plan restarts the stream.
         stream = Stream(os.path.join(a.tokenizer, "tokenizer.json"), a.assets, a.seed, meta["step"],
                         meta.get("total_steps", 10**9), a.workers, a.batch)
-        dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate, **extra)
+        dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate,
+                                         pin_memory=dev.type == "cuda", **extra)
         for px, targets in dl:
             step = meta["step"]
             for g in opt.param_groups:
                 g["lr"] = schedule(step, meta.get("total_steps", 10**9), 300, a.lr)
-            px = px.to(dev, non_blocking=True)
+            px = normalise(px.to(dev, non_blocking=True))
             with amp(dev):
                 x, lab = sequences(m, px, targets, ids)
                 logits = decoder_logits(m, x)
