@@ -171,6 +171,7 @@ ParityOutputs op_tokenize(Runtime&, const GoldenCase& c) {
 void register_model_parity_ops(std::map<std::string, ParityFn>& table);   // parity_model.cpp
 void register_kernel_parity_ops(std::map<std::string, ParityFn>& table);  // parity_kernels.cpp
 void register_lm_parity_ops(std::map<std::string, ParityFn>& table);      // parity_lm.cpp
+void register_qwen2_parity_ops(std::map<std::string, ParityFn>& table);   // parity_qwen2.cpp
 
 const std::map<std::string, ParityFn>& parity_ops() {
   static const std::map<std::string, ParityFn> table = [] {
@@ -188,6 +189,7 @@ const std::map<std::string, ParityFn>& parity_ops() {
     register_model_parity_ops(t);
     register_kernel_parity_ops(t);
     register_lm_parity_ops(t);
+    register_qwen2_parity_ops(t);
     return t;
   }();
   return table;

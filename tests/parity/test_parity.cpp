@@ -1,5 +1,6 @@
 // dsocr parity: golden files written here with the HDF5 C API (valid, corrupt, truncated,
-// wrong version/format/op, missing datasets, wrong shapes) run through run_parity().
+// wrong version/format/op, missing datasets, wrong shapes) run through run_parity(); broken copies
+// of the committed DeepSeek-OCR-2 encoder goldens (contract §7).
 #include <fmt/format.h>
 #include <hdf5.h>
 #include <unistd.h>
@@ -7,6 +8,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <tuple>
 
 #include "harness/harness.h"
 #include "parity/parity.h"
@@ -258,4 +261,85 @@ TEST_F(Parity, sdpa_causal_prefix_attribute) {
   EXPECT_EQ(t.exit_code(), 2) << last_output;
   EXPECT_NE(last_output.find("attrs/causal_prefix 5 must be in 0..Nk = 10 and needs causal = 1"), std::string::npos)
       << last_output;
+}
+
+namespace {
+
+// A copy of a committed DeepSeek-OCR-2 golden (contract §7) with one thing broken by `edit`.
+void broken_copy(const std::string& golden, const std::string& to, const std::function<void(H5Writer&)>& edit) {
+  fs::copy_file(source_dir() + "/tests/goldens/model/" + golden, to, fs::copy_options::overwrite_existing);
+  H5Writer h(to, true);
+  ASSERT_GE(h.f, 0) << to;
+  edit(h);
+}
+
+std::function<void(H5Writer&)> drop(const std::string& dataset) {
+  return [dataset](H5Writer& h) { ASSERT_GE(H5Ldelete(h.f, dataset.c_str(), H5P_DEFAULT), 0) << dataset; };
+}
+
+std::function<void(H5Writer&)> replace(const std::string& dataset, const Shape& shape) {
+  return [dataset, shape](H5Writer& h) {
+    ASSERT_GE(H5Ldelete(h.f, dataset.c_str(), H5P_DEFAULT), 0) << dataset;
+    h.dataset(dataset, random_floats(static_cast<size_t>(shape_numel(shape)), 5), shape);
+  };
+}
+
+std::function<void(H5Writer&)> set_int_attr(const char* name, int64_t v) {
+  return [name, v](H5Writer& h) {
+    if (H5Aexists(h.f, name) > 0) {
+      ASSERT_GE(H5Adelete(h.f, name), 0);
+    }
+    h.attr_num<int64_t>(name, v, H5T_NATIVE_INT64);
+  };
+}
+
+}  // namespace
+
+// Malformed qwen2_encoder_layer / qwen2_encoder cases (a missing dataset, a wrong shape, structure
+// attributes the weights contradict) are reported as unrunnable with the dataset or attribute
+// named, never a crash; the intact copies still run and pass.
+TEST_F(Parity, malformed_qwen2_cases_exit_2_and_others_still_run) {
+  const std::string layer = "qwen2_encoder_layer_tiny_global_l1.h5", enc = "qwen2_encoder_tiny_global.h5";
+  broken_copy(layer, p("layer_ok.h5"), [](H5Writer&) {});
+  broken_copy(enc, p("enc_ok.h5"), [](H5Writer&) {});
+  const std::vector<std::tuple<std::string, std::string, std::function<void(H5Writer&)>, std::string>> broken = {
+      {layer, "l_no_bias.h5", drop("/weights/self_attn.q_proj.bias"), "missing dataset /weights/self_attn.q_proj.bias"},
+      {layer, "l_no_x.h5", drop("/inputs/x"), "missing dataset /inputs/x"},
+      {layer, "l_positions.h5", replace("/inputs/positions", {5}),
+       "dataset inputs/positions has shape [5], expected [512]"},
+      {layer, "l_down.h5", replace("/weights/mlp.down_proj.weight", {48, 7}),
+       "/weights/mlp.down_proj.weight has shape [48,7], expected [48,96]"},
+      {layer, "l_heads.h5", set_int_attr("num_heads", 5), "num_heads 5 must divide the width 48"},
+      {layer, "l_kv.h5", replace("/weights/self_attn.k_proj.weight", {12, 48}), "has 12 rows"},
+      {layer, "l_prefix.h5", set_int_attr("causal_prefix", 100), "causal_prefix 100 with 512 tokens"},
+      {enc, "e_no_query.h5", drop("/weights/query_1024.weight"), "missing dataset /weights/query_1024.weight"},
+      {enc, "e_no_norm.h5", drop("/weights/model.model.norm.weight"),
+       "missing dataset /weights/model.model.norm.weight"},
+      {enc, "e_layer2.h5", replace("/weights/model.model.layers.2.self_attn.o_proj.weight", {48, 40}),
+       "/weights/model.model.layers.2.self_attn.o_proj.weight has shape [48,40], expected [48,48]"},
+      {enc, "e_tokens.h5", replace("/inputs/sam_features", {1, 48, 10, 10}), "N = h*w = 100 tokens"},
+      {enc, "e_width.h5", replace("/inputs/sam_features", {1, 36, 16, 16}),
+       "weights/model.model.layers.0.self_attn.k_proj.weight has shape [16,48], expected [*,36]"},
+      {enc, "e_rank.h5", replace("/inputs/sam_features", {256, 48}), "dataset inputs/sam_features has shape [256,48]"},
+  };
+  std::vector<std::string> files;
+  for (auto& [from, name, edit, msg] : broken) {
+    broken_copy(from, p(name), edit);
+    files.push_back(p(name));
+  }
+  files.push_back(p("layer_ok.h5"));
+  files.push_back(p("enc_ok.h5"));
+  auto t = run(files);
+  EXPECT_EQ(t.failed, 0) << last_output;
+  EXPECT_EQ(t.unrunnable, static_cast<int>(broken.size())) << last_output;
+  EXPECT_EQ(t.passed, 1 + 4) << last_output;  // the layer's y; the encoder's y and its 3 layer taps
+  EXPECT_EQ(t.exit_code(), 2);
+  for (auto& [from, name, edit, msg] : broken) {
+    const size_t at = last_output.find(name + "  -  -  ");
+    ASSERT_NE(at, std::string::npos) << name << " not reported in:\n" << last_output;
+    const std::string line = last_output.substr(at, last_output.find('\n', at) - at);
+    EXPECT_NE(line.find(msg), std::string::npos) << "missing '" << msg << "' in: " << line;
+  }
+  EXPECT_NE(last_output.find("layer_ok.h5  y  [1,512,48]"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("enc_ok.h5  taps/layers.2  [1,512,48]"), std::string::npos) << last_output;
 }
