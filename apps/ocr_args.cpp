@@ -46,12 +46,14 @@ what to ask:
   --prompt TEXT         a raw prompt instead of --task; must hold <image> once ("\n" = newline)
 
 image views:
-  --mode M              tiny (512, 64 tokens), small (640, 100), base (1024, 256), large (1280, 400),
-                        gundam (default: 1024 global view + 640 tiles; a checkpoint whose config.json
-                        names its mode, as dsocr's demo model does, gets that one)
+  --mode M              DeepSeek-OCR: tiny (512, 64 tokens), small (640, 100), base (1024, 256),
+                        large (1280, 400), gundam (default: 1024 global view + 640 tiles; a checkpoint
+                        whose config.json names its mode, as dsocr's demo model does, gets that one).
+                        DeepSeek-OCR-2 has one mode, ocr2 (its default: 1024 global view + 768 tiles,
+                        at most 6; 257 + 144 per tile tokens). A mode of the other model is refused.
   --max-tiles N         gundam tile grids of 2..N tiles, N in 2..9 (default 6, as the official vLLM
-                        scripts; the Hugging Face infer() uses 9)
-  --no-crop             gundam without tiles (the global view only, which is base mode)
+                        scripts; the Hugging Face infer() uses 9); ocr2: N in 2..6
+  --no-crop             gundam without tiles (the global view only, which is base mode); not ocr2
   --dpi D               PDF rendering resolution (default 144, as the official PDF script)
   --pages LIST          PDF pages, e.g. 1-5, 3, 2,4,7- (default all)
 
@@ -99,13 +101,32 @@ std::string escape_newlines(std::string s) {
   return s;
 }
 
-std::pair<std::string, std::string> checkpoint_defaults(const std::string& spec) {
+struct CheckpointDefaults {
+  std::string mode, prompt;
+  int version = 0;  // 1 or 2 (model/preprocess.h ModeSpec::version); 0: config.json unreadable here
+};
+
+CheckpointDefaults checkpoint_defaults(const std::string& spec) {
   try {
     ModelConfig c = load_config((std::filesystem::path(resolve_model(spec).dir) / "config.json").string());
-    return {c.default_mode, c.default_prompt};
+    const int version = c.is_v2() ? 2 : 1;
+    return {c.default_mode.empty() && version == 2 ? default_mode(2) : c.default_mode, c.default_prompt, version};
   } catch (const std::exception&) {
     return {};
   }
+}
+
+// The mode must belong to the checkpoint's model (DeepSeek-OCR's five, or DeepSeek-OCR-2's ocr2).
+void check_mode_fits(const OcrSettings& s, int version, bool max_tiles_given) {
+  const ModeSpec m = mode_spec(s.opts.mode);
+  if (version != 0 && m.version != version)
+    throw UsageError(fmt::format(
+        "--mode {} is a {} mode, but {} is a {} checkpoint: use --mode {} (or leave --mode out)", s.opts.mode,
+        m.version == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", s.model_spec,
+        version == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", version == 2 ? "ocr2" : "gundam, base, large, small or tiny"));
+  if (m.version == 2 && !s.opts.crop) throw UsageError("--no-crop applies to gundam; ocr2 always tiles large pages");
+  if (m.max_tiles > 0 && max_tiles_given && s.opts.max_tiles > m.max_tiles)
+    throw UsageError(fmt::format("--max-tiles {}: {} uses at most {} tiles", s.opts.max_tiles, m.name, m.max_tiles));
 }
 
 std::string parse_prompt(std::string& task, const std::string& ref, std::string raw_prompt) {
@@ -144,21 +165,20 @@ OcrSettings parse_ocr(Args& a) {
   s.model_spec = a.value("--model", env_model && *env_model ? env_model : "deepseek-ai/DeepSeek-OCR");
   const bool mode_given = a.given("--mode");
   s.opts.mode = a.value("--mode", "gundam");
+  const bool max_tiles_given = a.given("--max-tiles");
   s.opts.max_tiles = static_cast<int>(a.integer("--max-tiles", 6, 2, 9));
   s.opts.crop = !a.flag("--no-crop");
   s.task = a.value("--task");
   std::string ref = a.value("--ref"), raw_prompt = a.value("--prompt");
-  if (!mode_given || (s.task.empty() && ref.empty() && raw_prompt.empty())) {
-    auto [mode, prompt] = checkpoint_defaults(s.model_spec);
-    if (!mode_given && !mode.empty()) {
-      s.opts.mode = mode;
-      s.from_checkpoint = "mode " + mode;
-    }
-    if (s.task.empty() && ref.empty() && raw_prompt.empty() && !prompt.empty()) {
-      raw_prompt = prompt;
-      s.from_checkpoint +=
-          std::string(s.from_checkpoint.empty() ? "" : ", ") + "prompt \"" + escape_newlines(prompt) + "\"";
-    }
+  const CheckpointDefaults ckpt = checkpoint_defaults(s.model_spec);
+  if (!mode_given && !ckpt.mode.empty()) {
+    s.opts.mode = ckpt.mode;
+    s.from_checkpoint = "mode " + ckpt.mode;
+  }
+  if (s.task.empty() && ref.empty() && raw_prompt.empty() && !ckpt.prompt.empty()) {
+    raw_prompt = ckpt.prompt;
+    s.from_checkpoint +=
+        std::string(s.from_checkpoint.empty() ? "" : ", ") + "prompt \"" + escape_newlines(ckpt.prompt) + "\"";
   }
   s.format = a.value("--format");
   const bool out_dir_given = a.given("--out-dir");
@@ -178,6 +198,7 @@ OcrSettings parse_ocr(Args& a) {
   if (s.inputs.empty())
     throw UsageError("no input (a PNG, JPEG or PDF file, a folder, or - for stdin); see dsocr ocr --help");
   usage_check("--mode", [&] { return mode_spec(s.opts.mode); });
+  check_mode_fits(s, ckpt.version, max_tiles_given);
   s.prompt = parse_prompt(s.task, ref, raw_prompt);
   if (s.format.empty()) s.format = s.task == "markdown" ? "markdown" : "text";
   if (s.format != "text" && s.format != "markdown" && s.format != "json")

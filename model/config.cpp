@@ -157,8 +157,6 @@ void parse_vision(const json& top, const std::string& origin, ModelConfig& c) {
     const json& vc = top["vision_config"];
     if (vc.contains("width") && vc["width"].is_object()) {
       const json& w = vc["width"];
-      if (w.contains("qwen2-0-5b"))
-        throw NotImplemented(fmt::format("{}: DeepSeek-OCR-2 (Qwen2 encoder) is not implemented yet", origin));
       if (w.contains("sam_vit_b") && w["sam_vit_b"].is_object()) {
         const json& s = w["sam_vit_b"];
         std::string where = origin + " vision_config.width.sam_vit_b";
@@ -209,6 +207,57 @@ void parse_vision(const json& top, const std::string& origin, ModelConfig& c) {
     throw Error(fmt::format("{}: encoder widths must divide into their heads", origin));
 }
 
+// DeepSeek-OCR-2: any of a vision_config.width "qwen2-0-5b" entry, vision_config.model_name
+// "deepencoderv2", the architecture DeepseekOCR2ForCausalLM (reference config.py is_v2).
+bool is_v2_config(const json& top) {
+  if (top.contains("vision_config") && top["vision_config"].is_object()) {
+    const json& vc = top["vision_config"];
+    if (vc.contains("width") && vc["width"].is_object() && vc["width"].contains("qwen2-0-5b")) return true;
+    if (vc.contains("model_name") && vc["model_name"] == "deepencoderv2") return true;
+  }
+  if (top.contains("architectures") && top["architectures"].is_array())
+    for (const json& a : top["architectures"])
+      if (a == "DeepseekOCR2ForCausalLM") return true;
+  return false;
+}
+
+// The Qwen2 encoder of a v2 config: qwen2-0-5b.dim and the reduced checkpoint's optional extras;
+// net_3 outputs the encoder width (the config's downsample_channels[1] is stale).
+void parse_qwen2(const json& top, const std::string& origin, ModelConfig& c) {
+  c.version = ModelVersion::v2;
+  Qwen2EncoderConfig& q = c.qwen2;
+  const json* e = nullptr;
+  if (top.contains("vision_config") && top["vision_config"].is_object()) {
+    const json& vc = top["vision_config"];
+    if (vc.contains("width") && vc["width"].is_object() && vc["width"].contains("qwen2-0-5b"))
+      e = &vc["width"]["qwen2-0-5b"];
+  }
+  if (e && !e->is_null()) {
+    std::string where = origin + " vision_config.width.qwen2-0-5b";
+    if (!e->is_object()) throw Error(fmt::format("{} must be an object", where));
+    sub(*e, "dim", q.hidden, where);
+    sub(*e, "layers", q.layers, where);
+    sub(*e, "heads", q.heads, where);
+    sub(*e, "kv_heads", q.kv_heads, where);
+    sub(*e, "intermediate_size", q.intermediate, where);
+    sub(*e, "rope_theta", q.rope_theta, where);
+    sub(*e, "rms_norm_eps", q.rms_eps, where);
+  }
+  for (auto [name, v] : {std::pair{"qwen2 dim", q.hidden}, std::pair{"qwen2 intermediate_size", q.intermediate}})
+    check_range(origin, name, v, 1, kMaxDim);
+  for (auto [name, v] : {std::pair{"qwen2 layers", q.layers}, std::pair{"qwen2 heads", q.heads},
+                         std::pair{"qwen2 kv_heads", q.kv_heads}})
+    check_range(origin, name, v, 1, kMaxCount);
+  check_real(origin, "qwen2 rope_theta", q.rope_theta, 0, 1e12);
+  check_real(origin, "qwen2 rms_norm_eps", q.rms_eps, 0, 1);
+  if (q.hidden % q.heads || q.heads % q.kv_heads || q.head_dim() % 2)
+    throw Error(fmt::format("{}: qwen2 encoder dim {} must divide into {} heads of even size, a multiple of "
+                            "kv_heads {}",
+                            origin, q.hidden, q.heads, q.kv_heads));
+  c.sam.downsample_channels[1] = q.hidden;
+  c.projector_input_dim = q.hidden;
+}
+
 // projector_config, checked against the encoder and LM widths.
 void parse_projector(const json& top, const std::string& origin, ModelConfig& c) {
   const LmConfig& lm = c.lm;
@@ -221,7 +270,11 @@ void parse_projector(const json& top, const std::string& origin, ModelConfig& c)
     sub(p, "input_dim", c.projector_input_dim, origin + " projector_config");
     sub(p, "n_embed", c.n_embed, origin + " projector_config");
   }
-  if (c.projector_input_dim != c.clip.width + c.sam.downsample_channels[1])
+  if (c.is_v2()) {
+    if (c.projector_input_dim != c.qwen2.hidden)
+      throw Error(fmt::format("{}: DeepSeek-OCR-2 projector input_dim {} must equal the encoder dim {}", origin,
+                              c.projector_input_dim, c.qwen2.hidden));
+  } else if (c.projector_input_dim != c.clip.width + c.sam.downsample_channels[1])
     throw Error(fmt::format("{}: projector input_dim {} must equal CLIP width {} + SAM output channels {}", origin,
                             c.projector_input_dim, c.clip.width, c.sam.downsample_channels[1]));
   if (c.n_embed != lm.hidden_size)
@@ -242,6 +295,7 @@ ModelConfig parse_config(const std::string& text, const std::string& origin) {
   c.torch_dtype = r.str("torch_dtype", "");
   parse_lm(r, origin, c.lm);
   parse_vision(top, origin, c);
+  if (is_v2_config(top)) parse_qwen2(top, origin, c);
   parse_projector(top, origin, c);
   if (top.contains("dsocr_demo") && top["dsocr_demo"].is_object()) {
     const json& d = top["dsocr_demo"];

@@ -8,6 +8,13 @@
 // out_chans, window_size, mlp_ratio; "clip-l-14-224": width, layers, heads, optional mlp_ratio,
 // image_size, patch_size), as reference/dsocr_ref/config.py does. Every buffer size derives from
 // this struct.
+//
+// DeepSeek-OCR-2 (version 2) is recognised as reference/dsocr_ref/config.py does: a
+// vision_config.width "qwen2-0-5b" entry, vision_config.model_name "deepencoderv2" or the
+// architecture DeepseekOCR2ForCausalLM. Its encoder width is qwen2-0-5b.dim (896); SAM's net_3
+// outputs that width, so the stale sam_vit_b.downsample_channels[1] (1024 in the release) is
+// replaced by it. A reduced checkpoint may add layers, heads, kv_heads, intermediate_size,
+// rope_theta, rms_norm_eps to the qwen2-0-5b entry (absent: the official values). CLIP is unused.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -62,12 +69,17 @@ struct Qwen2EncoderConfig {
   int64_t head_dim() const { return hidden / heads; }
 };
 
+enum class ModelVersion { v1 = 1, v2 = 2 };  // DeepSeek-OCR, DeepSeek-OCR-2
+
 struct ModelConfig {
   std::string model_type;  // as written in the file
   std::string torch_dtype;
+  ModelVersion version = ModelVersion::v1;
   LmConfig lm;
   SamConfig sam;
-  ClipConfig clip;
+  ClipConfig clip;            // v1 only
+  Qwen2EncoderConfig qwen2;   // v2 only
+  bool is_v2() const { return version == ModelVersion::v2; }
   int64_t projector_input_dim = 2048, n_embed = 1280;
   // How the checkpoint was trained to be used, from the optional "dsocr_demo" object that
   // dsocr's own demo checkpoints carry ({"mode": "tiny", "prompt": "<image>\nFree OCR."}): the
@@ -77,8 +89,8 @@ struct ModelConfig {
 };
 
 // Parses config.json text / a file. Throws Error naming the key for a malformed value and
-// NotImplemented for a model this build does not run (MLA attention, another router, the
-// DeepSeek-OCR-2 Qwen2 encoder, another projector type).
+// NotImplemented for a model this build does not run (MLA attention, another router, another
+// projector type).
 ModelConfig parse_config(const std::string& json_text, const std::string& origin = "config.json");
 ModelConfig load_config(const std::string& path);
 

@@ -94,6 +94,7 @@ Tensor sam_forward(Runtime& rt, SamEncoder& s, const Tensor& pixels, Taps* taps)
 }
 
 DeepEncoder load_deepencoder(Runtime& rt, const WeightSource& w, const ModelConfig& cfg) {
+  if (cfg.is_v2()) return load_deepencoder_v2(rt, w, cfg);
   DeepEncoder e;
   e.cfg = cfg;
   e.sam = load_sam(rt, SubWeights(w, "sam_model."), cfg.sam);
@@ -106,6 +107,7 @@ DeepEncoder load_deepencoder(Runtime& rt, const WeightSource& w, const ModelConf
 }
 
 Tensor encode_views(Runtime& rt, DeepEncoder& e, const Tensor& pixels, Taps* taps, const std::string& prefix) {
+  if (e.cfg.is_v2()) return encode_views_v2(rt, e, pixels, taps, prefix);
   Taps sam_taps, clip_taps;
   Tensor sam = sam_forward(rt, e.sam, pixels, taps ? &sam_taps : nullptr);
   Tensor clip = clip_forward(rt, e.clip, sam, taps ? &clip_taps : nullptr);
@@ -128,6 +130,7 @@ Tensor encode_views(Runtime& rt, DeepEncoder& e, const Tensor& pixels, Taps* tap
 
 Tensor vision_embeddings(Runtime& rt, DeepEncoder& e, const Tensor& global_view, const Tensor* tiles, int cols,
                          int rows, Taps* taps) {
+  if (e.cfg.is_v2()) return vision_embeddings_v2(rt, e, global_view, tiles, cols, rows, taps);
   const int64_t C = e.cfg.n_embed;
   Tensor loc;
   int64_t q = 0;

@@ -1,5 +1,8 @@
 // DeepEncoder of DeepSeek-OCR v1: SAM ViT-B -> CLIP-L -> [CLIP | SAM] -> linear projector, and
 // the view assembly into the image-token sequence (model-spec §0, §1, §3, §5).
+// DeepSeek-OCR-2 (cfg.is_v2(), model/deepencoder_v2.cpp): SAM with net_3 to the encoder width ->
+// flattened row-major [B,N,D] -> Qwen2 encoder (model/qwen2_encoder.h) -> linear projector D ->
+// n_embed; the views laid out as tiles, then the global view, then view_seperator (no newlines).
 #pragma once
 #include <map>
 #include <string>
@@ -7,6 +10,7 @@
 
 #include "model/clip.h"
 #include "model/config.h"
+#include "model/qwen2_encoder.h"
 #include "model/sam.h"
 #include "model/weights.h"
 
@@ -32,13 +36,14 @@ Tensor sam_forward(Runtime& rt, SamEncoder& sam, const Tensor& pixels, Taps* tap
 struct DeepEncoder {
   ModelConfig cfg;
   SamEncoder sam;
-  Clip clip;
-  Tensor proj_w, proj_b;      // [n_embed, 2048], [n_embed]
-  Tensor newline, separator;  // [n_embed]
+  Clip clip;                  // v1
+  Qwen2Encoder qwen2;         // v2
+  Tensor proj_w, proj_b;      // [n_embed, 2048 (v1) or the encoder width (v2)], [n_embed]
+  Tensor newline, separator;  // [n_embed]; newline v1 only
 };
 
 // Names relative to the checkpoint's "model." (sam_model., vision_model., projector.layers.,
-// image_newline, view_seperator).
+// image_newline, view_seperator; v2: sam_model., qwen2_model., projector.layers., view_seperator).
 DeepEncoder load_deepencoder(Runtime& rt, const WeightSource& w, const ModelConfig& cfg);
 
 // One batch of views [n,3,S,S] -> projected features [n, (S/64)^2, n_embed].
@@ -46,9 +51,16 @@ Tensor encode_views(Runtime& rt, DeepEncoder& enc, const Tensor& pixels, Taps* t
                     const std::string& prefix = {});
 
 // The image embeddings in sequence order: tiles mosaic (image_newline per row), global rows with
-// newline, view_seperator. global_view [1,3,G,G]; tiles [n,3,T,T] (n = cols*rows, or 0).
+// newline, view_seperator (v2: every tile's rows one tile after another, the global rows,
+// view_seperator: 144 n + 256 + 1 rows at the official sizes). global_view [1,3,G,G]; tiles [n,3,T,T] (n = cols*rows, or 0).
 // Returns [n_image_tokens, n_embed].
 Tensor vision_embeddings(Runtime& rt, DeepEncoder& enc, const Tensor& global_view, const Tensor* tiles, int cols,
                          int rows, Taps* taps = nullptr);
+
+// The v2 halves of the three functions above (they dispatch on cfg.is_v2()).
+DeepEncoder load_deepencoder_v2(Runtime& rt, const WeightSource& w, const ModelConfig& cfg);
+Tensor encode_views_v2(Runtime& rt, DeepEncoder& enc, const Tensor& pixels, Taps* taps, const std::string& prefix);
+Tensor vision_embeddings_v2(Runtime& rt, DeepEncoder& enc, const Tensor& global_view, const Tensor* tiles, int cols,
+                            int rows, Taps* taps);
 
 }  // namespace dsocr

@@ -80,8 +80,13 @@ ModeSpec mode_spec(const std::string& mode) {
   if (mode == "base") return {mode, 1024, 1024, false};
   if (mode == "large") return {mode, 1280, 1280, false};
   if (mode == "gundam") return {mode, 1024, 640, true};
-  throw Error(fmt::format("unknown mode '{}' (expected tiny, small, base, large or gundam)", mode));
+  if (mode == "ocr2") return {mode, 1024, 768, true, 2, 6};
+  throw Error(fmt::format(
+      "unknown mode '{}' (expected tiny, small, base, large or gundam for DeepSeek-OCR, ocr2 for DeepSeek-OCR-2)",
+      mode));
 }
+
+std::string default_mode(int version) { return version == 2 ? "ocr2" : "gundam"; }
 
 RgbImage pil_resize_bicubic(const RgbImage& im, int out_w, int out_h) {
   if (out_w <= 0 || out_h <= 0) throw Error(fmt::format("resize to {}x{}", out_w, out_h));
@@ -204,6 +209,12 @@ RgbImage crop(const RgbImage& im, int x0, int y0, int w, int h) {
 }
 }  // namespace
 
+std::pair<int, int> view_grid(const ModeSpec& m, int width, int height, int max_tiles) {
+  if (!m.crop || (width <= m.image && height <= m.image)) return {1, 1};
+  if (m.max_tiles > 0) max_tiles = std::min(max_tiles, m.max_tiles);
+  return choose_grid(width, height, m.image, max_tiles);
+}
+
 Views make_views(const RgbImage& image, const std::string& mode, int max_tiles) {
   ModeSpec m = mode_spec(mode);
   if (image.width <= 0 || image.height <= 0) throw Error("image has no pixels");
@@ -211,8 +222,8 @@ Views make_views(const RgbImage& image, const std::string& mode, int max_tiles) 
   if (m.crop) {
     v.global_size = m.base;
     v.tile_size = m.image;
-    if (!(image.width <= m.image && image.height <= m.image)) {
-      auto [cols, rows] = choose_grid(image.width, image.height, m.image, max_tiles);
+    auto [cols, rows] = view_grid(m, image.width, image.height, max_tiles);
+    if (cols * rows > 1) {
       v.cols = cols;
       v.rows = rows;
       RgbImage resized = pil_resize_bicubic(image, m.image * cols, m.image * rows);
@@ -231,6 +242,10 @@ Views make_views(const RgbImage& image, const std::string& mode, int max_tiles) 
 
 int image_token_count(const std::string& mode, int cols, int rows, int n_tiles) {
   ModeSpec m = mode_spec(mode);
+  if (m.version == 2) {
+    const int g = m.base / 64, t = m.image / 64;  // 16x16 global, 12x12 per tile (no newlines)
+    return g * g + 1 + t * t * n_tiles;
+  }
   if (m.crop) {
     int n = 16 * 17 + 1;
     if (n_tiles) n += (10 * rows) * (10 * cols + 1);

@@ -16,8 +16,15 @@ struct ModeSpec {
   std::string name;
   int base = 1024, image = 1024;
   bool crop = false;
+  int version = 1;    // the model the mode belongs to: 1 DeepSeek-OCR, 2 DeepSeek-OCR-2
+  int max_tiles = 0;  // an upper bound on the caller's max_tiles (0: none)
 };
-ModeSpec mode_spec(const std::string& mode);  // tiny | small | base | large | gundam; throws Error
+// DeepSeek-OCR: tiny | small | base | large | gundam. DeepSeek-OCR-2 has one mode, ocr2: the
+// global view padded to 1024 plus 768 tiles from the gundam grid search with at most 6 tiles
+// (none when W and H are both <= 768, else 2..6), no newlines. Throws Error for another name.
+ModeSpec mode_spec(const std::string& mode);
+// The name of the mode of a model version when none is asked for: gundam (v1), ocr2 (v2).
+std::string default_mode(int version);
 
 // PIL Image.resize(size, BICUBIC) of an RGB image.
 RgbImage pil_resize_bicubic(const RgbImage& im, int out_w, int out_h);
@@ -34,10 +41,16 @@ struct Views {
   int n_tiles = 0, cols = 1, rows = 1;
 };
 
-// image: RGB, already EXIF-transposed. max_tiles: 9 as the HF code (vLLM uses 6).
+// The tile grid (cols, rows) of a crop mode for a width x height image: (1, 1) means no tiles
+// (W and H both within the tile size). max_tiles is cut to the mode's own bound (ocr2: 6).
+std::pair<int, int> view_grid(const ModeSpec& m, int width, int height, int max_tiles);
+
+// image: RGB, already EXIF-transposed. max_tiles: 9 as the HF code (vLLM uses 6); ocr2 uses at
+// most 6 whatever is asked.
 Views make_views(const RgbImage& image, const std::string& mode, int max_tiles = 9);
 
-// Number of <image> placeholders for these views (model-spec §3).
+// Number of <image> placeholders for these views (model-spec §3). v1 crop: 16*17 + 1 plus
+// 10 rows x (10 cols + 1) per tile row; v1 plain: q(q+1) + 1; ocr2: 256 + 1 + 144 per tile.
 int image_token_count(const std::string& mode, int cols, int rows, int n_tiles);
 
 }  // namespace dsocr

@@ -55,6 +55,9 @@ PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std
   // Seconds spent building or loading kernel programs so far: taken out of every stage's time.
   auto compiled = [&] { return rt.programs().stats().seconds; };
   const double c0 = compiled();
+  if (const int want = e.model.cfg.is_v2() ? 2 : 1; mode_spec(r.mode).version != want)
+    throw Error(fmt::format("mode {} is not a mode of this {} checkpoint (use {})", r.mode,
+                            want == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", want == 2 ? "ocr2" : "gundam or base"));
   auto t0 = Clock::now();
   Views v = make_views(image, r.mode, o.max_tiles);
   r.cols = v.cols;

@@ -16,7 +16,7 @@
 namespace dsocr {
 
 struct OcrOptions {
-  std::string mode = "gundam";             // tiny | small | base | large | gundam
+  std::string mode = "gundam";             // tiny | small | base | large | gundam (v1); ocr2 (v2)
   int max_tiles = 6;                       // gundam grids of 2..max_tiles tiles (vLLM's MAX_CROPS)
   bool crop = true;                        // false: gundam's global view only (the same views as base)
   int64_t max_new_tokens = 8192;           // capped to the model's context

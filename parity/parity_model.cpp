@@ -1,5 +1,6 @@
-// Model-level parity ops (sam_encoder, clip_encoder, vision_encoder): the structure that the
-// weights do not reveal comes from the case's root attributes (contract defaults otherwise).
+// Model-level parity ops (sam_encoder, clip_encoder, vision_encoder, v1 and DeepSeek-OCR-2): the
+// structure that the weights do not reveal comes from the case's root attributes (contract
+// defaults otherwise).
 #include <fmt/format.h>
 
 #include "model/deepencoder.h"
@@ -76,10 +77,35 @@ ParityOutputs op_clip_encoder(Runtime& rt, const GoldenCase& c) {
   return out;
 }
 
+// A DeepSeek-OCR-2 vision_encoder case (contract §7.2: weights under qwen2_model.*): the encoder's
+// sizes from its weights, heads / theta / eps from the qwen2_* root attributes.
+Qwen2EncoderConfig qwen2_case_config(const GoldenCase& c) {
+  const std::string p = "qwen2_model.", l0 = p + "model.model.layers.0.";
+  Qwen2EncoderConfig k;
+  const auto& q768 = w(c, p + "query_768.weight", 2);
+  k.hidden = q768.shape[1];
+  k.tile_queries = q768.shape[0];
+  k.global_queries = w(c, p + "query_1024.weight", 2).shape[0];
+  k.layers = count_layers(c, p + "model.model.layers.", "input_layernorm.weight");
+  k.heads = c.attr_int("qwen2_heads", 14);
+  if (k.heads < 1 || k.hidden % k.heads)
+    throw GoldenError(fmt::format("{}: qwen2_heads {} does not divide the width {}", c.path, k.heads, k.hidden));
+  k.kv_heads = w(c, l0 + "self_attn.k_proj.weight", 2).shape[0] / k.head_dim();
+  k.intermediate = w(c, l0 + "mlp.gate_proj.weight", 2).shape[0];
+  k.rope_theta = c.attr_float("qwen2_rope_theta", 1e6);
+  k.rms_eps = c.attr_float("qwen2_eps", 1e-6);
+  return k;
+}
+
 ParityOutputs op_vision_encoder(Runtime& rt, const GoldenCase& c) {
   ModelConfig cfg;
   cfg.sam = sam_config(c, "sam_model.", "sam_heads");
-  cfg.clip = clip_config(c, "vision_model.", "clip_heads");
+  if (c.weights.count("qwen2_model.query_768.weight")) {
+    cfg.version = ModelVersion::v2;
+    cfg.qwen2 = qwen2_case_config(c);
+  } else {
+    cfg.clip = clip_config(c, "vision_model.", "clip_heads");
+  }
   const auto& pw = w(c, "projector.layers.weight", 2);
   cfg.n_embed = pw.shape[0];
   cfg.projector_input_dim = pw.shape[1];

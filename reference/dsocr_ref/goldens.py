@@ -51,6 +51,11 @@ def main(argv=None):
         from . import goldens_model
         print("model cases:", flush=True)
         n += len(goldens_model.write_all(args.out, args.only))
+        from . import goldens_ocr2
+        print("DeepSeek-OCR-2 cases:", flush=True)
+        wanted = [c for c in goldens_ocr2.COMMITTED if not args.only or any(o in c for o in args.only)]
+        if wanted:
+            n += len(goldens_ocr2.write_all(args.out, wanted, log=lambda s: print(s, flush=True)))
     print(f"wrote {n} golden files under {args.out} in {time.time() - t0:.1f}s")
     return 0
 

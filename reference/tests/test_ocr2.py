@@ -334,8 +334,13 @@ def test_golden_values_recompute(written):
     assert torch.equal(logits, torch.from_numpy(lg["outputs"]["logits"]))
 
 
-def test_golden_cli_refuses_committed_folder():
-    assert goldens_ocr2.main(["--out", os.path.join(REPO, "tests", "goldens")]) == 2
+def test_committed_cases_are_the_listed_ones():
+    """goldens.main regenerates exactly COMMITTED (test_goldens checks the values)."""
+    model_dir = os.path.join(REPO, "tests", "goldens", "model")
+    names = {n[:-3] for n in os.listdir(model_dir) if n.endswith(".h5")}
+    v2 = {n for n in names if "ocr2" in n or n.startswith("qwen2_")}
+    assert v2 == set(goldens_ocr2.COMMITTED)
+    assert set(goldens_ocr2.COMMITTED) <= {name for name, _ in goldens_ocr2.CASES}
 
 
 # ------------------------------------------------------------------ v1 unchanged

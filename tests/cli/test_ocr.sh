@@ -1,6 +1,6 @@
-# dsocr ocr end to end on the tiny random checkpoint (tests/goldens/tiny-ckpt): the golden
-# generation through the CLI, streamed output, inputs (folders, stdin, PDF pages), options, and
-# every failure with its message, exit status and an empty stdout.
+# dsocr ocr end to end on the tiny random checkpoints (tests/goldens/tiny-ckpt, and tiny-ckpt-ocr2 of
+# DeepSeek-OCR-2): the golden generations through the CLI, streamed output, inputs (folders, stdin,
+# PDF pages), options, and every failure with its message, exit status and an empty stdout.
 source "$(dirname "$0")/lib.sh" "$@"
 SRC=${DSOCR_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 CKPT=$SRC/tests/goldens/tiny-ckpt
@@ -283,6 +283,30 @@ ocr_run demo_override --model "$WORK/demo-ckpt" --device "$DEVICE" --max-new-tok
 expect_contains "checkpoint defaults: --mode overrides" "$WORK/demo_override.out" '"mode":"base"'
 expect_contains "checkpoint defaults: --task overrides" "$WORK/demo_override.out" 'OCR this image'
 expect_absent "checkpoint defaults: nothing said when overridden" "$WORK/demo_override.err" "the checkpoint's config.json"
+
+# ---- DeepSeek-OCR-2: the tiny v2 checkpoint (tests/goldens/tiny-ckpt-ocr2) gets its one mode, ocr2,
+# from its config.json. The golden generation model_generate_ocr2_image_tiles.h5 through the CLI
+# (text_page.png: 2x3 tiles of 768 + the 1024 global view, 6*144 + 256 + 1 image tokens; "Free
+# OCR.", 48 new tokens, n-gram 20 / window 90; --kv f32 as the golden was made): its /outputs/tokens.
+CKPT2=$SRC/tests/goldens/tiny-ckpt-ocr2
+GOLDEN2_IDS="802,272,1237,15,257,1046,245,750,15,257,1046,245,750,15,257,1046,245,750,15,257,1046,245,750,15,257,1046,245,393,561,920,913,503,556,843,573,873,1132,1040,214,951,1276,355,170,303,814,631,585,268"
+ocr_run v2_golden --model "$CKPT2" --device "$DEVICE" "$IMG/text_page.png" --task free --max-new-tokens 48 \
+  --ngram 20 --ngram-window 90 --format json --kv f32
+expect_rc "v2 golden run" 0 "$rc"
+if [ "$(ids_of "$WORK/v2_golden.out")" = "$GOLDEN2_IDS" ]; then pass "v2: generated ids equal the golden's"
+else fail "v2: generated ids differ from the golden:"; echo "    got  $(ids_of "$WORK/v2_golden.out")"; echo "    want $GOLDEN2_IDS"; fi
+expect_contains "v2: mode from the checkpoint" "$WORK/v2_golden.err" "mode ocr2 \(the checkpoint's config.json"
+expect_contains "v2: mode, grid" "$WORK/v2_golden.out" '"mode":"ocr2","grid":\[2,3\],"tiles":6'
+expect_contains "v2: token counts" "$WORK/v2_golden.out" '"tokens":\{"prompt":1129,"image":1121,"generated":48\}'
+ocr_run v2_small --model "$CKPT2" --device "$DEVICE" --mode ocr2 --max-new-tokens 3 --format json "$IMG/rgba.png"
+expect_rc "v2: --mode ocr2, no tiles" 0 "$rc"
+expect_contains "v2: global view only" "$WORK/v2_small.out" '"tiles":0.*"image":257,'
+expect_failure "v1 mode on v2" 2 "--mode gundam is a DeepSeek-OCR mode, but .*tiny-ckpt-ocr2 is a DeepSeek-OCR-2 checkpoint: use --mode ocr2" \
+  --model "$CKPT2" --device "$DEVICE" --mode gundam "$IMG/gradient.png"
+expect_failure "v2 mode on v1" 2 "--mode ocr2 is a DeepSeek-OCR-2 mode, but .*tiny-ckpt is a DeepSeek-OCR checkpoint" \
+  --model "$CKPT" --device "$DEVICE" --mode ocr2 "$IMG/gradient.png"
+expect_failure "v2 --max-tiles 9" 2 "--max-tiles 9: ocr2 uses at most 6 tiles" --model "$CKPT2" --max-tiles 9 "$IMG/gradient.png"
+expect_failure "v2 --no-crop" 2 "--no-crop applies to gundam" --model "$CKPT2" --no-crop "$IMG/gradient.png"
 
 expect_failure "missing device" 1 "no OpenCL device matches 'no-such-device-xyz'" \
   --model "$CKPT" --device no-such-device-xyz "$IMG/gradient.png"

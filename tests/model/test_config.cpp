@@ -43,8 +43,68 @@ TEST(config, official_v1_resave) {
   EXPECT_EQ(c.projector_input_dim, 2048);
 }
 
-TEST(config, official_v2_is_reported_not_implemented) {
-  EXPECT_THROW(load_config(data_dir() + "/deepseek-ocr-2/config.json"), NotImplemented);
+TEST(config, official_v2) {
+  ModelConfig c = load_config(data_dir() + "/deepseek-ocr-2/config.json");
+  EXPECT_TRUE(c.is_v2());
+  EXPECT_EQ(c.model_type, "deepseek_vl_v2");
+  EXPECT_EQ(c.lm.vocab_size, 129280);
+  EXPECT_EQ(c.lm.hidden_size, 1280);
+  EXPECT_EQ(c.lm.n_routed_experts, 64);
+  EXPECT_EQ(c.sam.width, 768);
+  EXPECT_EQ(c.sam.grid(), 64);
+  // net_3 outputs the encoder width; the config's stale downsample_channels[1] (1024) is replaced
+  EXPECT_EQ(c.sam.downsample_channels, (std::vector<int64_t>{512, 896}));
+  EXPECT_EQ(c.qwen2.hidden, 896);  // qwen2-0-5b.dim; the rest are the official code's values
+  EXPECT_EQ(c.qwen2.layers, 24);
+  EXPECT_EQ(c.qwen2.heads, 14);
+  EXPECT_EQ(c.qwen2.kv_heads, 2);
+  EXPECT_EQ(c.qwen2.intermediate, 4864);
+  EXPECT_EQ(c.qwen2.head_dim(), 64);
+  EXPECT_EQ(c.qwen2.tile_queries, 144);
+  EXPECT_EQ(c.qwen2.global_queries, 256);
+  EXPECT_DOUBLE_EQ(c.qwen2.rope_theta, 1e6);
+  EXPECT_EQ(c.projector_input_dim, 896);
+  EXPECT_EQ(c.n_embed, 1280);
+  EXPECT_FALSE(load_config(data_dir() + "/deepseek-ocr/config.json").is_v2());
+}
+
+// The reference's tiny_config_dict_v2 shape: the reduced encoder's extras under qwen2-0-5b, and
+// each of the three detection rules on its own.
+TEST(config, reduced_v2_encoder_and_detection) {
+  ModelConfig c = parse_config(R"({"hidden_size":128,"num_attention_heads":2,"num_key_value_heads":2,
+    "projector_config":{"input_dim":48,"n_embed":128},
+    "vision_config":{"model_name":"deepencoderv2","width":{
+      "qwen2-0-5b":{"dim":48,"layers":3,"heads":6,"kv_heads":2,"intermediate_size":96,"rope_theta":5e5,
+                    "rms_norm_eps":1e-5},
+      "sam_vit_b":{"downsample_channels":[32,64],"global_attn_indexes":[1,3],"heads":2,"layers":4,
+                   "width":32,"out_chans":16}}}})");
+  EXPECT_TRUE(c.is_v2());
+  EXPECT_EQ(c.qwen2.hidden, 48);
+  EXPECT_EQ(c.qwen2.layers, 3);
+  EXPECT_EQ(c.qwen2.heads, 6);
+  EXPECT_EQ(c.qwen2.kv_heads, 2);
+  EXPECT_EQ(c.qwen2.intermediate, 96);
+  EXPECT_DOUBLE_EQ(c.qwen2.rope_theta, 5e5);
+  EXPECT_DOUBLE_EQ(c.qwen2.rms_eps, 1e-5);
+  EXPECT_EQ(c.sam.downsample_channels, (std::vector<int64_t>{32, 48}));
+  EXPECT_EQ(c.projector_input_dim, 48);
+
+  EXPECT_TRUE(parse_config(R"({"architectures":["DeepseekOCR2ForCausalLM"],
+    "projector_config":{"input_dim":896}})").is_v2());
+  EXPECT_TRUE(parse_config(R"({"vision_config":{"model_name":"deepencoderv2"}})").is_v2());
+  ModelConfig d = parse_config(R"({"vision_config":{"width":{"qwen2-0-5b":{"dim":64,"heads":4,"kv_heads":2}}}})");
+  EXPECT_TRUE(d.is_v2());
+  EXPECT_EQ(d.projector_input_dim, 64);  // absent input_dim: the encoder width
+  EXPECT_FALSE(parse_config(R"({"architectures":["DeepseekOCRForCausalLM"]})").is_v2());
+}
+
+TEST(config, malformed_v2_values_are_named) {
+  expect_error(R"({"vision_config":{"width":{"qwen2-0-5b":{"dim":896}}},"projector_config":{"input_dim":2048}})",
+               "DeepSeek-OCR-2 projector input_dim 2048 must equal the encoder dim 896");
+  expect_error(R"({"vision_config":{"width":{"qwen2-0-5b":{"dim":"wide"}}}})", "dim must be an integer");
+  expect_error(R"({"vision_config":{"width":{"qwen2-0-5b":{"dim":900}}}})", "qwen2 encoder dim 900 must divide");
+  expect_error(R"({"vision_config":{"width":{"qwen2-0-5b":{"heads":14,"kv_heads":4}}}})", "kv_heads 4");
+  expect_error(R"({"vision_config":{"width":{"qwen2-0-5b":{"layers":0}}}})", "qwen2 layers must be in 1..");
 }
 
 TEST(config, released_layout_with_defaults_omitted) {

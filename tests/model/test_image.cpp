@@ -289,3 +289,49 @@ TEST(preprocess, geometry) {
   EXPECT_FLOAT_EQ(v.tiles[0], 200.f / 255.f / 0.5f - 1.f);
   EXPECT_THROW(make_views(im, "huge"), Error);
 }
+
+// DeepSeek-OCR-2's single mode: 1024 global + 768 tiles, at most 6, 256 + 1 + 144 per tile. The
+// expected grids and counts were computed once with the reference (reference/dsocr_ref/
+// preprocess.py grid_v2 and n_image_tokens_v2) and are hard-coded here.
+TEST(preprocess, ocr2_grids_match_the_reference) {
+  struct Case {
+    int w, h, cols, rows, tokens;
+  };
+  const Case cases[] = {
+      {640, 480, 1, 1, 257},    {768, 768, 1, 1, 257},   {769, 300, 3, 1, 689},   {900, 1200, 2, 3, 1121},
+      {1250, 500, 2, 1, 545},   // a (2,1)/(3,1) tie: 1250*500 <= 0.5*768²*3 keeps (2,1) (gundam's 640 takes (3,1))
+      {800, 800, 2, 2, 833},    {1000, 1000, 2, 2, 833}, {1600, 900, 2, 1, 545},  {400, 2000, 1, 5, 977},
+      {5000, 700, 6, 1, 1121},  // 7.1:1 would be (7,1) with 9 tiles: ocr2 stops at 6
+      {3000, 400, 6, 1, 1121},  {1536, 768, 2, 1, 545},  {2000, 1000, 2, 1, 545},
+  };
+  const ModeSpec m = mode_spec("ocr2");
+  EXPECT_EQ(m.version, 2);
+  for (const Case& c : cases) {
+    auto [cols, rows] = view_grid(m, c.w, c.h, 9);
+    EXPECT_EQ(cols, c.cols) << c.w << "x" << c.h;
+    EXPECT_EQ(rows, c.rows) << c.w << "x" << c.h;
+    const int n = cols * rows > 1 ? cols * rows : 0;
+    EXPECT_EQ(image_token_count("ocr2", cols, rows, n), c.tokens) << c.w << "x" << c.h;
+  }
+  EXPECT_EQ(view_grid(mode_spec("gundam"), 1250, 500, 6), (std::pair{3, 1}));
+  EXPECT_EQ(view_grid(mode_spec("gundam"), 5000, 700, 9), (std::pair{7, 1}));
+  EXPECT_EQ(default_mode(2), "ocr2");
+  EXPECT_EQ(default_mode(1), "gundam");
+
+  RgbImage im;
+  im.width = 769;
+  im.height = 300;
+  im.rgb.assign(size_t(769) * 300 * 3, 90);
+  Views v = make_views(im, "ocr2");
+  EXPECT_EQ(v.global_size, 1024);
+  EXPECT_EQ(v.tile_size, 768);
+  EXPECT_EQ(v.n_tiles, 3);
+  EXPECT_EQ(v.tiles.size(), 3u * 3 * 768 * 768);
+  EXPECT_EQ(v.global_view.size(), 3u * 1024 * 1024);
+  im.width = 640;
+  im.height = 480;
+  im.rgb.assign(size_t(640) * 480 * 3, 90);
+  v = make_views(im, "ocr2");
+  EXPECT_EQ(v.n_tiles, 0);
+  EXPECT_TRUE(v.tiles.empty());
+}
