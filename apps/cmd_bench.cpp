@@ -44,6 +44,8 @@ device memory; no download). Default: all.
   --weights S          model: bf16 (default: matrices as the checkpoint; alias compact), fp16,
                        int8, int4 (the LM's linears group-quantised) or f32
   --kv S               model: KV cache storage f16 (default, as dsocr ocr), bf16 or f32
+  --arch A             model: ocr (DeepSeek-OCR, default) or ocr2 (DeepSeek-OCR-2: Qwen2 encoder,
+                       global view and a page of 6 tiles of 768)
   --json FILE          everything measured, with device, driver, date, git commit and the tuning
                        knobs in force (DSOCR_GEMV, DSOCR_SDPA_TILES, ...: README)
   --csv FILE           the kernel table
@@ -72,6 +74,10 @@ BenchArgs parse(Args& a) {
   b.o.only = a.value("--only");
   b.o.storage = usage_check("--weights", [&] { return weight_storage_from_string(a.value("--weights", "bf16")); });
   b.o.kv = usage_check("--kv", [&] { return kv_storage_from_string(a.value("--kv", "f16")); });
+  const std::string arch = a.value("--arch", "ocr");
+  if (arch != "ocr" && arch != "ocr2")
+    throw UsageError(fmt::format("--arch {}: expected ocr (DeepSeek-OCR) or ocr2 (DeepSeek-OCR-2)", arch));
+  b.o.ocr2 = arch == "ocr2";
   b.json_path = a.value("--json");
   b.csv_path = a.value("--csv");
   b.q.model_dir = a.value("--model");
@@ -86,7 +92,7 @@ BenchArgs parse(Args& a) {
       (b.what != "peak" && b.what != "kernels" && b.what != "model" && b.what != "all" && b.what != "quality"))
     throw UsageError(
         "usage: dsocr bench [peak|kernels|model|all|quality] [--device SPEC] [--runs N] [--small] [--only NAME] "
-        "[--weights bf16|fp16|int8|int4|f32] [--json F] [--csv F]");
+        "[--weights bf16|fp16|int8|int4|f32] [--kv f16|bf16|f32] [--arch ocr|ocr2] [--json F] [--csv F]");
   if (b.what == "quality" && (b.q.model_dir.empty() == !random || b.q.image.empty()))
     throw UsageError("dsocr bench quality needs --model DIR or --random (one of them) and --image FILE");
   if (!b.o.only.empty() && bench::kernel_selection_empty(b.o)) {
@@ -186,10 +192,11 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
   const double ceiling = peak.copy_gbs / 2 / m.decode_gbytes_per_token;  // reads only: half the copy traffic
   fmt::print("\nmodel (random weights, {} storage, {:.0f} MiB of weights, {} KV cache, initialised in {:.1f} s)\n",
              weight_storage_name(o.storage), m.weights_mib, dtype_name(o.kv), m.init_s);
-  fmt::print("  vision, Base view (1024):        {:9.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n", m.vision_base_ms,
-             m.vision_base_tflop, pct(m.vision_base_tflop, m.vision_base_ms));
-  fmt::print("  vision, Gundam page (1024 + 6x640): {:6.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n",
-             m.vision_gundam_ms, m.vision_gundam_tflop, pct(m.vision_gundam_tflop, m.vision_gundam_ms));
+  fmt::print("  vision, {} view (1024):        {:9.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n",
+             o.ocr2 ? "global" : "Base", m.vision_base_ms, m.vision_base_tflop, pct(m.vision_base_tflop, m.vision_base_ms));
+  fmt::print("  vision, {} page (1024 + 6x{}): {:6.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak\n",
+             o.ocr2 ? "ocr2" : "Gundam", m.tile_side, m.vision_gundam_ms, m.vision_gundam_tflop,
+             pct(m.vision_gundam_tflop, m.vision_gundam_ms));
   fmt::print("  prefill, {} tokens:             {:9.2f} ms  {:6.2f} TFLOP  {:5.1f}% of SGEMM peak  ({:.0f} tok/s)\n",
              m.prefill_tokens, m.prefill_ms, m.prefill_tflop, pct(m.prefill_tflop, m.prefill_ms),
              m.prefill_tokens / (m.prefill_ms / 1000.0));
@@ -200,7 +207,9 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
       m.decode_launches_per_token);
   fmt::print("  peak device memory ({}-token KV cache): {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n",
              m.context, m.peak_mem_mib, m.peak_held_mib);
-  j["model"] = {{"weights", weight_storage_name(o.storage)},
+  j["model"] = {{"arch", o.ocr2 ? "ocr2" : "ocr"},
+                {"tile_side", m.tile_side},
+                {"weights", weight_storage_name(o.storage)},
                 {"kv", dtype_name(o.kv)},
                 {"init_s", m.init_s},
                 {"weights_mib", m.weights_mib},

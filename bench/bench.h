@@ -22,6 +22,7 @@ struct Options {
   WeightStorage storage = WeightStorage::bf16;  // model: weight storage (model/weights.h)
   DType kv = DType::f16;                        // model: KV cache storage (as dsocr ocr's default)
   int64_t context = 8192;                       // model: KV cache capacity while decoding (peak memory)
+  bool ocr2 = false;                            // model: DeepSeek-OCR-2 (--arch ocr2) instead of v1
 };
 
 // The yardsticks kernels are measured against. They are measured rates, not hardware limits: a
@@ -48,6 +49,7 @@ struct ModelResult {
   double vision_base_ms = 0, vision_gundam_ms = 0, prefill_ms = 0, decode_tok_s = 0;
   double vision_base_tflop = 0, vision_gundam_tflop = 0, prefill_tflop = 0, decode_gbytes_per_token = 0;
   int64_t prefill_tokens = 0, decode_tokens = 0, context = 0;  // context: the KV cache's capacity
+  int64_t tile_side = 640;                                     // the page's tiles (v2: 768)
   double decode_launches_per_token = 0;  // kernels, CLBlast calls, copies and fills per decoded token
   double peak_mem_mib = 0, peak_held_mib = 0, weights_mib = 0;  // live; live + cached for reuse
 };
@@ -66,5 +68,7 @@ ModelResult bench_model(Runtime& rt, const Options& opts);
 // The model bench_model runs (official sizes, or reduced with small), its random weights kept in
 // `storage`: the same values for every storage (the same seeds in the same order).
 OcrModel random_model(Runtime& rt, bool small, WeightStorage storage);
+// The configuration bench_model runs: v1 or (ocr2) DeepSeek-OCR-2, official or reduced sizes.
+ModelConfig bench_config(bool small, bool ocr2 = false);
 
 }  // namespace dsocr::bench

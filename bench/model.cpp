@@ -92,8 +92,15 @@ double vision_flop(const ModelConfig& c, int64_t S) {
   }
   const int64_t o = s.out_chans, d1 = s.downsample_channels[0], d2 = s.downsample_channels[1];
   f += 2.0 * T * C * o + 2.0 * T * o * o * 9 + 2.0 * (T / 4) * o * 9 * d1 + 2.0 * (T / 16) * d1 * 9 * d2;
-  const int64_t Tc = T / 16 + 1, Cc = c.clip.width, Mc = c.clip.mlp_dim();
-  f += c.clip.layers * (2.0 * Tc * Cc * 4 * Cc + 4.0 * Tc * Tc * Cc + 2.0 * Tc * Cc * 2 * Mc);
+  if (c.is_v2()) {  // the Qwen2 encoder over N image tokens + N queries (attention as if dense)
+    const Qwen2EncoderConfig& q = c.qwen2;
+    const int64_t N = T / 16, Tq = 2 * N, hd = q.hidden / q.heads;
+    f += q.layers * (2.0 * Tq * q.hidden * (q.heads + 2 * q.kv_heads) * hd + 2.0 * Tq * q.heads * hd * q.hidden +
+                     4.0 * Tq * Tq * q.heads * hd + 2.0 * Tq * q.hidden * 3 * q.intermediate);
+  } else {
+    const int64_t Tc = T / 16 + 1, Cc = c.clip.width, Mc = c.clip.mlp_dim();
+    f += c.clip.layers * (2.0 * Tc * Cc * 4 * Cc + 4.0 * Tc * Tc * Cc + 2.0 * Tc * Cc * 2 * Mc);
+  }
   f += 2.0 * (T / 16) * c.projector_input_dim * c.n_embed;
   return f;
 }
@@ -128,7 +135,9 @@ double decode_bytes(const LmConfig& c, double wbytes, double hbytes) {
   return wbytes * w + hbytes * (h + double(D) * c.vocab_size);
 }
 
-ModelConfig bench_config(bool small) {
+}  // namespace
+
+ModelConfig bench_config(bool small, bool ocr2) {
   ModelConfig c;  // the defaults are the official DeepSeek-OCR v1 sizes
   if (small) {    // reduced widths and depths (CPU devices, tests): every structural feature kept
     c.lm.num_hidden_layers = 3;
@@ -149,10 +158,20 @@ ModelConfig bench_config(bool small) {
     c.clip.layers = 2;
     c.projector_input_dim = c.clip.width + c.sam.downsample_channels[1];
   }
+  if (ocr2) {  // DeepSeek-OCR-2: the same LM; SAM's net_3 to the Qwen2 encoder's width (model/config.h)
+    c.version = ModelVersion::v2;
+    if (small) {
+      c.qwen2.layers = 2;
+      c.qwen2.hidden = 128;
+      c.qwen2.heads = 4;
+      c.qwen2.kv_heads = 2;
+      c.qwen2.intermediate = 256;
+    }
+    c.sam.downsample_channels[1] = c.qwen2.hidden;
+    c.projector_input_dim = c.qwen2.hidden;
+  }
   return c;
 }
-
-}  // namespace
 
 OcrModel random_model(Runtime& rt, bool small, WeightStorage storage) {
   OcrModel m;
@@ -168,7 +187,7 @@ OcrModel random_model(Runtime& rt, bool small, WeightStorage storage) {
 
 ModelResult bench_model(Runtime& rt, const Options& opts) {
   ModelResult r;
-  const ModelConfig cfg = bench_config(opts.small);
+  const ModelConfig cfg = bench_config(opts.small, opts.ocr2);
   RandomWeights w(opts.storage);
   auto t0 = Clock::now();
   DeepEncoder enc = load_deepencoder(rt, w, cfg);
@@ -178,9 +197,12 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
   r.init_s = since_ms(t0) / 1000.0;
   r.weights_mib = rt.memory().current / 1048576.0;
 
-  // Vision: one Base view (1024), one Gundam page (global 1024 + 6 tiles of 640, 2 cols x 3 rows).
+  // Vision: one Base view (1024), one Gundam page (global 1024 + 6 tiles of 640, 2 cols x 3 rows);
+  // DeepSeek-OCR-2: its global view and a page of 6 tiles of 768.
+  const int64_t tile = cfg.is_v2() ? 768 : 640;
+  r.tile_side = tile;
   Tensor global = rt.empty({1, 3, 1024, 1024}, DType::f32, "bench global view");
-  Tensor tiles = rt.empty({6, 3, 640, 640}, DType::f32, "bench tiles");
+  Tensor tiles = rt.empty({6, 3, tile, tile}, DType::f32, "bench tiles");
   ops::fill_uniform(rt, global, 5, 0.f, 1.f);
   ops::fill_uniform(rt, tiles, 6, 0.f, 1.f);
   auto wall = [&](const std::function<void()>& fn) {
@@ -199,7 +221,7 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
   r.vision_base_ms = wall([&] { vision_embeddings(rt, enc, global, nullptr, 0, 0); });
   r.vision_base_tflop = vision_flop(cfg, 1024) / 1e12;
   r.vision_gundam_ms = wall([&] { vision_embeddings(rt, enc, global, &tiles, 2, 3); });
-  r.vision_gundam_tflop = (vision_flop(cfg, 1024) + 6 * vision_flop(cfg, 640)) / 1e12;
+  r.vision_gundam_tflop = (vision_flop(cfg, 1024) + 6 * vision_flop(cfg, tile)) / 1e12;
   rt.trim();  // as dsocr ocr does between the encoder and the decoder
 
   // Prefill of 1k tokens, then 256 decoded tokens after it.
@@ -217,7 +239,7 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
   g.eos_id = -1;  // never stop early
   g.kv = opts.kv;
   g.context = opts.small ? 0 : std::max<int64_t>(opts.context, P + N);  // the cache a long page holds
-  r.context = g.context;
+  r.context = g.context > 0 ? g.context : P + N;
   std::vector<Clock::time_point> stamps;
   std::vector<uint64_t> launches;
   for (int rep = 0; rep < 2; ++rep) {  // the first run warms up

@@ -67,6 +67,26 @@ expect_contains "usage" "$WORK/usage" "usage: dsocr bench"
 expect_rc "unknown weight storage" 2 $?
 expect_contains "weight storage message" "$WORK/weights" "unknown weight storage 'fp8'"
 
+# model --arch ocr2: DeepSeek-OCR-2 at reduced shapes (the Qwen2 encoder, a page of 6 tiles of 768).
+# On PoCL only: the full-size views take about 10 minutes on Mesa 22's llvmpipe (rusticl), 1 on PoCL;
+# the v2 kernels themselves run on rusticl in the model_v2 test and the v2 goldens.
+if [ "$DEVICE" = pocl ]; then
+"$DSOCR" bench model --small --runs 1 --arch ocr2 --device "$DEVICE" --json "$WORK/m2.json" >"$WORK/m2" 2>&1
+expect_rc "bench model --arch ocr2" 0 $?
+expect_contains "ocr2: page row" "$WORK/m2" "vision, ocr2 page \(1024 \+ 6x768\): +[0-9.]+ ms"
+if python3 - "$WORK/m2.json" <<'PY'; then pass "ocr2 model JSON"; else fail "ocr2 model JSON"; fi
+import json, sys
+m = json.load(open(sys.argv[1]))["model"]
+assert m["arch"] == "ocr2" and m["tile_side"] == 768, m
+assert m["vision_base_ms"] > 0 and m["vision_gundam_ms"] > m["vision_base_ms"], m
+assert m["vision_gundam_tflop"] > 6 * m["vision_base_tflop"] * (768 / 1024) ** 2, m
+assert m["decode_tokens"] > 0 and m["decode_tok_s"] > 0 and m["kv"] == "f16" and m["context"] > 0, m
+PY
+fi
+"$DSOCR" bench model --arch ocr3 --device "$DEVICE" >"$WORK/arch" 2>&1
+expect_rc "unknown --arch" 2 $?
+expect_contains "--arch message" "$WORK/arch" "--arch ocr3: expected ocr \(DeepSeek-OCR\) or ocr2"
+
 # --only that matches no case: an error listing the cases (at the shapes --small runs), before
 # the device is opened (no peak line)
 "$DSOCR" bench kernels --small --only nosuch --device "$DEVICE" >"$WORK/only" 2>&1

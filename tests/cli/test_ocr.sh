@@ -308,6 +308,14 @@ expect_failure "v2 mode on v1" 2 "--mode ocr2 is a DeepSeek-OCR-2 mode, but .*ti
 expect_failure "v2 --max-tiles 9" 2 "--max-tiles 9: ocr2 uses at most 6 tiles" --model "$CKPT2" --max-tiles 9 "$IMG/gradient.png"
 expect_failure "v2 --no-crop" 2 "--no-crop applies to gundam" --model "$CKPT2" --no-crop "$IMG/gradient.png"
 
+# the HF cache name of the released v2 model resolves like any repo id (a cache holding the tiny v2)
+H2=$WORK/hf2/hub/models--deepseek-ai--DeepSeek-OCR-2
+mkdir -p "$H2/snapshots/r2" "$H2/refs" && cp "$CKPT2"/* "$H2/snapshots/r2/" && echo r2 >"$H2/refs/main"
+HF_HOME=$WORK/hf2 "$DSOCR" ocr --model deepseek-ai/DeepSeek-OCR-2 --device "$DEVICE" --max-new-tokens 2 \
+  "$IMG/gradient.png" >"$WORK/v2_hf.out" 2>"$WORK/v2_hf.err"
+expect_rc "v2 from the HF cache name" 0 $?
+expect_contains "v2 from the HF cache: its mode" "$WORK/v2_hf.err" "mode ocr2"
+
 expect_failure "missing device" 1 "no OpenCL device matches 'no-such-device-xyz'" \
   --model "$CKPT" --device no-such-device-xyz "$IMG/gradient.png"
 finish
