@@ -47,6 +47,7 @@ import torch
 from . import h5 as h5mod
 from . import ops
 from .config import Config
+from .goldens_model import lm_attrs
 from .model import ClipEncoder, DecoderLayer, SamBlock
 
 F64 = torch.float64
@@ -223,14 +224,7 @@ def branch_stats(label, a, b):
 
 
 # ---------------------------------------------------------------- cases
-CASES = []
-
-
-def case(name):
-    def deco(fn):
-        CASES.append((name, fn))
-        return fn
-    return deco
+CASES, case = h5mod.case_registry()
 
 
 def sam_block_case(r, out, name, grid, window, block_index, seed, may_override):
@@ -262,12 +256,6 @@ def clip_case(r, out, name, g, seed):
     write_case(os.path.join(out, name + ".h5"), "clip_encoder", dict(num_heads=c.clip_heads, x_seed=seed + 1),
                {"sam_features": x}, enc.state_dict(), {"y": y}, taps, seed, r.source, r.gzip)
     tolerance(name, worst, False)
-
-
-def lm_attrs(c):
-    return dict(num_heads=c.num_attention_heads, rope_theta=float(c.rope_theta), top_k=c.num_experts_per_tok,
-                eps=float(c.rms_norm_eps), norm_topk_prob=int(c.norm_topk_prob),
-                routed_scaling_factor=float(c.routed_scaling_factor))
 
 
 class _LayerCall(torch.nn.Module):

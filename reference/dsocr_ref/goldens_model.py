@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from . import checkpoint, generate, images, ops, preprocess, tokenizer as tokmod
-from .h5 import write_case
+from .h5 import case_registry, write_case
 
 CKPT_DIR = "tiny-ckpt"
 CKPT_SEED = 1234
@@ -51,23 +51,20 @@ class Ctx:
                     global_blocks=list(c.sam_global_blocks))
 
     def lm_attrs(self):
-        c = self.c
-        return dict(num_heads=c.num_attention_heads, rope_theta=float(c.rope_theta), top_k=c.num_experts_per_tok,
-                    eps=float(c.rms_norm_eps), norm_topk_prob=int(c.norm_topk_prob),
-                    routed_scaling_factor=float(c.routed_scaling_factor))
+        return lm_attrs(self.c)
 
     def ckpt_rel(self):
         return os.path.relpath(self.ckpt, self.mdir)
 
 
-CASES = []
+CASES, case = case_registry()
 
 
-def case(name):
-    def deco(fn):
-        CASES.append((name, fn))
-        return fn
-    return deco
+def lm_attrs(c):
+    """The language model's attributes of model_logits / model_generate cases (contract §3)."""
+    return dict(num_heads=c.num_attention_heads, rope_theta=float(c.rope_theta), top_k=c.num_experts_per_tok,
+                eps=float(c.rms_norm_eps), norm_topk_prob=int(c.norm_topk_prob),
+                routed_scaling_factor=float(c.routed_scaling_factor))
 
 
 def _pix_inputs(g, t, grid):

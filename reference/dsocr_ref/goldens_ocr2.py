@@ -30,8 +30,8 @@ import time
 import torch
 
 from . import checkpoint, config as cfgmod, generate, images, ocr2, preprocess, tokenizer as tokmod
-from .goldens_model import _pix_inputs, sub
-from .h5 import write_case
+from .goldens_model import _pix_inputs, lm_attrs, sub
+from .h5 import case_registry, write_case
 
 CKPT_DIR = "tiny-ckpt-ocr2"
 COMMITTED = ["qwen2_encoder_layer_tiny_global_l1", "qwen2_encoder_tiny_global", "qwen2_encoder_tiny_tile",
@@ -89,20 +89,10 @@ class Ctx:
                     qwen2_eps=float(c.qwen2_rms_eps))
 
     def lm_attrs(self):
-        c = self.c
-        return dict(num_heads=c.num_attention_heads, rope_theta=float(c.rope_theta), top_k=c.num_experts_per_tok,
-                    eps=float(c.rms_norm_eps), norm_topk_prob=int(c.norm_topk_prob),
-                    routed_scaling_factor=float(c.routed_scaling_factor))
+        return lm_attrs(self.c)
 
 
-CASES = []
-
-
-def case(name):
-    def deco(fn):
-        CASES.append((name, fn))
-        return fn
-    return deco
+CASES, case = case_registry()
 
 
 # ------------------------------------------------------------------ qwen2_encoder_layer

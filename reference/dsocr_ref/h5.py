@@ -90,3 +90,16 @@ def read_case(path):
         for g in ("inputs", "weights", "outputs", "taps"):
             out[g] = {k: f[g][k][()] for k in f[g]} if g in f else {}
     return out
+
+
+def case_registry():
+    """(CASES, case): a list of (name, writer) and the decorator `@case(name)` that appends to it,
+    in definition order (the golden writers' case tables)."""
+    cases = []
+
+    def case(name):
+        def deco(fn):
+            cases.append((name, fn))
+            return fn
+        return deco
+    return cases, case
