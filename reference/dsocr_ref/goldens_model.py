@@ -296,6 +296,7 @@ PREPROCESS_CASES = [
     ("exif_rot6.jpg", "gundam", 6),      # EXIF-rotated to 400x1000 (aspect 0.4) -> (1,3)
     ("text_page.png", "gundam", 9),      # 900x1200 -> (2,3)
     ("text_page.png", "small", 9),
+    ("table_wide.png", "ocr2", 6),       # DeepSeek-OCR-2: 1024 global + 768 tiles, aspect 2.5 -> (3,1)
 ]
 
 

@@ -77,7 +77,10 @@ def load_rgb(path):
 
 
 def views(image, mode, max_tiles=9):
-    """image: PIL RGB (already EXIF-transposed). -> (global_view [1,3,G,G], tiles [n,3,T,T], (cols, rows))."""
+    """image: PIL RGB (already EXIF-transposed). -> (global_view [1,3,G,G], tiles [n,3,T,T], (cols, rows)).
+    mode "ocr2": DeepSeek-OCR-2's one mode (views_v2)."""
+    if mode == V2_MODE:
+        return views_v2(image, max_tiles)
     base, size, crop = MODES[mode]
     if crop:
         return _crop_views(image, base, size, max_tiles)
@@ -105,7 +108,7 @@ def _crop_views(image, base, size, max_tiles):
 
 
 # ---- DeepSeek-OCR-2 (model-spec §3): one mode, base 1024, tiles 768, at most 6 tiles
-V2_BASE, V2_TILE, V2_MAX_TILES = 1024, 768, 6
+V2_MODE, V2_BASE, V2_TILE, V2_MAX_TILES = "ocr2", 1024, 768, 6
 V2_GLOBAL_TOKENS, V2_TILE_TOKENS = 256, 144  # (1024/64)², (768/64)²
 
 
