@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from . import checkpoint, generate, images, ops, preprocess, tokenizer as tokmod
-from .h5 import case_registry, write_case
+from .h5 import case_registry, run_cases, write_case
 
 CKPT_DIR = "tiny-ckpt"
 CKPT_SEED = 1234
@@ -320,13 +320,4 @@ def write_all(outdir, only=None):
     t0 = time.time()
     cx = Ctx(outdir)
     print(f"  tiny-ckpt + images ({time.time() - t0:.1f}s)", flush=True)
-    paths = []
-    for name, fn in CASES:
-        if only and not any(o in name for o in only):
-            continue
-        t = time.time()
-        fn(cx)
-        p = cx.path(name)
-        paths.append(p)
-        print(f"  model/{name}.h5  {os.path.getsize(p) / 1024:.0f} KiB  {time.time() - t:.2f}s", flush=True)
-    return paths
+    return run_cases(CASES, cx, only, log=lambda m: print(m, flush=True))

@@ -31,7 +31,7 @@ import torch
 
 from . import checkpoint, config as cfgmod, generate, images, ocr2, preprocess, tokenizer as tokmod
 from .goldens_model import _pix_inputs, lm_attrs, sub
-from .h5 import case_registry, write_case
+from .h5 import case_registry, run_cases, write_case
 
 CKPT_DIR = "tiny-ckpt-ocr2"
 COMMITTED = ["qwen2_encoder_layer_tiny_global_l1", "qwen2_encoder_tiny_global", "qwen2_encoder_tiny_tile",
@@ -221,16 +221,7 @@ def write_all(outdir, only=None, log=print):
     t0 = time.time()
     cx = Ctx(outdir)
     log(f"  {CKPT_DIR} + images ({time.time() - t0:.1f}s)")
-    paths = []
-    for name, fn in CASES:
-        if only and not any(o in name for o in only):
-            continue
-        t = time.time()
-        fn(cx)
-        p = cx.path(name)
-        paths.append(p)
-        log(f"  model/{name}.h5  {os.path.getsize(p) / 1024:.0f} KiB  {time.time() - t:.2f}s")
-    return paths
+    return run_cases(CASES, cx, only, log)
 
 
 def main(argv=None):

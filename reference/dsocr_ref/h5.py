@@ -1,5 +1,6 @@
 """Writer and reader of golden case files (docs/golden-contract.md, schema version 1)."""
 import os
+import time
 
 import h5py
 import numpy as np
@@ -103,3 +104,18 @@ def case_registry():
             return fn
         return deco
     return cases, case
+
+
+def run_cases(cases, cx, only=None, log=print):
+    """Writes each (name, writer) of `cases` whose name contains one of `only` (all when None) into
+    cx (writer(cx) writes cx.path(name)), logging its size and time -> the paths written."""
+    paths = []
+    for name, fn in cases:
+        if only and not any(o in name for o in only):
+            continue
+        t = time.time()
+        fn(cx)
+        p = cx.path(name)
+        paths.append(p)
+        log(f"  model/{name}.h5  {os.path.getsize(p) / 1024:.0f} KiB  {time.time() - t:.2f}s")
+    return paths
