@@ -48,9 +48,9 @@ run() {
 }
 
 if [ "$family" = debian ]; then
-  pkgs=(python3 python3-venv python3-pip python3-torch python3-numpy python3-h5py python3-pil python3-pytest)
+  pkgs=(python3 python3-venv python3-pip python3-torch python3-numpy python3-h5py python3-pil python3-pytest python3-matplotlib)
 else
-  pkgs=(python3 python3-pip python3-numpy python3-h5py python3-pillow python3-pytest)  # venv: part of python3
+  pkgs=(python3 python3-pip python3-numpy python3-h5py python3-pillow python3-pytest python3-matplotlib)  # venv: part of python3
 fi
 [ "$dry_run" = 1 ] && echo "reference/setup: family $family ($os_release), packages: ${pkgs[*]}"
 missing=()

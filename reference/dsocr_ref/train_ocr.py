@@ -53,10 +53,13 @@ def schedule(step, total, warmup, peak):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+CURRICULUM = (0.15, 0.3, 0.45, 0.6)  # share of the plan at which levels 1, 2, 3, 4 enter
+
+
 def curriculum_level(rng, frac):
     """Short lines and large fonts first, then longer lines, paragraphs, tables; frac is the share
     of the planned steps done."""
-    top = 1 if frac < 0.1 else 2 if frac < 0.25 else 3 if frac < 0.45 else 4
+    top = sum(frac >= f for f in CURRICULUM)
     return min(top, int(rng.random() * (top + 1.5)))
 
 
@@ -116,6 +119,16 @@ def image_embeds(m, pixels):
     return torch.cat([rows, sep], dim=1)
 
 
+def scale_penalty(img_ms, rms_max):
+    """(mean square - rms_max²)² where above, 0 below: keeps the image embeddings near the token
+    embeddings' scale. The decoder normalises every position first, so the loss alone is nearly
+    blind to that scale; the first run's grew 350-fold (0.9 -> 316) and with it the vision
+    encoder's effective learning rate fell (bench/results/2026-12-06-demo-training)."""
+    if rms_max <= 0:
+        return img_ms * 0.0
+    return torch.relu(img_ms - rms_max * rms_max) ** 2
+
+
 def causal_attention(q, k, v):
     if hasattr(F, "scaled_dot_product_attention"):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -144,7 +157,8 @@ def decoder_logits(m, x):
 
 
 def sequences(m, pixels, targets, ids):
-    """Embeddings [B,T,hidden], labels [B,T] (-100 where no loss) for a batch."""
+    """Embeddings [B,T,hidden], labels [B,T] (-100 where no loss) and the image embeddings' mean
+    square (for the scale penalty) for a batch."""
     dev = pixels.device
     prefix = [ids["bos"]] + [ids["image"]] * N_IMAGE_TOKENS + ids["prompt"]
     rows = [prefix + tg + [ids["eos"]] for tg in targets]
@@ -156,8 +170,9 @@ def sequences(m, pixels, targets, ids):
         lab[i, len(prefix) - 1:len(r) - 1] = torch.tensor(r[len(prefix):])  # position p predicts token p+1
     tok, lab = tok.to(dev), lab.to(dev)
     x = m.model.embed_tokens.weight[tok]
-    x = torch.cat([x[:, :1], image_embeds(m, pixels).to(x.dtype), x[:, 1 + N_IMAGE_TOKENS:]], dim=1)
-    return x, lab
+    img = image_embeds(m, pixels)
+    x = torch.cat([x[:, :1], img.to(x.dtype), x[:, 1 + N_IMAGE_TOKENS:]], dim=1)
+    return x, lab, img.float().pow(2).mean()
 
 
 @torch.no_grad()
@@ -288,6 +303,9 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--batch", type=int, default=96)
     ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--warmup", type=int, default=500, help="steps of linear LR warm-up")
+    ap.add_argument("--embed-rms-max", type=float, default=2.0,
+                    help="training only: a penalty keeps the image embeddings' RMS at most this (0: off)")
     ap.add_argument("--total-steps", type=int, default=0,
                     help="length of the LR schedule and curriculum over all calls; 0: a fresh run measures its "
                          "step rate over its first --probe-steps and plans what --minutes holds, a resumed run "
@@ -328,7 +346,8 @@ def main(argv=None):
             log = [json.loads(line) for line in f if line.strip()]
     if a.total_steps:
         meta["total_steps"] = a.total_steps
-    meta.update(batch=a.batch, lr=a.lr, n_params=sum(p.numel() for p in m.parameters()))
+    meta.update(batch=a.batch, lr=a.lr, warmup=a.warmup, embed_rms_max=a.embed_rms_max, curriculum=list(CURRICULUM),
+                n_params=sum(p.numel() for p in m.parameters()))
     planned = "total_steps" in meta
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(os.path.join(a.assets, "words.txt")))
     heldout = synth.heldout_set(a.eval_n, split=split)
@@ -344,14 +363,14 @@ def main(argv=None):
         for px, targets in dl:
             step = meta["step"]
             for g in opt.param_groups:
-                g["lr"] = schedule(step, meta.get("total_steps", 10**9), 300, a.lr)
+                g["lr"] = schedule(step, meta.get("total_steps", 10**9), a.warmup, a.lr)
             px = normalise(px.to(dev, non_blocking=True))
             with amp(dev):
-                x, lab = sequences(m, px, targets, ids)
+                x, lab, img_ms = sequences(m, px, targets, ids)
                 logits = decoder_logits(m, x)
             loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + scale_penalty(img_ms, a.embed_rms_max)).backward()
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
             opt.step()
             meta["step"] += 1
@@ -359,7 +378,7 @@ def main(argv=None):
             n_loss += 1
             if meta["step"] % 50 == 0:
                 log.append({"step": meta["step"], "loss": run_loss / n_loss, "lr": opt.param_groups[0]["lr"],
-                            "t": round(time.time() - t_start, 1)})
+                            "img_rms": round(float(img_ms) ** 0.5, 3), "t": round(time.time() - t_start, 1)})
                 print(json.dumps(log[-1]), flush=True)
                 run_loss, n_loss = 0.0, 0
             done = meta["step"] - step0

@@ -127,6 +127,15 @@ def test_plan_from_probe_and_curriculum(setup_dirs, tmp_path):
     assert meta["step"] == 6 and meta["steps_per_s"] > 0
     assert 4 < meta["total_steps"] <= 4 + meta["steps_per_s"] * 120
     rng = __import__("random").Random(0)
-    early = {train_ocr.curriculum_level(rng, 0.0) for _ in range(500)}
-    late = {train_ocr.curriculum_level(rng, 0.9) for _ in range(500)}
-    assert early == {0, 1} and late == {0, 1, 2, 3, 4}
+    levels = {f: {train_ocr.curriculum_level(rng, f) for _ in range(500)} for f in (0.0, 0.2, 0.5, 0.9)}
+    assert levels == {0.0: {0}, 0.2: {0, 1}, 0.5: {0, 1, 2, 3}, 0.9: {0, 1, 2, 3, 4}}
+
+
+def test_scale_penalty():
+    import torch
+    assert float(train_ocr.scale_penalty(torch.tensor(3.9), 2.0)) == 0.0  # RMS below 2: no penalty
+    assert abs(float(train_ocr.scale_penalty(torch.tensor(6.0), 2.0)) - 4.0) < 1e-6  # (6 - 4)²
+    x = torch.tensor(9.0, requires_grad=True)
+    train_ocr.scale_penalty(x, 2.0).backward()
+    assert float(x.grad) == 10.0  # 2 (9 - 4): pushes the scale down
+    assert float(train_ocr.scale_penalty(torch.tensor(100.0), 0)) == 0.0  # off

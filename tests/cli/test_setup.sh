@@ -94,12 +94,12 @@ expect_contains "arch: names what to install by hand" "$WORK/out" 'unknown distr
 setup reference/setup.sh debian12 DSOCR_SETUP_DRY_RUN=1
 expect_rc "reference, debian: dry run" 0 "$rc"
 expect_contains "reference, debian: Debian's torch" "$WORK/out" \
-  'would run: (sudo )?apt-get install -y -qq --no-install-recommends python3 python3-venv python3-pip python3-torch python3-numpy python3-h5py python3-pil python3-pytest$'
+  'would run: (sudo )?apt-get install -y -qq --no-install-recommends python3 python3-venv python3-pip python3-torch python3-numpy python3-h5py python3-pil python3-pytest python3-matplotlib$'
 expect_absent "reference, debian: no torch from PyPI" "$WORK/out" 'pip install .*torch'
 setup reference/setup.sh asahi DSOCR_SETUP_DRY_RUN=1
 expect_rc "reference, asahi: dry run" 0 "$rc"
 expect_contains "reference, asahi: Fedora names" "$WORK/out" \
-  'would run: (sudo )?dnf install -y --setopt=install_weak_deps=False python3 python3-pip python3-numpy python3-h5py python3-pillow python3-pytest$'
+  'would run: (sudo )?dnf install -y --setopt=install_weak_deps=False python3 python3-pip python3-numpy python3-h5py python3-pillow python3-pytest python3-matplotlib$'
 expect_contains "reference, asahi: torch from PyPI into the venv" "$WORK/out" \
   'would run: .*/reference/.venv/bin/python -m pip install -q --disable-pip-version-check torch$'
 expect_absent "reference, asahi: no apt" "$WORK/out" 'apt-get|python3-torch'
