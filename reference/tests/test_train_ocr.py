@@ -99,6 +99,14 @@ def test_dsocr_reads_the_exported_checkpoint_as_the_reference_does(setup_dirs, t
     assert r.returncode == 0, r.stderr
     got = {os.path.basename(j["source"]): j["generated_ids"] for j in map(json.loads, r.stdout.splitlines())}
     assert got == want
+    # eval_cer --reference reads the same images through the reference: the same ids, and a score
+    from dsocr_ref import eval_cer
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps({"file": f, "text": "x", "level": 0}) + "\n"
+                                                   for f in sorted(want)))
+    eval_cer.main([str(tmp_path / "labels.jsonl"), str(tmp_path / "ref.jsonl"), "--reference", str(ckpt),
+                   "--max-new-tokens", "12", "--json", str(tmp_path / "s.json")])
+    ref = {os.path.basename(j["source"]): j["generated_ids"] for j in map(json.loads, open(tmp_path / "ref.jsonl"))}
+    assert ref == want and json.load(open(tmp_path / "s.json"))["all"]["n"] == 2
 
 
 def test_eval_cer_scores_dsocr_json(tmp_path):
