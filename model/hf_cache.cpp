@@ -142,4 +142,23 @@ ModelLocation resolve_model(const std::string& spec, const std::string& hub_arg)
   return {snap, fmt::format("{} (Hugging Face cache, snapshot {})", spec, fs::path(snap).filename().string())};
 }
 
+std::string bundled_demo_model_dir() {
+  std::string dir = env("DSOCR_DEMO_MODEL");
+  if (dir.empty()) dir = (fs::path(DSOCR_KERNEL_DIR).parent_path() / "models" / "dsocr-demo").string();
+  return is_file(fs::path(dir) / "config.json") ? dir : std::string();
+}
+
+std::string default_model_spec(const std::string& repo_id, std::string& note, const std::string& hub_arg) {
+  note.clear();
+  const std::string hub = hub_arg.empty() ? hf_hub_cache_dir() : hub_arg;
+  if (!hf_snapshot_of_repo_dir(hf_repo_dir(hub, repo_id)).empty()) return repo_id;
+  const std::string demo = bundled_demo_model_dir();
+  if (demo.empty()) return repo_id;  // resolve_model then says how to download it
+  note = fmt::format(
+      "{} is not downloaded (not in the Hugging Face cache {}): using dsocr's demo model {}, a small model trained "
+      "on synthetic printed text (see its README). For real documents download the released model with: {}",
+      repo_id, hub, demo, hf_download_command(repo_id));
+  return demo;
+}
+
 }  // namespace dsocr

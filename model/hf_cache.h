@@ -44,4 +44,14 @@ struct ModelLocation {
 // is not cached, Error for a directory that is not a checkpoint.
 ModelLocation resolve_model(const std::string& spec, const std::string& hub = {});
 
+// The demo model that comes with dsocr (models/dsocr-demo in the source tree: a small
+// DeepSeek-OCR trained on synthetic printed text): $DSOCR_DEMO_MODEL when set, else
+// <source>/models/dsocr-demo. "" when that directory holds no config.json.
+std::string bundled_demo_model_dir();
+
+// The model used when --model is not given: `repo_id` when it is in the hub cache (`hub`, "" =
+// hf_hub_cache_dir()) or no demo model is there, else the bundled demo model, with `note` saying
+// so (empty otherwise).
+std::string default_model_spec(const std::string& repo_id, std::string& note, const std::string& hub = {});
+
 }  // namespace dsocr

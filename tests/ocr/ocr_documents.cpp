@@ -341,6 +341,29 @@ TEST(ocr, draw_boxes_outlines_fills_and_labels) {
 }
 
 // ------------------------------------------------------------------ model location
+TEST(ocr, default_model_falls_back_to_the_demo_model) {
+  TempDir d;
+  const std::string hub = d / "hub", demo = d / "demo";
+  fs::create_directories(demo);
+  setenv("DSOCR_DEMO_MODEL", (d / "absent").c_str(), 1);
+  std::string note;
+  EXPECT_EQ(bundled_demo_model_dir(), "");
+  EXPECT_EQ(default_model_spec("org/name", note, hub), "org/name");  // no demo model: the repo id
+  EXPECT_EQ(note, "");
+  write_text(demo + "/config.json", "{}");
+  setenv("DSOCR_DEMO_MODEL", demo.c_str(), 1);
+  EXPECT_EQ(bundled_demo_model_dir(), demo);
+  EXPECT_EQ(default_model_spec("org/name", note, hub), demo);  // not downloaded: the demo model, said why
+  EXPECT_NE(note.find("org/name is not downloaded"), std::string::npos) << note;
+  EXPECT_NE(note.find("huggingface-cli download org/name"), std::string::npos) << note;
+  const std::string snap = hf_repo_dir(hub, "org/name") + "/snapshots/aaa";
+  fs::create_directories(snap);
+  write_text(snap + "/config.json", "{}");
+  EXPECT_EQ(default_model_spec("org/name", note, hub), "org/name");  // downloaded: the repo id
+  EXPECT_EQ(note, "");
+  unsetenv("DSOCR_DEMO_MODEL");
+}
+
 TEST(ocr, hf_cache_lookup) {
   TempDir d;
   std::string hub = d / "hub";
