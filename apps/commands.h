@@ -65,6 +65,7 @@ int cmd_ocr(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
 int cmd_tune(const std::vector<std::string>& args);
 int cmd_convert(const std::vector<std::string>& args);
+int cmd_serve(const std::vector<std::string>& args);
 int cmd_version(const std::vector<std::string>& args);
 
 }  // namespace dsocr

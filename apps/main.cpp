@@ -1,4 +1,4 @@
-// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, bench, tune, convert;
+// dsocr: DeepSeek-OCR on OpenCL. Subcommands: devices, warmup, parity, ocr, serve, bench, tune, convert;
 // --version.
 #include <fmt/format.h>
 
@@ -23,6 +23,9 @@ void usage(std::FILE* f) {
       "  parity CASE.h5 [...] [--device SPEC] [--verbose]\n"
       "                           run golden cases and compare (exit 0 pass, 1 fail, 2 cannot run)\n"
       "  ocr INPUT... [options]   images and PDF pages to text, markdown or JSON (dsocr ocr --help)\n"
+      "  serve [--host H] [--port P] [--model M] [--api-key KEY] [options]\n"
+      "                           OpenAI-compatible HTTP server: /v1/chat/completions, /v1/models, /health\n"
+      "                           (dsocr serve --help)\n"
       "  bench [peak|kernels|model|all] [--device SPEC] [--runs N] [--small] [--only NAME]\n"
       "        [--weights bf16|fp16|int8|int4|f32] [--json F] [--csv F]\n"
       "                           benchmarks against the device's measured copy and SGEMM peaks\n"
@@ -48,6 +51,7 @@ int dispatch(const std::string& cmd, const std::vector<std::string>& args) {
   if (cmd == "warmup") return dsocr::cmd_warmup(args);
   if (cmd == "parity") return dsocr::cmd_parity(args);
   if (cmd == "ocr") return dsocr::cmd_ocr(args);
+  if (cmd == "serve") return dsocr::cmd_serve(args);
   if (cmd == "bench") return dsocr::cmd_bench(args);
   if (cmd == "tune") return dsocr::cmd_tune(args);
   if (cmd == "convert") return dsocr::cmd_convert(args);

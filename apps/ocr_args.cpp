@@ -117,7 +117,7 @@ CheckpointDefaults checkpoint_defaults(const std::string& spec) {
 }
 
 // The mode must belong to the checkpoint's model (DeepSeek-OCR's five, or DeepSeek-OCR-2's ocr2).
-void check_mode_fits(const OcrSettings& s, int version, bool max_tiles_given) {
+void check_mode_fits(const ModelSettings& s, int version, bool max_tiles_given) {
   const ModeSpec m = mode_spec(s.opts.mode);
   if (version != 0 && m.version != version)
     throw UsageError(fmt::format(
@@ -158,8 +158,8 @@ void check_outputs(const OcrSettings& s, bool out_dir_given) {
 
 }  // namespace
 
-OcrSettings parse_ocr(Args& a) {
-  OcrSettings s;
+ModelSettings parse_model_settings(Args& a) {
+  ModelSettings s;
   s.ro.device = a.value("--device");
   const char* env_model = std::getenv("DSOCR_MODEL");
   s.model_spec = a.value("--model", env_model && *env_model ? env_model : "deepseek-ai/DeepSeek-OCR");
@@ -180,26 +180,32 @@ OcrSettings parse_ocr(Args& a) {
     s.from_checkpoint +=
         std::string(s.from_checkpoint.empty() ? "" : ", ") + "prompt \"" + escape_newlines(ckpt.prompt) + "\"";
   }
-  s.format = a.value("--format");
-  const bool out_dir_given = a.given("--out-dir");
-  s.out_dir = a.value("--out-dir", "dsocr-out");
-  s.boxes_path = a.value("--boxes");
-  s.pages_spec = a.value("--pages");
   s.storage = usage_check("--weights", [&] { return weight_storage_from_string(a.value("--weights", "bf16")); });
-  s.dpi = a.number("--dpi", 144, 10, 1200);
   s.explicit_max = a.given("--max-new-tokens");
   s.opts.max_new_tokens = a.integer("--max-new-tokens", 8192, 1, 1 << 20);
   s.opts.ngram_size = static_cast<int>(a.integer("--ngram", 30, 0, 1 << 16));
   s.opts.ngram_window = static_cast<int>(a.integer("--ngram-window", 90, 0, 1 << 20));
   s.opts.kv = usage_check("--kv", [&] { return kv_storage_from_string(a.value("--kv", "f16")); });
+  usage_check("--mode", [&] { return mode_spec(s.opts.mode); });
+  check_mode_fits(s, ckpt.version, max_tiles_given);
+  s.prompt = parse_prompt(s.task, ref, raw_prompt);
+  return s;
+}
+
+OcrSettings parse_ocr(Args& a) {
+  OcrSettings s;
+  static_cast<ModelSettings&>(s) = parse_model_settings(a);
+  s.format = a.value("--format");
+  const bool out_dir_given = a.given("--out-dir");
+  s.out_dir = a.value("--out-dir", "dsocr-out");
+  s.boxes_path = a.value("--boxes");
+  s.pages_spec = a.value("--pages");
+  s.dpi = a.number("--dpi", 144, 10, 1200);
   s.quiet = a.flag("--quiet") | a.flag("-q");
   s.inputs = a.positional();
 
   if (s.inputs.empty())
     throw UsageError("no input (a PNG, JPEG or PDF file, a folder, or - for stdin); see dsocr ocr --help");
-  usage_check("--mode", [&] { return mode_spec(s.opts.mode); });
-  check_mode_fits(s, ckpt.version, max_tiles_given);
-  s.prompt = parse_prompt(s.task, ref, raw_prompt);
   if (s.format.empty()) s.format = s.task == "markdown" ? "markdown" : "text";
   if (s.format != "text" && s.format != "markdown" && s.format != "json")
     throw UsageError(fmt::format("--format {}: expected text, markdown or json", s.format));

@@ -12,22 +12,34 @@ namespace dsocr {
 
 extern const char* const kOcrUsage;
 
-// Everything the command line says, checked before any work starts (UsageError otherwise).
-struct OcrSettings {
+// The options of the model, the device, the views, the prompt and the generation, shared by
+// dsocr ocr and dsocr serve: --model, --device, --weights, --mode, --max-tiles, --no-crop, --task,
+// --ref, --prompt, --max-new-tokens, --ngram, --ngram-window, --kv.
+struct ModelSettings {
   RuntimeOptions ro;
   std::string model_spec;
   OcrOptions opts;
-  std::string prompt, task, format, out_dir, boxes_path, pages_spec;
+  std::string prompt, task;
   WeightStorage storage = WeightStorage::compact;
-  double dpi = 144;
-  bool explicit_max = false, quiet = false;
-  std::vector<std::string> inputs;
+  bool explicit_max = false;
   std::string from_checkpoint;  // what the checkpoint's config chose (mode, prompt), for the log
 };
 
-// Parses and checks every option (UsageError naming the option otherwise). The view mode and the
-// prompt default to what the checkpoint's config.json names ("dsocr_demo"), else gundam and the
-// markdown task.
+// Everything the command line of dsocr ocr says, checked before any work starts (UsageError
+// otherwise).
+struct OcrSettings : ModelSettings {
+  std::string format, out_dir, boxes_path, pages_spec;
+  double dpi = 144;
+  bool quiet = false;
+  std::vector<std::string> inputs;
+};
+
+// Takes the ModelSettings options out of a and checks them (UsageError naming the option
+// otherwise). The view mode and the prompt default to what the checkpoint's config.json names
+// ("dsocr_demo"), else gundam and the markdown task.
+ModelSettings parse_model_settings(Args& a);
+
+// Parses and checks every option of dsocr ocr.
 OcrSettings parse_ocr(Args& a);
 
 }  // namespace dsocr

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what dsocr needs to build and test: compilers, CMake, the OpenCL ICD loader and
 # headers (C and C++), CLBlast, HDF5, fmt, libpng, libjpeg-turbo, nlohmann-json, PCRE2,
-# poppler-cpp, GoogleTest, and two OpenCL drivers for the CPU: PoCL and Mesa's rusticl.
+# poppler-cpp, cpp-httplib (dsocr serve), GoogleTest, and two OpenCL drivers for the CPU: PoCL and
+# Mesa's rusticl.
 # Installs only what is missing; needs root (or sudo) when something is.
 #
 # Two package families, chosen from /etc/os-release (ID, then ID_LIKE):
@@ -41,7 +42,7 @@ if [ -z "$family" ]; then
     echo "setup: unknown distribution ($os_release: ID=$(os_field ID), ID_LIKE=$(os_field ID_LIKE)) and" \
       "neither apt-get nor dnf found. Install by hand: a C++17 compiler, CMake >= 3.22, pkg-config," \
       "the OpenCL ICD loader with C and C++ headers (CL/opencl.hpp), CLBlast, HDF5, fmt, libpng," \
-      "libjpeg-turbo, nlohmann-json, PCRE2, poppler-cpp, GoogleTest, and an OpenCL driver (PoCL)." >&2
+      "libjpeg-turbo, nlohmann-json, PCRE2, poppler-cpp, cpp-httplib, GoogleTest, and an OpenCL driver (PoCL)." >&2
     exit 1
   fi
 fi
@@ -62,7 +63,7 @@ if [ "$family" = debian ]; then
   pkgs=(cmake g++ make pkg-config
         ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers libclblast-dev
         libhdf5-dev libfmt-dev libpng-dev libjpeg62-turbo-dev nlohmann-json3-dev libpcre2-dev
-        libpoppler-cpp-dev libgtest-dev
+        libpoppler-cpp-dev libgtest-dev libcpp-httplib-dev
         fonts-dejavu-core fonts-liberation fonts-freefont-ttf wamerican
         pocl-opencl-icd mesa-opencl-icd)
 else
@@ -72,7 +73,7 @@ else
   pkgs=(cmake gcc-c++ make pkgconf-pkg-config
         ocl-icd-devel opencl-headers clblast-devel
         hdf5-devel fmt-devel libpng-devel libjpeg-turbo-devel json-devel pcre2-devel
-        poppler-cpp-devel gtest-devel
+        poppler-cpp-devel gtest-devel cpp-httplib-devel
         dejavu-sans-fonts dejavu-serif-fonts dejavu-sans-mono-fonts liberation-sans-fonts
         liberation-serif-fonts liberation-mono-fonts gnu-free-sans-fonts gnu-free-serif-fonts
         gnu-free-mono-fonts words

@@ -25,11 +25,28 @@ if(DEFINED ENV{DSOCR_TEST_DEVICES} AND NOT "$ENV{DSOCR_TEST_DEVICES}" STREQUAL "
   set(_tags ${_keep})
 endif()
 
+# A CLI script whose header holds the line "# ctest: once" runs on one platform only: PoCL when
+# present, else the first platform (for tests whose subject does not depend on the platform).
+set(_once_tag "")
+if(_tags)
+  list(GET _tags 0 _once_tag)
+endif()
+list(FIND _tags "pocl" _at)
+if(_at GREATER -1)
+  set(_once_tag "pocl")
+endif()
+
 foreach(tag ${_tags})
   string(REPLACE ":" "_" tagname "${tag}")
   foreach(entry ${DSOCR_TESTS})
     string(REGEX MATCH "^[^=]+" stem "${entry}")
     string(REGEX REPLACE "^[^=]+=" "" exe "${entry}")
+    if(exe MATCHES "\\.sh$" AND NOT tag STREQUAL _once_tag)
+      file(STRINGS "${exe}" _once REGEX "^# ctest: once" LIMIT_COUNT 1)
+      if(_once)
+        continue()
+      endif()
+    endif()
     if(exe MATCHES "\\.sh$")
       add_test(${tagname}/${stem} bash ${exe} ${DSOCR_BIN} ${tag})
     else()

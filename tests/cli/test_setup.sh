@@ -53,7 +53,7 @@ for os in debian12 ubuntu; do
   expect_contains "$os: debian family" "$WORK/out" '^setup: family debian '
   expect_contains "$os: apt-get update" "$WORK/out" 'would run: (sudo )?apt-get update -qq$'
   expect_contains "$os: apt-get install with Debian names" "$WORK/out" \
-    'would run: (sudo )?apt-get install -y -qq --no-install-recommends cmake g\+\+ make pkg-config ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers libclblast-dev .* pocl-opencl-icd mesa-opencl-icd$'
+    'would run: (sudo )?apt-get install -y -qq --no-install-recommends cmake g\+\+ make pkg-config ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers libclblast-dev .* libpoppler-cpp-dev libgtest-dev libcpp-httplib-dev .* pocl-opencl-icd mesa-opencl-icd$'
   expect_absent "$os: no dnf" "$WORK/out" 'dnf'
   expect_absent "$os: the dry run ran no installer" "$log" '.'
 done
@@ -62,7 +62,7 @@ for os in fedora asahi rocky; do
   expect_rc "$os: dry run" 0 "$rc"
   expect_contains "$os: fedora family" "$WORK/out" '^setup: family fedora '
   expect_contains "$os: dnf install with Fedora names" "$WORK/out" \
-    'would run: (sudo )?dnf install -y --setopt=install_weak_deps=False cmake gcc-c\+\+ make pkgconf-pkg-config ocl-icd-devel opencl-headers clblast-devel hdf5-devel fmt-devel libpng-devel libjpeg-turbo-devel json-devel pcre2-devel poppler-cpp-devel gtest-devel dejavu-sans-fonts dejavu-serif-fonts dejavu-sans-mono-fonts liberation-sans-fonts liberation-serif-fonts liberation-mono-fonts gnu-free-sans-fonts gnu-free-serif-fonts gnu-free-mono-fonts words pocl mesa-libOpenCL$'
+    'would run: (sudo )?dnf install -y --setopt=install_weak_deps=False cmake gcc-c\+\+ make pkgconf-pkg-config ocl-icd-devel opencl-headers clblast-devel hdf5-devel fmt-devel libpng-devel libjpeg-turbo-devel json-devel pcre2-devel poppler-cpp-devel gtest-devel cpp-httplib-devel dejavu-sans-fonts dejavu-serif-fonts dejavu-sans-mono-fonts liberation-sans-fonts liberation-serif-fonts liberation-mono-fonts gnu-free-sans-fonts gnu-free-serif-fonts gnu-free-mono-fonts words pocl mesa-libOpenCL$'
   expect_absent "$os: no apt" "$WORK/out" 'apt-get|dpkg'
   expect_absent "$os: the dry run ran no installer" "$log" '.'
 done
