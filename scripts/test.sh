@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 bash scripts/setup.sh
+# The reference's venv before ctest: tests/cli/test_serve.sh's OpenAI client lives in it.
+bash reference/setup.sh
 echo "== structure: library layers, file and function sizes (docs/architecture.md)"
 python3 tests/structure/check_structure.py --self-test
 python3 tests/structure/check_structure.py
