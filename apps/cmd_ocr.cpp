@@ -285,6 +285,7 @@ int OcrRun::run(std::vector<Input>& inputs) {
   if (!s_.pages_spec.empty() && !any_pdf) warn("--pages applies to PDF inputs only; there is none");
   several_pages_ = inputs.size() > 1 || any_pdf;
   // Located now (a missing model fails at once), opened and loaded with the first page.
+  if (!s_.model_note.empty()) status_.note("dsocr: " + s_.model_note);
   loc_ = resolve_model(s_.model_spec);
   if (!s_.from_checkpoint.empty())
     status_.note(fmt::format("dsocr: {} (the checkpoint's config.json; --mode, --task or --prompt override)",

@@ -124,6 +124,7 @@ int cmd_serve(const std::vector<std::string>& argv) {
   const ServeSettings s = parse_serve(a);
   block_stop_signals();  // before any thread starts: the signals are waited for in serve_http
   ServeLog log(s.quiet);
+  if (!s.model.model_note.empty()) log.info("dsocr: " + s.model.model_note);
   const ModelLocation loc = resolve_model(s.model.model_spec);  // a missing model fails before anything starts
   if (!s.model.from_checkpoint.empty())
     log.info(fmt::format("dsocr: {} (the checkpoint's config.json)", s.model.from_checkpoint));

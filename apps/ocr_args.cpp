@@ -28,7 +28,9 @@ model and device:
   --model M             checkpoint directory (Hugging Face layout: config.json, tokenizer.json,
                         *.safetensors) or a repo id in the Hugging Face cache
                         ($HF_HOME/hub, ~/.cache/huggingface/hub); default $DSOCR_MODEL, else
-                        deepseek-ai/DeepSeek-OCR (download: huggingface-cli download deepseek-ai/DeepSeek-OCR)
+                        deepseek-ai/DeepSeek-OCR (download: huggingface-cli download deepseek-ai/DeepSeek-OCR);
+                        while that is not downloaded, dsocr's demo model ($DSOCR_DEMO_MODEL, else
+                        models/dsocr-demo of the source tree) where there is one, said on stderr
   --device SPEC         OpenCL device (see dsocr devices); default $DSOCR_DEVICE, else the first GPU
   --weights S           bf16 (default; alias compact): weight matrices kept as the checkpoint stores
                         them (exact, half of f32's memory); fp16: converted to half; int8, int4: the
@@ -120,10 +122,11 @@ CheckpointDefaults checkpoint_defaults(const std::string& spec) {
 void check_mode_fits(const ModelSettings& s, int version, bool max_tiles_given) {
   const ModeSpec m = mode_spec(s.opts.mode);
   if (version != 0 && m.version != version)
-    throw UsageError(fmt::format(
-        "--mode {} is a {} mode, but {} is a {} checkpoint: use --mode {} (or leave --mode out)", s.opts.mode,
-        m.version == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", s.model_spec,
-        version == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", version == 2 ? "ocr2" : "gundam, base, large, small or tiny"));
+    throw UsageError(
+        fmt::format("--mode {} is a {} mode, but {} is a {} checkpoint: use --mode {} (or leave --mode out)",
+                    s.opts.mode, m.version == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", s.model_spec,
+                    version == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR",
+                    version == 2 ? "ocr2" : "gundam, base, large, small or tiny"));
   if (m.version == 2 && !s.opts.crop) throw UsageError("--no-crop applies to gundam; ocr2 always tiles large pages");
   if (m.max_tiles > 0 && max_tiles_given && s.opts.max_tiles > m.max_tiles)
     throw UsageError(fmt::format("--max-tiles {}: {} uses at most {} tiles", s.opts.max_tiles, m.name, m.max_tiles));
@@ -162,7 +165,10 @@ ModelSettings parse_model_settings(Args& a) {
   ModelSettings s;
   s.ro.device = a.value("--device");
   const char* env_model = std::getenv("DSOCR_MODEL");
-  s.model_spec = a.value("--model", env_model && *env_model ? env_model : "deepseek-ai/DeepSeek-OCR");
+  if (a.given("--model") || (env_model && *env_model))
+    s.model_spec = a.value("--model", env_model ? env_model : "");
+  else  // the released model when downloaded, else the demo model that comes with dsocr (when there is one)
+    s.model_spec = default_model_spec("deepseek-ai/DeepSeek-OCR", s.model_note);
   const bool mode_given = a.given("--mode");
   s.opts.mode = a.value("--mode", "gundam");
   const bool max_tiles_given = a.given("--max-tiles");

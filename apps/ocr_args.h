@@ -23,6 +23,7 @@ struct ModelSettings {
   WeightStorage storage = WeightStorage::compact;
   bool explicit_max = false;
   std::string from_checkpoint;  // what the checkpoint's config chose (mode, prompt), for the log
+  std::string model_note;       // why the demo model is used (no --model, the released one not downloaded)
 };
 
 // Everything the command line of dsocr ocr says, checked before any work starts (UsageError

@@ -7,6 +7,7 @@ CKPT=$SRC/tests/goldens/tiny-ckpt
 IMG=$SRC/tests/goldens/images
 export HF_HOME=$WORK/hf-empty
 unset HF_HUB_CACHE HUGGINGFACE_HUB_CACHE DSOCR_MODEL
+export DSOCR_DEMO_MODEL=$WORK/no-demo-model  # no demo model unless a test names one
 case $DSOCR in /*) ;; *) DSOCR=$PWD/$DSOCR ;; esac
 cd "$WORK" || exit 1  # the default --out-dir ./dsocr-out lands here
 FAST=(--model "$CKPT" --device "$DEVICE" --mode tiny --max-new-tokens 6 --ngram 3 --ngram-window 24)
@@ -255,6 +256,13 @@ expect_failure "missing model dir" 1 "model directory .*no-such-ckpt does not ex
 expect_failure "default model not downloaded" 1 "huggingface-cli download deepseek-ai/DeepSeek-OCR" \
   --device "$DEVICE" "$IMG/gradient.png"
 expect_contains "download hint: hf download" "$WORK/default model not downloaded.err" "hf download deepseek-ai/DeepSeek-OCR"
+# no --model, the released model not downloaded, a demo model present: that one, said why on stderr
+DSOCR_DEMO_MODEL=$CKPT ocr_run demo_default --device "$DEVICE" --mode tiny --max-new-tokens 2 --ngram 0 --format json \
+  "$IMG/gradient.png"
+expect_rc "demo model as the default" 0 "$rc"
+expect_contains "demo default: why, on stderr" "$WORK/demo_default.err" \
+  "deepseek-ai/DeepSeek-OCR is not downloaded .*using dsocr's demo model .*tiny-ckpt"
+expect_contains "demo default: read with it" "$WORK/demo_default.out" '"generated_ids"'
 expect_failure "repo id not cached" 1 "model org/none is not in the Hugging Face cache" --model org/none "$IMG/gradient.png"
 mkdir -p "$WORK/notok"
 cp "$CKPT"/* "$WORK/notok/"
