@@ -29,11 +29,8 @@ events. JSON as bench/torch_bench.py writes it (same field names; bench/compare.
 No network: the configs are built locally, nothing is downloaded.
 """
 import argparse
-import datetime
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 
@@ -43,8 +40,8 @@ sys.path.insert(0, HERE)  # torch_bench_* and ocr2_transformers_map beside this 
 import torch  # noqa: E402
 
 from ocr2_transformers_map import build_hf, report_ok, vision_flop_v2  # noqa: E402
-from torch_bench_common import (DTYPES, ROOT, Timer, cfgmod, cpu_name, current_mib, dt_name, git_sha,  # noqa: E402
-                                modelmod, peak_mib, reset_peak, set_fp32_ieee)
+from torch_bench_common import (DTYPES, ROOT, Timer, cfgmod, cpu_name, current_mib, decode_figures,  # noqa: E402
+                                dt_name, git_sha, modelmod, peak_mib, reset_peak, run_identity, set_fp32_ieee)
 from torch_bench_model import add_model_pcts, decode_params, prefill_flop, random_init_fn  # noqa: E402
 
 OFFICIAL_CONFIGS = [os.path.join(ROOT, "tests", "data", "official", "deepseek-ocr-2", "config.json"),
@@ -331,14 +328,7 @@ def bench_lm(hf, ids, r, dev, tm, a, dt):
         tm.sync()
         return tm.once(run)
 
-    decode_run(min(8, N))  # warm-up
-    ms = [decode_run(N) for _ in range(a.decode_runs)]
-    r["decode_tokens"] = N
-    r["decode_runs_ms"] = ms
-    r["decode_ms_per_tok"] = statistics.median(ms) / N
-    r["decode_tok_s"] = 1e3 / r["decode_ms_per_tok"]
-    elog(f"  {dt_name(dt)} decode {N} tokens              {r['decode_tok_s']:10.1f} tok/s")
-    r["decode_peak_mem_mib"] = peak_mib(dev)
+    decode_figures(r, decode_run, N, a.decode_runs, dev, f"  {dt_name(dt)} decode {N} tokens              ", elog)
 
 
 def bench_dtype(hf, c, dev, dt, tm, a, img):
@@ -361,21 +351,12 @@ def bench_dtype(hf, c, dev, dt, tm, a, img):
 
 def bench_header(a, dev, src, fp32_mode, dtypes, rep):
     import transformers
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     return {
-        "tool": "bench/ocr2_transformers.py",
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name(),
-        "device_type": dev.type,
-        "torch": torch.__version__,
+        **run_identity("bench/ocr2_transformers.py", name, dev, a.tiny),
         "transformers": transformers.__version__,
-        "cuda": torch.version.cuda if dev.type == "cuda" else None,
-        "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None,
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_sha": git_sha(),
         "arch": "ocr2",
-        "config": "tiny" if a.tiny else "full",
         "config_source": src,
-        "shapes": "small" if a.tiny else "real",
         "ops": "transformers deepseek_ocr2 (eager PyTorch, no torch.compile)",
         "attn_implementation": rep["config"]["attn_implementation"],
         "experts_implementation": rep["config"]["experts_implementation"],

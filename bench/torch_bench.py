@@ -27,10 +27,8 @@ only. Both compute the same function (--check compares them on the tiny model).
 Nothing here imports `tokenizers` or `PIL`; no network.
 """
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 
@@ -39,8 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the torch_benc
 import torch  # noqa: E402
 
 from torch_bench_check import check  # noqa: E402
-from torch_bench_common import (DTYPES, HAS_SDPA, NOTES, Timer, cpu_name, dt_name, git_sha, log,  # noqa: E402
-                                set_fp32_ieee)
+from torch_bench_common import (DTYPES, HAS_SDPA, NOTES, Timer, cpu_name, dt_name, log,  # noqa: E402
+                                run_identity, set_fp32_ieee)
 from torch_bench_kernels import bench_kernels, measure_peaks  # noqa: E402
 from torch_bench_model import add_model_pcts, bench_model, build_model, full_config, tiny_config  # noqa: E402
 from torch_bench_ops import drop_param_caches, install_ops  # noqa: E402
@@ -69,17 +67,7 @@ def parse_args(argv):
 def run_header(a, dev, name, fp32_mode, dtypes):
     """The JSON's description of the run."""
     res = {
-        "tool": "bench/torch_bench.py",
-        "device": name,
-        "device_type": dev.type,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda if dev.type == "cuda" else None,
-        "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None,
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_sha": git_sha(),
-        "config": "tiny" if a.tiny else "full",
-        "shapes": "small" if a.tiny else "real",
+        **run_identity("bench/torch_bench.py", name, dev, a.tiny),
         "ops": a.ops,
         "sdpa": ("F.scaled_dot_product_attention" if HAS_SDPA else
                  f"eager fallback (torch {torch.__version__} has no F.scaled_dot_product_attention)"),

@@ -1,5 +1,6 @@
 """Shared pieces of bench/torch_bench.py: the reference's import path, notes, logging, timing,
 CUDA memory counters and the run's environment (CPU name, fp32 mode, git SHA)."""
+import datetime
 import os
 import platform
 import statistics
@@ -114,3 +115,36 @@ def git_sha():
                               text=True, timeout=10).stdout.strip() or None
     except Exception:
         return None
+
+
+def run_identity(tool, device_name, dev, tiny):
+    """The fields every PyTorch bench JSON starts with: the tool, the device, the versions, the
+    date, the commit and the config size."""
+    return {
+        "tool": tool,
+        "device": device_name,
+        "device_type": dev.type,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if dev.type == "cuda" else None,
+        "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_sha": git_sha(),
+        "config": "tiny" if tiny else "full",
+        "shapes": "small" if tiny else "real",
+    }
+
+
+def decode_figures(r, decode_run, n, runs, dev, label, logf):
+    """Times decode_run(n) (ms for n greedy steps) `runs` times after a short warm-up into r:
+    decode_tokens, decode_runs_ms, decode_ms_per_tok (median), decode_tok_s, decode_peak_mem_mib;
+    logs `label` then tok/s."""
+    decode_run(min(8, n))  # warm-up
+    ms = [decode_run(n) for _ in range(runs)]
+    r["decode_tokens"] = n
+    r["decode_runs_ms"] = ms
+    r["decode_ms_per_tok"] = statistics.median(ms) / n
+    r["decode_tok_s"] = 1e3 / r["decode_ms_per_tok"]
+    logf(f"{label}{r['decode_tok_s']:10.1f} tok/s")
+    r["decode_peak_mem_mib"] = peak_mib(dev)
+

@@ -3,12 +3,12 @@ counts them, prefill, and the end-to-end measurements (vision, prefill, decode, 
 import ast
 import math
 import os
-import statistics
 import time
 
 import torch
 
-from torch_bench_common import ROOT, cfgmod, current_mib, dt_name, log, modelmod, peak_mib, reset_peak
+from torch_bench_common import (ROOT, cfgmod, current_mib, decode_figures, dt_name, log, modelmod, peak_mib,
+                                reset_peak)
 
 
 # ============================================================================ random weights
@@ -166,14 +166,7 @@ def bench_model(m, c, dev, dt, tm, a):
             tm.sync()
             return tm.once(run)
 
-        decode_run(min(8, N))  # warm-up
-        ms = [decode_run(N) for _ in range(a.decode_runs)]
-        r["decode_tokens"] = N
-        r["decode_runs_ms"] = ms
-        r["decode_ms_per_tok"] = statistics.median(ms) / N
-        r["decode_tok_s"] = 1e3 / r["decode_ms_per_tok"]
-        log(f"  {dt_name(dt)} decode {N} tokens      {r['decode_tok_s']:10.1f} tok/s")
-        r["decode_peak_mem_mib"] = peak_mib(dev)
+        decode_figures(r, decode_run, N, a.decode_runs, dev, f"  {dt_name(dt)} decode {N} tokens      ", log)
         peaks.append(r["decode_peak_mem_mib"])
     r["peak_mem_mib"] = max(peaks) if peaks[0] is not None else None
 
