@@ -14,6 +14,8 @@ Cases:
   qwen2_encoder_layer_real_heads_tile  the official attention geometry (hidden 896, 14 heads on 2 KV heads of
                                        64, θ 1e6) at a tile's N = 144 (288 tokens), FFN reduced to 256;
                                        random bf16 weights, expected output computed in float64
+  qwen2_encoder_layer_full_dims        every official dimension (FFN 4864 too) at N = 36 (72 tokens); sparse
+                                       ternary matrix weights (0, ±2^-e), so that the file stays near 3 MB
   qwen2_encoder_tiny_global            the whole tiny encoder on the global view's SAM map (query_1024)
   qwen2_encoder_tiny_tile              the whole tiny encoder on one 768 tile's SAM map (query_768)
   vision_encoder_ocr2_global_only      a 640x480 image: no tiles, 257 embeddings
@@ -34,7 +36,7 @@ from .goldens_model import _pix_inputs, lm_attrs, sub
 from .h5 import case_registry, run_cases, write_case
 
 CKPT_DIR = "tiny-ckpt-ocr2"
-COMMITTED = ["qwen2_encoder_layer_tiny_global_l1", "qwen2_encoder_tiny_global", "qwen2_encoder_tiny_tile",
+COMMITTED = ["qwen2_encoder_layer_tiny_global_l1", "qwen2_encoder_layer_full_dims", "qwen2_encoder_tiny_global", "qwen2_encoder_tiny_tile",
              "vision_encoder_ocr2_tiles_2x3", "model_logits_ocr2_text", "model_logits_ocr2_image",
              "model_generate_ocr2_image_tiles"]  # under tests/goldens (dsocr_ref.goldens writes them)
 CKPT_SEED = 4321
@@ -127,6 +129,40 @@ def _(cx, seed=91):
                dict(causal_prefix=n, num_heads=c.qwen2_heads, rope_theta=float(c.qwen2_rope_theta),
                     eps=float(c.qwen2_rms_eps)),
                {"x": x, "positions": pos}, dict(layer.state_dict()), {"y": y}, lt, seed=seed)
+
+
+@case("qwen2_encoder_layer_full_dims")
+def _(cx, seed=93, n=36):
+    """Every dimension of the official layer (hidden 896, 14 heads on 2 KV heads of 64, SwiGLU 4864,
+    θ 1e6, eps 1e-6) on a 6x6 grid (N = 36: 72 tokens). The 15 M matrix weights are sparse ternary,
+    0 or ±2^-e (one in eight nonzero, e from the fan-in as for N(0, 1/fan_in)), stored as float16
+    (exact): three values gzip to about 1.1 bits each, so the file stays near 2.5 MB where normal
+    bf16 weights would take 30 MB. Biases and norm weights are normal, as in every other case."""
+    import math
+    c = cfgmod.Config(version=2)  # official 896 / 14 / 2 / 4864 / θ 1e6 / eps 1e-6
+    layer = ocr2.Qwen2EncoderLayer(c)
+    checkpoint.random_init(layer, seed)
+    checkpoint.round_bf16_(layer)
+    g = torch.Generator().manual_seed(seed + 2)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if p.dim() != 2:
+                continue
+            fan_in = p.shape[1]
+            scale = 2.0 ** round(math.log2(1.0 / math.sqrt(0.125 * fan_in)))
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                scale /= 2  # residual branches halved, as random_init does
+            keep = torch.rand(p.shape, generator=g) < 0.125
+            sign = torch.where(torch.rand(p.shape, generator=g) < 0.5, -1.0, 1.0)
+            p.copy_(torch.where(keep, sign * scale, 0.0))  # +0.0, never -0.0: three distinct bit patterns
+    x = torch.randn(1, 2 * n, c.qwen2_hidden, generator=g).to(torch.bfloat16).float()
+    pos = torch.arange(2 * n)
+    y = copy.deepcopy(layer).double()(x.double(), pos, n, {})
+    weights = {k: (v.numpy().astype("float16") if v.dim() == 2 else v) for k, v in layer.state_dict().items()}
+    write_case(cx.path("qwen2_encoder_layer_full_dims"), "qwen2_encoder_layer",
+               dict(causal_prefix=n, layer_idx=0, num_heads=c.qwen2_heads, rope_theta=float(c.qwen2_rope_theta),
+                    eps=float(c.qwen2_rms_eps)),
+               {"x": x, "positions": pos}, weights, {"y": y}, seed=seed)
 
 
 # ------------------------------------------------------------------ qwen2_encoder

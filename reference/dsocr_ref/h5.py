@@ -20,18 +20,19 @@ def source_string():
 
 
 def _np(a, kind):
-    """To a C-order numpy array of a contract dtype: float32 for floats, int32/int64/uint8 kept."""
+    """To a C-order numpy array of a contract dtype: float32 for floats (a numpy float16 array is
+    kept: values exact in half, stored in half the bytes), int32/int64/uint8 kept."""
     if isinstance(a, torch.Tensor):
         a = a.detach()
         if a.is_floating_point():
             a = a.to(torch.float32)
         a = a.numpy()
     a = np.ascontiguousarray(a)
-    if a.dtype.kind == "f":
+    if a.dtype.kind == "f" and a.dtype != np.float16:
         a = a.astype(np.float32)
     elif a.dtype == np.bool_:
         a = a.astype(np.uint8)
-    elif a.dtype not in (np.int32, np.int64, np.uint8):
+    elif a.dtype not in (np.float16, np.int32, np.int64, np.uint8):
         raise TypeError(f"{kind}: dtype {a.dtype} not allowed by the contract")
     return a
 

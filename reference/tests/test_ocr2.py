@@ -6,6 +6,7 @@ import math
 import os
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -268,7 +269,8 @@ def test_checkpoint_v2_round_trip(tmp_path):
 
 
 # ------------------------------------------------------------------ golden writer
-WRITTEN = ["qwen2_encoder_layer_tiny_global_l1", "qwen2_encoder_layer_real_heads_tile", "qwen2_encoder_tiny_global",
+WRITTEN = ["qwen2_encoder_layer_tiny_global_l1", "qwen2_encoder_layer_real_heads_tile", "qwen2_encoder_layer_full_dims",
+           "qwen2_encoder_tiny_global",
            "vision_encoder_ocr2_global_only", "model_logits_ocr2_image"]
 DATASETS = {  # op -> (inputs, outputs)
     "qwen2_encoder_layer": ({"x", "positions"}, {"y"}), "qwen2_encoder": ({"sam_features"}, {"y"}),
@@ -286,13 +288,15 @@ def written(tmp_path_factory):
 
 
 def test_golden_files_follow_contract(written):
-    _, cases = written
+    out, cases = written
     for name, cs in cases.items():
         a = cs["attrs"]
         assert a["format"] == "dsocr-golden" and int(a["version"]) == 1, name
         ins, outs = DATASETS[a["op"]]
         assert set(cs["inputs"]) == ins and set(cs["outputs"]) == outs, name
-        assert all(v.dtype == "float32" for v in cs["weights"].values())
+        # float16 only for the full-dimension layer's exactly representable ternary matrices
+        half = name == "qwen2_encoder_layer_full_dims"
+        assert all(v.dtype == ("float16" if half and v.ndim == 2 else "float32") for v in cs["weights"].values()), name
         assert all(v.dtype in ("float32", "int64", "uint8") for v in cs["inputs"].values())
     lay = cases["qwen2_encoder_layer_tiny_global_l1"]
     assert int(lay["attrs"]["causal_prefix"]) * 2 == lay["inputs"]["x"].shape[1] == 512
@@ -300,6 +304,15 @@ def test_golden_files_follow_contract(written):
     real = cases["qwen2_encoder_layer_real_heads_tile"]
     assert (int(real["attrs"]["num_heads"]), real["weights"]["self_attn.k_proj.weight"].shape) == (14, (128, 896))
     assert int(real["attrs"]["causal_prefix"]) == 144 and float(real["attrs"]["rope_theta"]) == 1e6
+    full = cases["qwen2_encoder_layer_full_dims"]
+    fw = full["weights"]
+    assert fw["mlp.gate_proj.weight"].shape == (4864, 896) and fw["self_attn.v_proj.weight"].shape == (128, 896)
+    assert int(full["attrs"]["num_heads"]) == 14 and int(full["attrs"]["causal_prefix"]) * 2 == 72
+    vals = np.unique(fw["mlp.up_proj.weight"])
+    assert len(vals) == 3 and vals[1] == 0 and vals[0] == -vals[2]  # sparse ternary
+    assert 0.1 < float((fw["mlp.up_proj.weight"] != 0).mean()) < 0.15
+    assert not np.signbit(fw["mlp.up_proj.weight"][fw["mlp.up_proj.weight"] == 0]).any()  # +0 only: compresses
+    assert os.path.getsize(os.path.join(out, "model", "qwen2_encoder_layer_full_dims.h5")) < 3 * 1024 * 1024
     enc = cases["qwen2_encoder_tiny_global"]
     assert {"query_768.weight", "query_1024.weight", "model.model.norm.weight"} <= set(enc["weights"])
     assert enc["outputs"]["y"].shape == (1, 256, 48) and "layers.2" in enc["taps"]
@@ -321,6 +334,12 @@ def test_golden_values_recompute(written):
     y = layer(x, torch.from_numpy(lay["inputs"]["positions"]), int(a["causal_prefix"]))
     ref = torch.from_numpy(lay["outputs"]["y"])
     assert torch.all((y - ref).abs() <= 1e-4 + 1e-3 * ref.abs())  # contract tolerance, fp32 vs fp64 golden
+    full = cases["qwen2_encoder_layer_full_dims"]
+    layer = ocr2.Qwen2EncoderLayer(config.Config(version=2))
+    layer.load_state_dict({k: torch.from_numpy(v.astype("float32")) for k, v in full["weights"].items()})
+    y = layer(torch.from_numpy(full["inputs"]["x"]), torch.from_numpy(full["inputs"]["positions"]), 36)
+    ref = torch.from_numpy(full["outputs"]["y"])
+    assert torch.all((y - ref).abs() <= 1e-4 + 1e-3 * ref.abs()) and float(ref.std()) > 0.5
     lg = cases["model_logits_ocr2_image"]
     ckpt = os.path.normpath(os.path.join(out, "model", lg["attrs"]["checkpoint"]))
     m, c2 = checkpoint.load(ckpt)
