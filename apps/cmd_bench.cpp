@@ -2,6 +2,8 @@
 // dsocr bench quality: the accuracy of each weight storage on a checkpoint (bench/quality.h).
 #include <fmt/format.h>
 
+#include <charconv>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -46,6 +48,9 @@ device memory; no download). Default: all.
   --kv S               model: KV cache storage f16 (default, as dsocr ocr), bf16 or f32
   --arch A             model: ocr (DeepSeek-OCR, default) or ocr2 (DeepSeek-OCR-2: Qwen2 encoder,
                        global view and a page of 6 tiles of 768)
+  --batch LIST         model: also decode B sequences together for each B of LIST (e.g. 1,8,32,64):
+                       aggregate tok/s, step time, KV cache and device memory held, and pages per
+                       minute estimated from the measured vision, prefill and step times
   --json FILE          everything measured, with device, driver, date, git commit and the tuning
                        knobs in force (DSOCR_GEMV, DSOCR_SDPA_TILES, ...: README)
   --csv FILE           the kernel table
@@ -78,6 +83,19 @@ BenchArgs parse(Args& a) {
   if (arch != "ocr" && arch != "ocr2")
     throw UsageError(fmt::format("--arch {}: expected ocr (DeepSeek-OCR) or ocr2 (DeepSeek-OCR-2)", arch));
   b.o.ocr2 = arch == "ocr2";
+  if (const std::string bl = a.value("--batch"); !bl.empty()) {
+    size_t at = 0;
+    while (at <= bl.size()) {
+      const size_t comma = std::min(bl.find(',', at), bl.size());
+      const std::string item = bl.substr(at, comma - at);
+      int v = 0;
+      const auto res = std::from_chars(item.data(), item.data() + item.size(), v);
+      if (item.empty() || res.ec != std::errc() || res.ptr != item.data() + item.size() || v < 1 || v > 1024)
+        throw UsageError(fmt::format("--batch {}: expected batch sizes 1..1024 separated by commas", bl));
+      b.o.batch.push_back(v);
+      at = comma + 1;
+    }
+  }
   b.json_path = a.value("--json");
   b.csv_path = a.value("--csv");
   b.q.model_dir = a.value("--model");
@@ -92,7 +110,8 @@ BenchArgs parse(Args& a) {
       (b.what != "peak" && b.what != "kernels" && b.what != "model" && b.what != "all" && b.what != "quality"))
     throw UsageError(
         "usage: dsocr bench [peak|kernels|model|all|quality] [--device SPEC] [--runs N] [--small] [--only NAME] "
-        "[--weights bf16|fp16|int8|int4|f32] [--kv f16|bf16|f32] [--arch ocr|ocr2] [--json F] [--csv F]");
+        "[--weights bf16|fp16|int8|int4|f32] [--kv f16|bf16|f32] [--arch ocr|ocr2] [--batch LIST] [--json F] "
+        "[--csv F]");
   if (b.what == "quality" && (b.q.model_dir.empty() == !random || b.q.image.empty()))
     throw UsageError("dsocr bench quality needs --model DIR or --random (one of them) and --image FILE");
   if (!b.o.only.empty() && bench::kernel_selection_empty(b.o)) {
@@ -207,7 +226,26 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
       m.decode_launches_per_token);
   fmt::print("  peak device memory ({}-token KV cache): {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n",
              m.context, m.peak_mem_mib, m.peak_held_mib);
-  j["model"] = {{"arch", o.ocr2 ? "ocr2" : "ocr"},
+  nlohmann::json batches = nlohmann::json::array();
+  if (!m.batch.empty())
+    fmt::print("  batched decode ({} steps after {}-token prompts):\n", m.batch.front().steps, m.prefill_tokens);
+  for (const bench::BatchPoint& p : m.batch) {
+    fmt::print(
+        "    batch {:4d}: {:9.1f} tok/s aggregate  {:7.2f} ms/step  {:6.1f} pages/min (est.)  KV {:7.0f} MiB  held "
+        "{:7.0f} MiB  (prefill of all {:.0f} ms)\n",
+        p.batch, p.tok_s, p.step_ms, p.pages_per_min, p.kv_mib, p.held_mib, p.prefill_ms);
+    batches.push_back({{"batch", p.batch},
+                       {"steps", p.steps},
+                       {"tok_s", p.tok_s},
+                       {"step_ms", p.step_ms},
+                       {"pct_ceiling_per_step", 100.0 * (1000.0 / p.step_ms) / ceiling},
+                       {"pages_per_min_est", p.pages_per_min},
+                       {"kv_mib", p.kv_mib},
+                       {"held_mib", p.held_mib},
+                       {"prefill_ms", p.prefill_ms}});
+  }
+  j["model"] = {{"batch", batches},
+                {"arch", o.ocr2 ? "ocr2" : "ocr"},
                 {"tile_side", m.tile_side},
                 {"weights", weight_storage_name(o.storage)},
                 {"kv", dtype_name(o.kv)},

@@ -17,6 +17,7 @@
 #include "model/preprocess.h"
 #include "ocr/draw.h"
 #include "ocr/ocr.h"
+#include "ocr/page_batch.h"
 #include "ocr/pipeline.h"
 
 namespace dsocr {
@@ -109,6 +110,8 @@ class OcrRun {
   void run_input(Input& in);
   void run_pdf(Input& in);
   void run_page(const RgbImage& img, const std::string& name, int page);
+  int run_batched(std::vector<Input>& inputs);
+  void page_done(const BatchPage& p, PageOutput& po);
   void report_page(const PageResult& r, const RgbImage& img, const std::string& where,
                    const std::vector<PixelBox>& boxes);
   void fail(const std::string& name, int page, const std::string& message);
@@ -218,6 +221,128 @@ void OcrRun::run_page(const RgbImage& img, const std::string& name, int page) {
   report_page(po.result, img, where, po.boxes);
 }
 
+// Pages of every input, several at once (ocr/page_batch.h), printed in order as each is complete.
+// Inputs and pages that cannot be read fail in their turn, as in the page-by-page path; the model
+// is loaded with the first page that can run.
+int OcrRun::run_batched(std::vector<Input>& inputs) {
+  std::vector<char> failed(inputs.size(), 0);
+  size_t ii = 0, pi = 0;
+  std::unique_ptr<PdfDocument> doc;
+  std::vector<int> pages;
+  auto next = [&]() -> std::optional<BatchPage> {
+    while (ii < inputs.size()) {
+      Input& in = inputs[ii];
+      BatchPage bp;
+      bp.tag = static_cast<int>(ii);
+      bp.req = PageRequest{s_.prompt, s_.opts, output_format_from_string(s_.format), s_.out_dir, in.name, 0, load_s_};
+      try {
+        if (!in.error.empty()) {
+          ++ii;
+          bp.error = in.error;
+          return bp;
+        }
+        if (in.kind != InputKind::pdf) {
+          ++ii;
+          bp.image = decode_image(in.path == "-" ? in.bytes : read_file_bytes(in.path), in.name);
+          return bp;
+        }
+        if (!doc) {
+          ++ii;  // until the document is open: an error here ends the input
+          doc = std::make_unique<PdfDocument>(in.path == "-" ? PdfDocument::open_bytes(std::move(in.bytes), in.name)
+                                                             : PdfDocument::open_file(in.path));
+          int dropped = 0;
+          pages.clear();
+          if (s_.pages_spec.empty())
+            for (int p = 1; p <= doc->pages(); ++p) pages.push_back(p);
+          else
+            pages = parse_pages(s_.pages_spec, doc->pages(), &dropped);
+          if (pages.empty())
+            throw Error(
+                fmt::format("{}: --pages {} selects none of its {} pages", in.name, s_.pages_spec, doc->pages()));
+          if (dropped)
+            warn(fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc->pages(), s_.pages_spec));
+          --ii;
+          pi = 0;
+        }
+        if (pi >= pages.size()) {
+          doc.reset();
+          ++ii;
+          continue;
+        }
+        bp.req.page = pages[pi++];
+        bp.image = doc->render(bp.req.page, s_.dpi);  // one page that cannot be rendered: the others still run
+        return bp;
+      } catch (const Error& e) {
+        if (bp.req.page == 0) doc.reset();
+        bp.error = e.what();
+        return bp;
+      }
+    }
+    return std::nullopt;
+  };
+
+  // Failures before the first page that can run are reported before the model loads.
+  std::optional<BatchPage> first;
+  while ((first = next()) && !first->error.empty()) {
+    fail(first->req.source, first->req.page, first->error);
+    failed[first->tag] = 1;
+  }
+  if (first) {
+    load();
+    const int64_t ctx = engine_->model.cfg.lm.max_position_embeddings;
+    const int slots = page_batch_slots(*rt_, *engine_, s_.max_batch, ctx, s_.opts.kv);
+    const LmConfig& c = engine_->model.cfg.lm;
+    const double slot_mib = static_cast<double>(c.num_hidden_layers) * 2 * ctx * c.num_key_value_heads *
+                            c.head_dim() * dtype_size(s_.opts.kv) / 1048576.0;
+    status_.note(fmt::format("dsocr: up to {} pages at once (--max-batch {}; KV cache {:.0f} MiB per page)", slots,
+                             s_.max_batch, slot_mib));
+    PageBatchEvents ev;
+    ev.done = [&](const BatchPage& p, PageOutput& po) { page_done(p, po); };
+    ev.failed = [&](const BatchPage& p, const std::string& message) {
+      fail(p.req.source, p.req.page, message);
+      failed[p.tag] = 1;
+    };
+    ev.warning = [&](const std::string& w) { warn(w); };
+    const auto t0 = Clock::now();
+    ev.progress = [&](int active, int64_t done, int64_t tokens) {
+      if (show_generation_)
+        status_.update(fmt::format("{} page{} decoding, {} done, {} tokens, {:.1f} tok/s", active,
+                                   active == 1 ? "" : "s", done, tokens, tokens / std::max(1e-9, secs_since(t0))));
+    };
+    bool pending = true;
+    auto source = [&]() -> std::optional<BatchPage> {
+      if (pending) {
+        pending = false;
+        return std::move(first);
+      }
+      return next();
+    };
+    status_.restart();
+    run_page_batch(*rt_, *engine_, slots, source, crop_no_, ev);
+    status_.clear();
+  }
+  const int n_failed = static_cast<int>(std::count(failed.begin(), failed.end(), 1));
+  if (n_failed && inputs.size() > 1)
+    std::fprintf(stderr, "dsocr ocr: %d of %zu inputs failed (the others were processed)\n", n_failed,
+                 inputs.size());
+  return n_failed ? 1 : 0;
+}
+
+void OcrRun::page_done(const BatchPage& p, PageOutput& po) {
+  ++page_no_;
+  const std::string where = p.req.page > 0 ? fmt::format("{} page {}", p.req.source, p.req.page) : p.req.source;
+  status_.clear();
+  status_.note(fmt::format("[{}] {}: {}x{}", page_no_, where, p.image.width, p.image.height));
+  out_.new_page();
+  if (p.req.format == OutputFormat::json) {
+    out_.raw(po.json + "\n");
+  } else {
+    out_.write(po.text);
+    if (out_.any && out_.last != '\n') out_.write("\n");
+  }
+  report_page(po.result, p.image, where, po.boxes);
+}
+
 void OcrRun::report_page(const PageResult& r, const RgbImage& img, const std::string& where,
                          const std::vector<PixelBox>& boxes) {
   const int64_t g = static_cast<int64_t>(r.generated.size());
@@ -290,6 +415,7 @@ int OcrRun::run(std::vector<Input>& inputs) {
   if (!s_.from_checkpoint.empty())
     status_.note(fmt::format("dsocr: {} (the checkpoint's config.json; --mode, --task or --prompt override)",
                              s_.from_checkpoint));
+  if (several_pages_ && s_.max_batch > 1) return run_batched(inputs);
   int failed = 0;
   for (auto& in : inputs) {
     input_failed_ = false;

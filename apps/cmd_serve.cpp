@@ -15,6 +15,7 @@
 #include "apps/runtime_setup.h"
 #include "apps/serve_http.h"
 #include "model/hf_cache.h"
+#include "ocr/page_batch.h"
 #include "ocr/pipeline.h"
 #include "ocr/scheduler.h"
 
@@ -27,16 +28,20 @@ const char* const kServeUsage =
 An OpenAI-compatible HTTP server. POST /v1/chat/completions reads the one image of a request (a
 base64 data: URL) and answers with the model's text as generated, in one chat.completion object
 or streamed as server-sent events ("stream": true). GET /v1/models lists the model (its id is
---model as given), GET /health answers {"status": "ok", ...}. One page runs at a time; the
-other requests wait in a bounded queue.
+--model as given), GET /health answers {"status": "ok", ...}. Up to --max-batch requests are
+decoded together (continuous batching: a waiting request starts as soon as one ends); the others
+wait in a bounded queue.
 
 server:
   --host H              address to listen on (default 127.0.0.1: this machine only)
   --port P              port (default 8000; 0: a free port, shown in the "listening on" line)
   --api-key KEY         requests must carry "Authorization: Bearer KEY" (default $DSOCR_API_KEY;
                         without either there is no check); GET /health needs no key
-  --max-queue N         requests that may wait while one runs (default 16); more get 503 with
-                        a Retry-After header
+  --max-batch N         requests decoded together, 1..256 (default 8; fewer when their KV caches
+                        would take more than half of the free device memory). Each answer is the
+                        one its request gets alone. 1: one request at a time
+  --max-queue N         requests that may wait besides those running (default 16); more get 503
+                        with a Retry-After header
   --max-body-mb N       largest request body in MiB, after any Content-Encoding (default 50): 413
   --max-image-pixels N  largest image, width x height (default 50000000): 413
   --timeout-s S         a request's time limit from its arrival, waiting included (default 600):
@@ -72,6 +77,7 @@ ServeSettings parse_serve(Args& a) {
   s.api_key = a.value("--api-key", env_key ? env_key : "");
   if (key_given && s.api_key.empty()) throw UsageError("--api-key needs a non-empty key");
   s.max_queue = static_cast<size_t>(a.integer("--max-queue", 16, 0, 100000));
+  s.max_batch = static_cast<int>(a.integer("--max-batch", 8, 1, 256));
   s.max_body_bytes = a.integer("--max-body-mb", 50, 1, 4096) << 20;
   s.max_image_pixels = a.integer("--max-image-pixels", 50'000'000, 1, int64_t{1} << 28);
   s.timeout_s = a.number("--timeout-s", 600, 0.1, 7 * 86400);
@@ -84,14 +90,17 @@ ServeSettings parse_serve(Args& a) {
   return s;
 }
 
-// Opens the device and loads the model on the scheduler's worker thread; the runner it returns
-// holds both (the engine is released before its runtime).
-PageRunner open_engine(const ServeSettings& s, const ModelLocation& loc, ServeLog& log) {
-  struct Engine {
-    std::unique_ptr<Runtime> rt;
-    std::unique_ptr<OcrEngine> engine;  // declared last: destroyed first
-  };
-  auto e = std::make_shared<Engine>();
+// The device and the model, opened and loaded on the scheduler's worker thread and held by the
+// runner made from them; with several requests at once, the batch engine on top.
+struct ServeEngine {
+  std::unique_ptr<Runtime> rt;
+  std::unique_ptr<OcrEngine> engine;
+  std::unique_ptr<PageBatchEngine> batch;  // declared last: destroyed first, the runtime last
+  int crops = 0;                           // text output writes no crops
+};
+
+std::shared_ptr<ServeEngine> load_serve_engine(const ServeSettings& s, const ModelLocation& loc, ServeLog& log) {
+  auto e = std::make_shared<ServeEngine>();
   const auto t0 = std::chrono::steady_clock::now();
   e->rt = open_runtime(s.model.ro);
   log.info(fmt::format("dsocr: device {}", e->rt->device().label()));
@@ -99,13 +108,40 @@ PageRunner open_engine(const ServeSettings& s, const ModelLocation& loc, ServeLo
   e->engine = std::make_unique<OcrEngine>(load_engine(*e->rt, loc.dir, s.model.storage));
   for (const std::string& n : e->engine->model.load_notes) log.info("dsocr: " + n);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  log.info(fmt::format("dsocr: loaded in {:.1f} s, {} weights ({}); mode {}, {} queue places, timeout {:g} s", load_s,
-                       weight_storage_name(e->engine->model.storage), e->rt->memory_summary(), s.model.opts.mode,
-                       s.max_queue, s.timeout_s));
+  std::string at_once = "one request at a time (--max-batch 1)";
+  if (s.max_batch > 1) {
+    const int64_t ctx = e->engine->model.cfg.lm.max_position_embeddings;
+    const int slots = page_batch_slots(*e->rt, *e->engine, s.max_batch, ctx, s.model.opts.kv);
+    e->batch = std::make_unique<PageBatchEngine>(*e->rt, *e->engine, slots);
+    at_once = fmt::format("up to {} requests at once (--max-batch {})", slots, s.max_batch);
+  }
+  log.info(fmt::format("dsocr: loaded in {:.1f} s, {} weights ({}); mode {}, {}, {} queue places, timeout {:g} s",
+                       load_s, weight_storage_name(e->engine->model.storage), e->rt->memory_summary(),
+                       s.model.opts.mode, at_once, s.max_queue, s.timeout_s));
+  return e;
+}
+
+// One request at a time: run_page on the loaded engine.
+PageRunner open_engine(const ServeSettings& s, const ModelLocation& loc, ServeLog& log) {
+  std::shared_ptr<ServeEngine> e = load_serve_engine(s, loc, log);
   return [e](const RgbImage& image, const PageRequest& req, const PageEvents& events) {
-    int crops = 0;  // text output writes no crops
-    return run_page(*e->rt, *e->engine, image, req, crops, events);
+    return run_page(*e->rt, *e->engine, image, req, e->crops, events);
   };
+}
+
+// Several requests at once: the PageBatchEngine.
+BatchRunner open_batch_engine(const ServeSettings& s, const ModelLocation& loc, ServeLog& log) {
+  std::shared_ptr<ServeEngine> e = load_serve_engine(s, loc, log);
+  BatchRunner r;
+  r.slots = e->batch->slots();
+  r.start = [e](const RgbImage& image, const PageRequest& req, const PageEvents& events,
+                std::function<void(PageOutput&)> done) {
+    return e->batch->add(image, req, true, e->crops, events,
+                         [done = std::move(done)](int64_t, PageOutput& out) { done(out); });
+  };
+  r.step = [e] { e->batch->step(); };
+  r.cancel = [e](int64_t page) { e->batch->cancel(page); };
+  return r;
 }
 
 }  // namespace
@@ -131,7 +167,13 @@ int cmd_serve(const std::vector<std::string>& argv) {
   if (s.host != "127.0.0.1" && s.host != "localhost" && s.host != "::1" && s.api_key.empty())
     log.line(fmt::format("dsocr serve: warning: listening on {} without --api-key: anyone who reaches it may use it",
                          s.host));
-  PageScheduler sched([&] { return open_engine(s, loc, log); }, s.max_queue);
+  std::unique_ptr<PageScheduler> sched_ptr =
+      s.max_batch > 1
+          ? std::make_unique<PageScheduler>(std::function<BatchRunner()>([&] { return open_batch_engine(s, loc, log); }),
+                                            s.max_queue)
+          : std::make_unique<PageScheduler>(std::function<PageRunner()>([&] { return open_engine(s, loc, log); }),
+                                            s.max_queue);
+  PageScheduler& sched = *sched_ptr;
   HttpServer http(s, sched, log);  // the port first: one in use fails before the model loads
   sched.open();                    // the model loads on this thread, which runs the pages (scheduler.h)
   std::exception_ptr http_error;

@@ -67,6 +67,11 @@ generation:
   --ngram-window W      how far back the n-gram rule looks (default 90); <td>, </td> are exempt
   --kv S                KV cache storage: f16 (default; half of f32's memory and bandwidth), bf16,
                         or f32 (the reference's arithmetic, as the golden files)
+  --max-batch N         pages decoded together when there are several (images, a folder, PDF
+                        pages), N in 1..256 (default 8; fewer when their KV caches would take more
+                        than half of the free device memory). Each page's output is the one it
+                        gets alone; pages are printed in order as each is complete. 1: one page at
+                        a time, streamed as generated
 
 output:
   --format F            text: the model's output as generated (grounding tags kept);
@@ -205,6 +210,7 @@ OcrSettings parse_ocr(Args& a) {
   const bool out_dir_given = a.given("--out-dir");
   s.out_dir = a.value("--out-dir", "dsocr-out");
   s.boxes_path = a.value("--boxes");
+  s.max_batch = static_cast<int>(a.integer("--max-batch", 8, 1, 256));
   s.pages_spec = a.value("--pages");
   s.dpi = a.number("--dpi", 144, 10, 1200);
   s.quiet = a.flag("--quiet") | a.flag("-q");

@@ -31,6 +31,7 @@ struct ModelSettings {
 struct OcrSettings : ModelSettings {
   std::string format, out_dir, boxes_path, pages_spec;
   double dpi = 144;
+  int max_batch = 8;  // pages decoded together (several pages only)
   bool quiet = false;
   std::vector<std::string> inputs;
 };

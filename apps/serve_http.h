@@ -20,7 +20,8 @@ struct ServeSettings {
   std::string host = "127.0.0.1";
   int port = 8000;                      // 0: a free port, printed in the "listening on" line
   std::string api_key;                  // "": no authentication
-  size_t max_queue = 16;                // requests waiting besides the one running
+  size_t max_queue = 16;                // requests waiting besides those running
+  int max_batch = 8;                    // requests decoded together
   int64_t max_body_bytes = 50ll << 20;  // a request body, after any Content-Encoding
   int64_t max_image_pixels = 50'000'000;
   double timeout_s = 600;  // from arrival to the end of the answer's generation

@@ -100,7 +100,7 @@ void ServeRoutes::install(httplib::Server& svr) {
   svr.set_payload_max_length(static_cast<size_t>(s_.max_body_bytes));
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const PageScheduler::Stats st = sched_.stats();
-    res.set_content(dump_json({{"status", "ok"}, {"queued", st.queued}, {"running", st.running ? 1 : 0}}), kJsonType);
+    res.set_content(dump_json({{"status", "ok"}, {"queued", st.queued}, {"running", st.active}}), kJsonType);
   });
   svr.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { models(req, res); });
   svr.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) { models(req, res); });

@@ -23,6 +23,20 @@ struct Options {
   DType kv = DType::f16;                        // model: KV cache storage (as dsocr ocr's default)
   int64_t context = 8192;                       // model: KV cache capacity while decoding (peak memory)
   bool ocr2 = false;                            // model: DeepSeek-OCR-2 (--arch ocr2) instead of v1
+  std::vector<int> batch;                       // model: decode batch sizes to measure (--batch 1,8,32)
+};
+
+// Decoding B sequences together (model/batch_generate.h): each prefilled with the prompt of the
+// single-sequence measurement, then `steps` steps of B tokens each.
+struct BatchPoint {
+  int batch = 0;
+  int64_t steps = 0;
+  double prefill_ms = 0;    // all B prompts, one after another
+  double step_ms = 0;       // one decode step (B tokens), median
+  double tok_s = 0;         // aggregate: B tokens per step
+  double kv_mib = 0;        // the batch's KV cache (B slots of prompt + steps + 1 tokens)
+  double held_mib = 0;      // device memory held (live + reuse cache) after the steps
+  double pages_per_min = 0; // estimate: 60 s / (vision per Gundam page + prefill + 256 tokens at this rate)
 };
 
 // The yardsticks kernels are measured against. They are measured rates, not hardware limits: a
@@ -52,6 +66,7 @@ struct ModelResult {
   int64_t tile_side = 640;                                     // the page's tiles (v2: 768)
   double decode_launches_per_token = 0;  // kernels, CLBlast calls, copies and fills per decoded token
   double peak_mem_mib = 0, peak_held_mib = 0, weights_mib = 0;  // live; live + cached for reuse
+  std::vector<BatchPoint> batch;  // Options::batch, in order
 };
 
 // Median device time (ms) of fn over opts.runs runs after opts.warmup, between queue markers

@@ -8,6 +8,7 @@
 
 #include "bench/bench.h"
 #include "model/config.h"
+#include "model/batch_generate.h"
 #include "model/decoder.h"
 #include "model/deepencoder.h"
 #include "model/generate.h"
@@ -261,6 +262,41 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
       decode_bytes(cfg.lm, wbytes, dtype_size(weight_storage_dtype(opts.storage, MatrixRole::other))) / 1e9;
   r.peak_mem_mib = rt.memory().peak / 1048576.0;
   r.peak_held_mib = rt.memory().peak_held / 1048576.0;
+
+  // Batches: B sequences of the same prompt length (distinct prompts), N steps with all B active.
+  for (int B : opts.batch) {
+    BatchPoint bp;
+    bp.batch = B;
+    bp.steps = N;
+    rt.trim();
+    BatchGenerator gen(rt, lm, B, P + N + 1, opts.kv);
+    const LmConfig& c = cfg.lm;
+    bp.kv_mib = double(c.num_hidden_layers) * 2 * B * (P + N + 1) * c.num_key_value_heads * c.head_dim() *
+                dtype_size(opts.kv) / 1048576.0;
+    GenerateOptions bg = g;
+    bg.max_new_tokens = N + 1;  // the first token from the prefill, then N steps with every sequence active
+    auto tp = Clock::now();
+    for (int b = 0; b < B; ++b) {
+      std::vector<int32_t> pb = prompt;
+      pb[0] = static_cast<int32_t>((b * 104729 + 7) % cfg.lm.vocab_size);  // distinct sequences
+      gen.add(pb, nullptr, -1, bg, {});
+    }
+    rt.finish();
+    bp.prefill_ms = since_ms(tp);
+    std::vector<double> ms;
+    for (int64_t st = 0; st < N; ++st) {
+      auto t = Clock::now();
+      gen.step({});  // reads the chosen ids back: the step is finished when it returns
+      ms.push_back(since_ms(t));
+    }
+    std::sort(ms.begin(), ms.end());
+    bp.step_ms = ms[ms.size() / 2];
+    bp.tok_s = bp.step_ms > 0 ? B / (bp.step_ms / 1000.0) : 0;
+    bp.held_mib = (rt.memory().current + rt.memory().cached) / 1048576.0;
+    const double page_s = (r.vision_gundam_ms + r.prefill_ms) / 1000.0 + (bp.tok_s > 0 ? 256.0 / bp.tok_s : 0);
+    bp.pages_per_min = page_s > 0 ? 60.0 / page_s : 0;
+    r.batch.push_back(bp);
+  }
   return r;
 }
 

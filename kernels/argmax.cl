@@ -1,5 +1,6 @@
 // Row-wise argmax with a banned-id list (greedy decoding), fp32.
-//   argmax_rows_f32: x [R,N], banned [nb] i32 (applied to every row), idx [R] i32:
+//   argmax_rows_f32: x [R,N], banned [nb] i32 (applied to every row; or, with ban_stride = nb, a
+//     list per row: banned [R,nb], padded with -1), idx [R] i32:
 //     idx[r] = argmax_j v(r,j),  v(r,j) = -inf if j is in banned[0..nb) else x[r,j]
 //   Ties go to the lowest index (torch.argmax); NaN never wins (unlike torch.argmax); a row whose
 //   candidates are all -inf (or banned) gives the lowest non-NaN index; a row of NaN only gives -1.
@@ -26,14 +27,15 @@
 inline int better(float v, int i, float bv, int bi) { return v > bv || (v == bv && i < bi); }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void argmax_rows_f32(__global const float* x, int N,
-                                                                               __global const int* banned, int nb,
-                                                                               __global int* idx) {
+                                                                               __global const int* banned_all, int nb,
+                                                                               int ban_stride, __global int* idx) {
   __local uint bits[BAN_WORDS];
   __local float sv[WG];
   __local int si[WG];
   const int r = get_group_id(0);
   const int l = get_local_id(0);
   __global const float* xr = x + (size_t)r * N;
+  __global const int* banned = banned_all + (size_t)r * ban_stride;
   float bv = -INFINITY;
   int bi = NO_INDEX;
   for (int base = 0; base < N; base += BAN_BITS) {

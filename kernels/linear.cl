@@ -1,11 +1,13 @@
-// The linear op (runtime/ops/linear.h): matrix-vector products for a few rows (decode: M = 1..4),
+// The linear op (runtime/ops/linear.h): matrix-vector products for a few rows (decode: M = 1..4,
+// or a batch of sequences decoded together: any M, in chunks of 4 rows),
 // fp32 arithmetic, and the bias epilogue of the CLBlast path:
 //   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K], y [R, N]
 // w is f32, or 16-bit or quantised storage widened on load (kernels/weights.cl: f16, bf16, q8, q4).
 // CLBlast's GEMM reaches only a fraction of the memory bandwidth at M = 1; here every weight row
 // is read once, coalesced, for all R rows together.
 // Index mapping: one work-group of WG work-items per output feature o; work-item l accumulates
-// k = l, l + WG, ... for up to 4 rows, then work-group tree reductions (reduce.cl).
+// k = l, l + WG, ... for up to 4 rows, then work-group tree reductions (reduce.cl); more rows
+// repeat that per chunk of 4 (the weight row is read again, from cache).
 // X_SWIGLU (defined): the input row is the SwiGLU product of a fused gate|up row, x [R, 2K]:
 //   x'[r, k] = silu(x[r, k]) * x[r, K + k]   (the expression of activation.cl's swiglu_f32)
 // so that an MLP's down projection in decode needs no separate activation launch.
@@ -27,10 +29,22 @@ inline float swiglu_in(__global const float* x, int K, int r, int k) {
 #define LOADX(r, k) x[(r) * K + (k)]
 #endif
 
-__kernel void gemv_f32(__global const float* x, __global const wtype* w, __global float* y, int R, int K, int N) {
+__kernel void gemv_f32(__global const float* xall, __global const wtype* w, __global float* yall, int Rall, int K,
+                       int N) {
   __local float scratch[WG];
   const int o = get_group_id(0), l = get_local_id(0);
   const size_t wo = (size_t)o * K;  // flat element index of row o (blocked formats: no pointer offset)
+#ifdef X_SWIGLU
+  const size_t xrow = (size_t)2 * K;
+#else
+  const size_t xrow = (size_t)K;
+#endif
+  // Rows in chunks of 4 (uniform over the work-group); a row's arithmetic is the same in every
+  // chunk position and for every Rall, so a batch of rows gives each row's single-row result.
+  for (int r0 = 0; r0 < Rall; r0 += 4) {
+  __global const float* x = xall + (size_t)r0 * xrow;
+  __global float* y = yall + (size_t)r0 * N;
+  const int R = min(4, Rall - r0);
   float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
 #ifdef QBLOCK
   if ((K & 31) == 0) {  // rows of whole blocks (uniform): block by block, one load each
@@ -87,6 +101,7 @@ __kernel void gemv_f32(__global const float* x, __global const wtype* w, __globa
   if (R > 3) {
     a3 = wg_reduce_sum(a3, scratch);
     if (l == 0) y[(size_t)3 * N + o] = a3;
+  }
   }
 }
 

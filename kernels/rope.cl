@@ -13,7 +13,8 @@
 //                  qkv [T, Hq + 2*Hkv, D] (q heads, then k heads, then v heads; dense) and a KV
 //                  cache [cap, 2, Hkv, D] (k then v of a token in one row): q heads rotated in
 //                  place; k heads rotated (the same arithmetic as rope_neox_f32) and written to
-//                  cache row past + t, slot 0; v heads copied to slot 1. One work-item per pair
+//                  cache row past + t (or rows[t] when use_rows: a batch of sequences, each in
+//                  its own rows of the cache), slot 0; v heads copied to slot 1. One work-item per pair
 //                  (t, head, k) over all Hq + 2*Hkv heads. The cache is fp32, or f16 / bf16
 //                  rounded to nearest even as stored (KV_F16 / KV_BF16: kv_storage.cl).
 // Tunables: KV_F16 or KV_BF16 (defined: the cache's storage); the host picks the work-group size.
@@ -41,7 +42,8 @@ __kernel void rope_neox_f32(__global const float* x, long x_off, long x_sb, long
 }
 
 __kernel void rope_kv_append_f32(__global float* qkv, __global kvtype* cache, __global const int* pos,
-                                 __global const float* inv_freq, int Hq, int Hkv, int half_d, int past, int total) {
+                                 __global const int* rows, int use_rows, __global const float* inv_freq, int Hq,
+                                 int Hkv, int half_d, int past, int total) {
   const int gid = get_global_id(0);
   if (gid >= total) return;
   const int Htot = Hq + 2 * Hkv, D = 2 * half_d;
@@ -50,7 +52,8 @@ __kernel void rope_kv_append_f32(__global float* qkv, __global kvtype* cache, __
   const int h = r % Htot, t = r / Htot;
   __global float* xp = qkv + ((long)t * Htot + h) * D;
   const float x1 = xp[k], x2 = xp[k + half_d];
-  __global kvtype* cp = cache + ((long)(past + t) * 2 * Hkv) * D;
+  const long row = use_rows ? (long)rows[t] : (long)(past + t);
+  __global kvtype* cp = cache + (row * 2 * Hkv) * D;
   if (h >= Hq + Hkv) {  // v: copied
     cp += (long)(Hkv + h - Hq - Hkv) * D;
     STOREKV(x1, cp, k);

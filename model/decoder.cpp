@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
 
 #include "runtime/ops/linear.h"
 #include "runtime/ops/activation.h"
@@ -40,11 +41,12 @@ Tensor concat_rows(Runtime& rt, const WeightSource& w, const std::vector<std::pa
 
 // SwiGLU MLP y [T, hidden] = down(silu(gate x) * up x) with gate_up [2I, hidden] fused; the
 // activation rides in the down projection's kernel when decoding.
-void swiglu_mlp(Runtime& rt, const Tensor& xn, const Tensor& gate_up, const Tensor& down, Tensor& y) {
+void swiglu_mlp(Runtime& rt, const Tensor& xn, const Tensor& gate_up, const Tensor& down, Tensor& y,
+                LinearPath lp = LinearPath::automatic) {
   const int64_t T = xn.dim(0), I = down.dim(1);
   Tensor gu = rt.empty({T, 2 * I}, DType::f32, "mlp gate|up");
-  linear(rt, xn, gate_up, nullptr, gu);
-  linear_swiglu(rt, gu, down, y);
+  linear(rt, xn, gate_up, nullptr, gu, lp);
+  linear_swiglu(rt, gu, down, y, lp);
 }
 
 }  // namespace
@@ -179,12 +181,15 @@ void add_pending(Runtime& rt, Tensor& x, Pending& p) {
 }
 
 // Routed experts into `routed`, shared experts (when the layer has them) into `shared`.
+// batch: one token per sequence of a decode batch (matrix-vector kernels and the MoE decode path
+// for any number of rows, so that each row is computed as it would be alone).
 void moe_parts(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& routed, Tensor& shared,
-               Taps* taps, const std::string& prefix) {
+               Taps* taps, const std::string& prefix, bool batch = false) {
   const int64_t T = xn.dim(0);
   const int64_t E = l.experts.E, K = c.num_experts_per_tok;
+  const LinearPath lp = batch ? LinearPath::gemv : LinearPath::automatic;
   Tensor logits = rt.empty({T, E}, DType::f32, "router logits");
-  linear(rt, xn, l.router_w, nullptr, logits);
+  linear(rt, xn, l.router_w, nullptr, logits, lp);
   Tensor ids = rt.empty({T, K}, DType::i32, "topk ids"), w = rt.empty({T, K}, DType::f32, "topk weights");
   ops::moe_route(rt, logits, static_cast<int>(K), c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor), ids,
                  w);
@@ -192,10 +197,10 @@ void moe_parts(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& x
     (*taps)[prefix + "topk_ids"] = ids;
     (*taps)[prefix + "topk_weights"] = w;
   }
-  ops::moe_experts(rt, xn, l.experts, ids, w, routed);
+  ops::moe_experts(rt, xn, l.experts, ids, w, routed, batch ? ops::MoePath::decode : ops::MoePath::automatic);
   if (l.shared_gate_up.defined()) {
     shared = rt.empty(xn.shape, DType::f32, "shared experts");
-    swiglu_mlp(rt, xn, l.shared_gate_up, l.shared_down, shared);
+    swiglu_mlp(rt, xn, l.shared_gate_up, l.shared_down, shared, lp);
   }
 }
 
@@ -263,7 +268,109 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   pend.b = shared;
 }
 
+// One layer for a decode batch: x [B, hidden], one new token per sequence, sequence b's cache
+// rows starting at batch.first_row[b] (see lm_decode_batch). The same kernels, in the same order
+// per row, as layer_impl with T = 1; attention runs once per sequence (its own key count).
+void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
+                        const Tensor& positions, const Tensor& rows, Tensor& kv_cache, const DecodeBatch& batch,
+                        Pending& pend) {
+  const int64_t B = x.dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
+  const int64_t Ntot = H + 2 * Hkv, Q = H * hd, KV = Hkv * hd;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  constexpr LinearPath lp = LinearPath::gemv;
+
+  Tensor xn = rt.empty(x.shape, DType::f32, "lm norm");
+  add_norm(rt, x, pend, l.in_norm, xn, eps);
+  Tensor qkv = rt.empty({B, Ntot * hd}, DType::f32, "lm qkv");
+  linear(rt, xn, l.qkv_w, nullptr, qkv, lp);
+  qkv.shape = {1, B, Ntot, hd};
+  ops::rope_kv_append(rt, qkv, H, Hkv, positions, rope, kv_cache, 0, &rows);
+  Tensor att = rt.empty({B, H * hd}, DType::f32, "lm attention");
+  ops::SdpaParams p;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  p.causal = true;
+  for (int64_t b = 0; b < B; ++b) {
+    // As layer_impl's views for one token: q [1,H,1,hd] in row b of qkv, keys and values of the
+    // sequence's rows of the cache, out [1,1,H,hd] in row b of att.
+    ops::AttnView q = ops::AttnView::heads(qkv, 0, H);
+    q.offset = static_cast<size_t>(b * Ntot * hd);
+    q.B = 1;
+    q.N = 1;
+    ops::AttnView kc;
+    kc.t = kv_cache;
+    kc.offset = static_cast<size_t>(batch.first_row[b] * 2 * KV);
+    kc.B = 1;
+    kc.H = Hkv;
+    kc.N = batch.length[b] + 1;
+    kc.D = hd;
+    kc.sb = kv_cache.dim(0) * 2 * KV;
+    kc.sh = hd;
+    kc.sn = 2 * KV;
+    ops::AttnView vc = kc;
+    vc.offset += static_cast<size_t>(KV);
+    ops::AttnView o;
+    o.t = att;
+    o.offset = static_cast<size_t>(b * Q);
+    o.B = 1;
+    o.H = H;
+    o.N = 1;
+    o.D = hd;
+    o.sb = Q;
+    o.sh = hd;
+    o.sn = Q;
+    ops::sdpa(rt, q, kc, vc, o, p);
+  }
+  Tensor o = rt.empty(x.shape, DType::f32, "lm o_proj");
+  linear(rt, att, l.o_w, nullptr, o, lp);
+  pend.a = o;
+  add_norm(rt, x, pend, l.post_norm, xn, eps);
+  Tensor y = rt.empty(x.shape, DType::f32, "lm mlp");
+  if (!l.moe) {
+    swiglu_mlp(rt, xn, l.mlp_gate_up, l.mlp_down, y, lp);
+    pend.a = y;
+    return;
+  }
+  Tensor shared;
+  moe_parts(rt, c, l, xn, y, shared, nullptr, {}, /*batch=*/true);
+  pend.a = y;
+  pend.b = shared;
+}
+
 }  // namespace
+
+Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vector<Tensor>& caches,
+                       const DecodeBatch& batch) {
+  const LmConfig& c = lm.cfg;
+  const int64_t B = x.dim(0), D = c.hidden_size;
+  if (x.rank() != 2 || x.dim(1) != D || x.dtype != DType::f32)
+    throw Error(fmt::format("decode batch: x must be f32 [B,{}], got {}", D, shape_str(x.shape)));
+  if (static_cast<int64_t>(batch.first_row.size()) != B || static_cast<int64_t>(batch.length.size()) != B)
+    throw Error(fmt::format("decode batch: {} rows of x but {} sequences", B, batch.first_row.size()));
+  if (caches.size() != lm.layers.size())
+    throw Error(fmt::format("decode batch: {} caches for {} layers", caches.size(), lm.layers.size()));
+  const int64_t cap = caches.front().dim(0);
+  std::vector<int32_t> pos(static_cast<size_t>(B)), rows(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t row = batch.first_row[b] + batch.length[b];
+    if (batch.first_row[b] < 0 || batch.length[b] < 0 || row >= cap || row > INT32_MAX)
+      throw Error(fmt::format("decode batch: sequence {} (cache rows from {}, {} cached) outside the cache of {} rows",
+                              b, batch.first_row[b], batch.length[b], cap));
+    pos[b] = static_cast<int32_t>(batch.length[b]);
+    rows[b] = static_cast<int32_t>(row);
+  }
+  Tensor positions = rt.upload(pos.data(), {B}, DType::i32, "positions");
+  Tensor rowt = rt.upload(rows.data(), {B}, DType::i32, "cache rows");
+  Pending pend;
+  for (size_t i = 0; i < lm.layers.size(); ++i) {
+    layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, rowt, caches[i], batch, pend);
+    rt.flush();
+  }
+  Tensor hn = rt.empty(x.shape, DType::f32, "final norm");
+  add_norm(rt, x, pend, lm.norm, hn, static_cast<float>(c.rms_norm_eps));
+  Tensor logits = rt.empty({B, c.vocab_size}, DType::f32, "logits");
+  linear(rt, hn, lm.lm_head, nullptr, logits, LinearPath::gemv);
+  return logits;
+}
 
 void lm_moe_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& o, Taps* taps,
                     const std::string& prefix) {

@@ -69,6 +69,20 @@ void lm_layer_forward(Runtime& rt, const LmConfig& cfg, const LmLayer& l, const 
                       const Tensor& positions, Tensor& kv_cache, int64_t past, Taps* taps = nullptr,
                       const std::string& prefix = {});
 
+// A decode batch: one new token for each of B sequences that share one cache per layer
+// ([rows, 2, Hkv, hd]): sequence b's past keys and values are rows first_row[b] ..
+// first_row[b] + length[b] - 1, and its new token is written to the row after them, at position
+// length[b].
+struct DecodeBatch {
+  std::vector<int64_t> first_row, length;
+};
+// x [B, hidden] (the new tokens' embeddings) -> logits [B, vocab], the caches (one per layer)
+// extended by one row per sequence. Each row's logits equal, bit for bit, those lm_forward gives
+// for that sequence alone (the same kernels in the same order per row: matrix-vector products
+// for any number of rows, the MoE decode path, attention once per sequence).
+Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vector<Tensor>& caches,
+                       const DecodeBatch& batch);
+
 // Token embeddings for ids (validated against the vocabulary), with image_embeds [n, hidden]
 // written into the slots holding image_token_id, in order (their count must equal n).
 Tensor lm_embed(Runtime& rt, const LanguageModel& lm, const std::vector<int32_t>& ids, const Tensor* image_embeds,

@@ -46,9 +46,10 @@ using Clock = std::chrono::steady_clock;
 double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 }  // namespace
 
-PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt, const OcrOptions& o,
-                     const std::function<void(int32_t)>& on_token) {
-  PageResult r;
+PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt,
+                          const OcrOptions& o) {
+  PreparedPage pp;
+  PageResult& r = pp.r;
   r.width = image.width;
   r.height = image.height;
   r.mode = effective_mode(o);
@@ -73,33 +74,52 @@ PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std
   if (room < 1)
     throw Error(fmt::format("the prompt ({} tokens, {} of them image) fills the model's context of {} tokens",
                             r.prompt_ids.size(), r.n_image_tokens, ctx));
-  Tensor emb;
   {
     Tensor g = rt.upload(v.global_view, {1, 3, v.global_size, v.global_size});
     Tensor tiles;
     if (v.n_tiles > 0) tiles = rt.upload(v.tiles, {v.n_tiles, 3, v.tile_size, v.tile_size});
-    emb = vision_embeddings(rt, e.model.vision, g, v.n_tiles > 0 ? &tiles : nullptr, v.cols, v.rows);
+    pp.image_embeds = vision_embeddings(rt, e.model.vision, g, v.n_tiles > 0 ? &tiles : nullptr, v.cols, v.rows);
     rt.finish();
     rt.trim();  // the encoder's freed activations are not needed by the decoder
   }
   auto t2 = Clock::now();
   const double c2 = compiled();
-  if (emb.dim(0) != r.n_image_tokens)
-    throw Error(fmt::format("the vision encoder gave {} image tokens, the {} layout needs {}", emb.dim(0), r.mode,
-                            r.n_image_tokens));
-  GenerateOptions go;
+  if (pp.image_embeds.dim(0) != r.n_image_tokens)
+    throw Error(fmt::format("the vision encoder gave {} image tokens, the {} layout needs {}",
+                            pp.image_embeds.dim(0), r.mode, r.n_image_tokens));
+  GenerateOptions& go = pp.gen;
   go.max_new_tokens = r.max_new_tokens = std::min<int64_t>(o.max_new_tokens, room);
   go.ngram_size = o.ngram_size;
   go.ngram_window = o.ngram_window;
   go.ngram_whitelist = e.ngram_whitelist;
   go.eos_id = e.eos_id;
   go.kv = o.kv;
+  r.t.preprocess_s = secs(t0, t1);
+  r.t.vision_s = std::max(0.0, secs(t1, t2) - (c2 - c1));
+  r.t.compile_s = compiled() - c0;
+  return pp;
+}
+
+void finish_page(Runtime& rt, const OcrEngine& e, PageResult& r) {
+  r.eos = !r.generated.empty() && r.generated.back() == e.eos_id;
+  std::vector<int32_t> body(r.generated.begin(), r.generated.end() - (r.eos ? 1 : 0));
+  r.text = e.tok.decode(body);
+  r.host_rss_bytes = host_rss_bytes();
+  r.device_live_bytes = rt.memory().current;
+  r.device_held_bytes = rt.memory().current + rt.memory().cached;
+}
+
+PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt, const OcrOptions& o,
+                     const std::function<void(int32_t)>& on_token) {
+  PreparedPage pp = prepare_page(rt, e, image, prompt, o);
+  PageResult& r = pp.r;
+  auto compiled = [&] { return rt.programs().stats().seconds; };
   Clock::time_point first{}, last{};
   double c_first = 0, c_last = 0;
   int64_t n = 0;
   auto t3 = Clock::now();
   const double c3 = compiled();
-  r.generated = generate(rt, e.model.lm, r.prompt_ids, &emb, e.image_id, go, [&](int32_t id) {
+  r.generated = generate(rt, e.model.lm, r.prompt_ids, &pp.image_embeds, e.image_id, pp.gen, [&](int32_t id) {
     last = Clock::now();
     c_last = compiled();
     if (n++ == 0) {
@@ -113,17 +133,10 @@ PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std
     first = last = t4;
     c_first = c_last = compiled();
   }
-  r.eos = !r.generated.empty() && r.generated.back() == e.eos_id;
-  std::vector<int32_t> body(r.generated.begin(), r.generated.end() - (r.eos ? 1 : 0));
-  r.text = e.tok.decode(body);
-  r.t.preprocess_s = secs(t0, t1);
-  r.t.vision_s = std::max(0.0, secs(t1, t2) - (c2 - c1));
   r.t.prefill_s = std::max(0.0, secs(t3, first) - (c_first - c3));
   r.t.decode_s = std::max(0.0, secs(first, last) - (c_last - c_first));
-  r.t.compile_s = compiled() - c0;
-  r.host_rss_bytes = host_rss_bytes();
-  r.device_live_bytes = rt.memory().current;
-  r.device_held_bytes = rt.memory().current + rt.memory().cached;
+  r.t.compile_s += compiled() - c3;
+  finish_page(rt, e, r);
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "model/generate.h"
 #include "model/image.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
@@ -64,6 +65,20 @@ struct OcrEngine {
 };
 // Loads dir/tokenizer.json and the model; throws Error naming what is wrong.
 OcrEngine load_engine(Runtime& rt, const std::string& dir, WeightStorage storage = WeightStorage::compact);
+
+// A page made ready for generation (prepare_page): its result so far (size, mode, grid, image
+// tokens, prompt ids, max_new_tokens after the context cap, preprocess and vision times), its
+// image embeddings [n_image_tokens, hidden] and the generation options.
+struct PreparedPage {
+  PageResult r;
+  Tensor image_embeds;
+  GenerateOptions gen;
+};
+// Views, vision embeddings and prompt of one image: the part of ocr_image before generation.
+PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt,
+                          const OcrOptions& o);
+// After generation (r.generated filled): eos, text, and the memory figures.
+void finish_page(Runtime& rt, const OcrEngine& e, PageResult& r);
 
 // One image: views, vision embeddings, prompt, generation. on_token gets each generated id.
 PageResult ocr_image(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt, const OcrOptions& o,

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "model/text_stream.h"
 #include "ocr/grounding.h"
+#include "ocr/markdown.h"
 #include "ocr/page.h"
 
 namespace dsocr {
@@ -45,6 +47,35 @@ struct PageOutput {
   std::string markdown;  // json: the markdown post-processing of the text; else ""
   std::vector<PixelBox> boxes;      // grounding boxes in pixels of the page
   std::vector<std::string> images;  // crops written, relative to out_dir
+};
+
+// The output side of run_page, for ids that come one at a time from anywhere (generate() or a
+// batch): push() each id as generated (EOS included), then finish() with the page's result.
+// Text and markdown pieces reach events.text as they become final; image crops are written and
+// numbered from crop_counter as the markdown reaches them.
+class PageStream {
+ public:
+  PageStream(const OcrEngine& e, const RgbImage& image, const PageRequest& req, int& crop_counter,
+             const PageEvents& events);
+  PageStream(const PageStream&) = delete;
+  PageStream& operator=(const PageStream&) = delete;
+  void push(int32_t id);
+  PageOutput finish(PageResult result);
+
+ private:
+  void emit(const std::string& s);
+  std::string on_image(const RefMatch& m);
+
+  const OcrEngine& e_;
+  const RgbImage& image_;
+  const PageRequest& req_;
+  int& crops_;
+  const PageEvents& events_;
+  std::string where_;
+  PageOutput out_;
+  TextStream ts_;
+  MarkdownStream md_;
+  int64_t n_ = 0;
 };
 
 // Runs one page on a loaded engine. crop_counter numbers the image crops across pages (the

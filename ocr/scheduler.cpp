@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <vector>
 
 #include "runtime/error.h"
 
@@ -86,7 +88,10 @@ PageScheduler::~PageScheduler() { stop(); }
 
 void PageScheduler::open() {
   try {
-    runner_ = open_();
+    if (open_batch_)
+      batch_ = open_batch_();
+    else
+      runner_ = open_();
   } catch (...) {
     std::lock_guard<std::mutex> lk(m_);
     open_error_ = std::current_exception();
@@ -123,8 +128,10 @@ PageScheduler::Admission PageScheduler::submit(const std::shared_ptr<PageJob>& j
   {
     std::lock_guard<std::mutex> lk(m_);
     if (stopping_ || !opened_) return Admission::stopping;
-    // Waiting: the queue, less the job the idle worker is about to take.
-    if (queue_.size() >= max_queue_ + (running_ ? 0 : 1)) return Admission::queue_full;
+    // Waiting: the queue, less the jobs the worker is about to take into free slots.
+    const size_t slots = open_batch_ ? static_cast<size_t>(std::max(batch_.slots, 1)) : 1;
+    const size_t free_slots = slots - std::min(slots, open_batch_ ? active_ : (running_ ? 1 : 0));
+    if (queue_.size() >= max_queue_ + free_slots) return Admission::queue_full;
     queue_.push_back(job);
   }
   cv_.notify_all();
@@ -173,6 +180,7 @@ PageScheduler::Stats PageScheduler::stats() const {
   Stats s;
   s.queued = queue_.size();
   s.running = running_;
+  s.active = open_batch_ ? active_ : (running_ ? 1 : 0);
   s.finished = finished_;
   s.mean_page_s = finished_ ? total_page_s_ / static_cast<double>(finished_) : 0.0;
   return s;
@@ -180,11 +188,13 @@ PageScheduler::Stats PageScheduler::stats() const {
 
 int64_t PageScheduler::retry_after_s() const {
   const Stats s = stats();
-  const double ahead = static_cast<double>(s.queued) + (s.running ? 1.0 : 0.0);
-  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(s.mean_page_s * ahead)));
+  const double ahead = static_cast<double>(s.queued) + static_cast<double>(s.active);
+  const double slots = open_batch_ ? std::max(batch_.slots, 1) : 1;
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(s.mean_page_s * ahead / slots)));
 }
 
 void PageScheduler::run() {
+  if (open_batch_) return run_batched();
   for (;;) {
     std::shared_ptr<PageJob> job;
     {
@@ -233,6 +243,96 @@ void PageScheduler::run_job(PageJob& job) {
   } catch (const std::exception& e) {
     job.finish(JobEnd::failed, {}, e.what());
   }
+}
+
+void PageScheduler::run_batched() {
+  struct Running {
+    std::shared_ptr<PageJob> job;
+    PageEvents events;  // referenced by the runner while the page runs
+    SteadyClock::time_point t0;
+    bool ended = false;
+  };
+  std::map<int64_t, std::unique_ptr<Running>> running;  // by the runner's page id
+  auto finished_page = [&](const Running& r) {
+    std::lock_guard<std::mutex> lk(m_);
+    ++finished_;
+    total_page_s_ += std::chrono::duration<double>(SteadyClock::now() - r.t0).count();
+  };
+  auto set_active = [&](size_t extra) {
+    std::lock_guard<std::mutex> lk(m_);
+    active_ = running.size() + extra;
+    running_ = active_ > 0;
+  };
+  for (;;) {
+    std::vector<std::shared_ptr<PageJob>> starting;
+    {
+      std::unique_lock<std::mutex> lk(m_);
+      if (running.empty()) cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+      while (!queue_.empty() && running.size() + starting.size() < static_cast<size_t>(std::max(batch_.slots, 1))) {
+        starting.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      if (running.empty() && starting.empty() && queue_.empty()) break;  // stopping, and every job is done
+      active_ = running.size() + starting.size();
+      running_ = active_ > 0;
+    }
+    for (auto& job : starting) {
+      if (job->cancelled()) {
+        job->finish(JobEnd::cancelled, {}, "cancelled before it started");
+        continue;
+      }
+      if (SteadyClock::now() >= job->deadline()) {
+        job->finish(JobEnd::expired, {}, "the deadline passed in the queue");
+        continue;
+      }
+      auto r = std::make_unique<Running>();
+      Running* rp = r.get();
+      rp->job = job;
+      rp->t0 = SteadyClock::now();
+      rp->events.text = [j = job.get()](const std::string& piece) { j->add_text(piece); };
+      rp->events.token = [j = job.get()](int64_t n, int32_t) { j->add_token(n); };
+      try {
+        const int64_t id = batch_.start(job->image(), job->request(), rp->events, [rp, &finished_page](PageOutput& out) {
+          rp->ended = true;
+          finished_page(*rp);
+          rp->job->finish(JobEnd::done, std::move(out));
+        });
+        if (!rp->ended) running.emplace(id, std::move(r));
+      } catch (const OutOfDeviceMemory& e) {
+        job->finish(JobEnd::failed, {}, e.what(), true);
+      } catch (const std::exception& e) {
+        job->finish(JobEnd::failed, {}, e.what());
+      }
+    }
+    set_active(0);
+    if (running.empty()) continue;
+    try {
+      batch_.step();
+    } catch (const std::exception& e) {  // the device failed: every page in flight fails with it
+      const bool oom = dynamic_cast<const OutOfDeviceMemory*>(&e) != nullptr;
+      for (auto& [id, r] : running) {
+        batch_.cancel(id);
+        if (!r->ended) r->job->finish(JobEnd::failed, {}, e.what(), oom);
+      }
+      running.clear();
+      set_active(0);
+      continue;
+    }
+    for (auto it = running.begin(); it != running.end();) {
+      Running& r = *it->second;
+      JobEnd stop = JobEnd::none;
+      if (!r.ended && r.job->cancelled()) stop = JobEnd::cancelled;
+      if (!r.ended && stop == JobEnd::none && SteadyClock::now() >= r.job->deadline()) stop = JobEnd::timed_out;
+      if (stop != JobEnd::none) {
+        batch_.cancel(it->first);
+        r.job->finish(stop, {}, std::to_string(r.job->tokens()) + " tokens generated");
+        r.ended = true;
+      }
+      it = r.ended ? running.erase(it) : std::next(it);
+    }
+    set_active(0);
+  }
+  batch_ = {};  // the engine and its runtime go on the thread that made them
 }
 
 }  // namespace dsocr

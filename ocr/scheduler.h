@@ -8,15 +8,17 @@
 //        ^                                                                                     |
 //        +------------------------------- await(job) ------------------------------------------+
 //
-// Issue 17's batched engine replaces the worker: it would take several jobs from the same queue
-// and decode them together (continuous batching), reporting each job's tokens, text and end
-// through the same PageJob calls; submit, await, withdraw and stop stay as they are, and so does
-// the HTTP front end. Nothing here is global: a process may run several schedulers.
+// With a BatchRunner instead (dsocr serve's: ocr/page_batch.h), the worker takes up to `slots`
+// jobs from the same queue and decodes them together (continuous batching): a waiting job starts
+// as soon as a slot frees up, between two decode steps, and each job's tokens, text and end are
+// reported through the same PageJob calls. Nothing here is global: a process may run several
+// schedulers.
 //
 // A job's deadline covers waiting and running: a job still queued at its deadline ends as
 // `expired` without running (await withdraws it at once); a running job is checked after each
-// generated token and ends as `timed_out` (the vision encoder and the prefill are not
-// interrupted). A cancelled job (its client went away) ends likewise as `cancelled`.
+// generated token (batched: after each decode step) and ends as `timed_out` (the vision encoder
+// and the prefill are not interrupted). A cancelled job (its client went away) ends likewise as
+// `cancelled`.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -37,6 +39,19 @@ using SteadyClock = std::chrono::steady_clock;
 
 // Runs one page on a loaded engine (e.g. run_page); called on the worker thread only.
 using PageRunner = std::function<PageOutput(const RgbImage&, const PageRequest&, const PageEvents&)>;
+
+// Runs several pages at once on a loaded engine (e.g. PageBatchEngine); called on the worker
+// thread only. start: prepares and begins a page, returns its id; its events (streamed text,
+// token counts) must not throw; done(out) is called when the page ends, possibly inside start or
+// step. step: one token for every page begun. cancel: stops a page (done is not called).
+struct BatchRunner {
+  int slots = 1;
+  std::function<int64_t(const RgbImage&, const PageRequest&, const PageEvents&,
+                        std::function<void(PageOutput&)> done)>
+      start;
+  std::function<void()> step;
+  std::function<void(int64_t)> cancel;
+};
 
 enum class JobEnd {
   none,       // not ended yet
@@ -107,6 +122,10 @@ class PageScheduler {
   // open: creates the runner on the worker thread (opening the device and loading the model
   // there); max_queue: how many jobs may wait besides the one running.
   PageScheduler(std::function<PageRunner()> open, size_t max_queue) : open_(std::move(open)), max_queue_(max_queue) {}
+  // Batched: open creates a BatchRunner on the worker thread; max_queue as above (besides the
+  // jobs running).
+  PageScheduler(std::function<BatchRunner()> open, size_t max_queue)
+      : open_batch_(std::move(open)), max_queue_(max_queue) {}
   ~PageScheduler();
   PageScheduler(const PageScheduler&) = delete;
   PageScheduler& operator=(const PageScheduler&) = delete;
@@ -142,18 +161,22 @@ class PageScheduler {
   struct Stats {
     size_t queued = 0;  // waiting
     bool running = false;
+    size_t active = 0;  // jobs running (batched: up to the runner's slots; else 0 or 1)
     uint64_t finished = 0;
     double mean_page_s = 0;  // of the pages run so far (0 before the first)
   };
   Stats stats() const;
   // Seconds a client should wait before trying again when the queue is full: the mean page time
-  // times the pages ahead, at least 1.
+  // times the pages ahead (batched: divided by the slots), at least 1.
   int64_t retry_after_s() const;
 
  private:
   void run_job(PageJob& job);
+  void run_batched();
 
   std::function<PageRunner()> open_;
+  std::function<BatchRunner()> open_batch_;
+  BatchRunner batch_;
   const size_t max_queue_;
   PageRunner runner_;
   std::thread worker_;
@@ -161,6 +184,7 @@ class PageScheduler {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<PageJob>> queue_;
   bool stopping_ = false, opened_ = false, running_ = false;
+  size_t active_ = 0;
   std::exception_ptr open_error_;
   uint64_t finished_ = 0;
   double total_page_s_ = 0;

@@ -9,6 +9,8 @@ namespace dsocr::ops {
 // counting as -inf (the no-repeat n-gram ban). Ties give the lowest index (torch.argmax). NaN never
 // wins (torch.argmax would return it); a row that is all NaN gives -1. Banned ids outside [0,N)
 // are ignored. Throws Error on mismatched shapes or dtypes, nb < 0, or nb > 0 without `banned`.
-void argmax(Runtime& rt, const Tensor& x, const Tensor* banned, int nb, Tensor& idx);
+// per_row: banned is [R, >= nb] i32, row r's ids at r * nb (a batch of sequences, each with its
+// own n-gram ban; pad short lists with -1).
+void argmax(Runtime& rt, const Tensor& x, const Tensor* banned, int nb, Tensor& idx, bool per_row = false);
 
 }  // namespace dsocr::ops

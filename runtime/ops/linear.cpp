@@ -59,7 +59,7 @@ void add_bias(Runtime& rt, Tensor& y, const Tensor& bias, size_t rows, size_t co
             static_cast<cl_int>(cols), static_cast<cl_int>(ld), static_cast<cl_int>(y_off));
 }
 
-void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y, LinearPath path) {
   if (w.rank() != 2) throw Error(fmt::format("linear: weight must be [out,in], got {}", shape_str(w.shape)));
   check_weight("linear", w);
   if (x.dtype != DType::f32 || y.dtype != DType::f32)
@@ -72,7 +72,7 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
     throw Error(fmt::format("linear: y {} must be [..., {}] with {} rows", shape_str(y.shape), out, rows));
   if (bias && bias->defined() && bias->numel() != out)
     throw Error(fmt::format("linear: bias {} must have {} elements", shape_str(bias->shape), out));
-  if (rows <= kGemvMaxRows && gemv_enabled(rt)) {
+  if (path == LinearPath::gemv || (rows <= kGemvMaxRows && gemv_enabled(rt))) {
     gemv(rt, x, w, y, rows, in, out, false);
     if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
     return;
@@ -101,7 +101,7 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
   if (bias && bias->defined()) add_bias(rt, y, *bias, rows, out, out);
 }
 
-void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y) {
+void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y, LinearPath path) {
   if (w.rank() != 2) throw Error(fmt::format("linear_swiglu: weight must be [out,in], got {}", shape_str(w.shape)));
   const int64_t out = w.dim(0), in = w.dim(1);
   if (gu.rank() != 2 || gu.dim(1) != 2 * in || gu.dtype != DType::f32)
@@ -111,7 +111,7 @@ void linear_swiglu(Runtime& rt, const Tensor& gu, const Tensor& w, Tensor& y) {
   if (y.shape != Shape{rows, out} || y.dtype != DType::f32)
     throw Error(fmt::format("linear_swiglu: y must be f32 [{},{}], got {}", rows, out, shape_str(y.shape)));
   check_weight("linear_swiglu", w);
-  if (rows <= kGemvMaxRows && gemv_enabled(rt)) {
+  if (path == LinearPath::gemv || (rows <= kGemvMaxRows && gemv_enabled(rt))) {
     gemv(rt, gu, w, y, rows, in, out, true);
     return;
   }

@@ -82,7 +82,7 @@ void rope(Runtime& rt, const AttnView& x, const Tensor& positions, float theta, 
 }
 
 void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Tensor& positions, const RopeFreqs& freqs,
-                    Tensor& kv_cache, int64_t past) {
+                    Tensor& kv_cache, int64_t past, const Tensor* rows) {
   const int64_t D = freqs.D;
   if (Hq < 1 || Hkv < 1 || D < 2 || D % 2 != 0)
     throw Error(fmt::format("rope_kv_append: {} q heads, {} kv heads, head dim {}", Hq, Hkv, D));
@@ -96,7 +96,10 @@ void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Ten
       kv_cache.dim(2) != Hkv || kv_cache.dim(3) != D)
     throw Error(fmt::format("rope_kv_append: the cache {} {} must be f32, f16 or bf16 [cap,2,{},{}]",
                             dtype_name(kt), shape_str(kv_cache.shape), Hkv, D));
-  if (past < 0 || past + T > kv_cache.dim(0))
+  if (rows && (rows->dtype != DType::i32 || rows->numel() != T))
+    throw Error(fmt::format("rope_kv_append: rows is {} {}, expected [{}] i32", shape_str(rows->shape),
+                            dtype_name(rows->dtype), T));
+  if (!rows && (past < 0 || past + T > kv_cache.dim(0)))
     throw Error(fmt::format("rope_kv_append: rows {}..{} outside the cache of {}", past, past + T, kv_cache.dim(0)));
   if (positions.dtype != DType::i32 || positions.numel() != T)
     throw Error(fmt::format("rope_kv_append: positions is {} {}, expected [{}] i32", shape_str(positions.shape),
@@ -111,9 +114,11 @@ void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Ten
   Defines d;
   add_kv_define(d, kt);
   auto& k = rt.kernel("rope.cl", "rope_kv_append_f32", d);
+  // rows' values are the caller's (the batched decoder's, each < capacity): the kernel trusts them.
   rt.launch(k, cl::NDRange(round_up(static_cast<size_t>(total), kWG)), cl::NDRange(kWG), qkv, kv_cache, positions,
-            freqs.inv_freq, static_cast<cl_int>(Hq), static_cast<cl_int>(Hkv), static_cast<cl_int>(D / 2),
-            static_cast<cl_int>(past), static_cast<cl_int>(total));
+            rows ? *rows : positions, static_cast<cl_int>(rows ? 1 : 0), freqs.inv_freq, static_cast<cl_int>(Hq),
+            static_cast<cl_int>(Hkv), static_cast<cl_int>(D / 2), static_cast<cl_int>(rows ? 0 : past),
+            static_cast<cl_int>(total));
 }
 
 }  // namespace dsocr::ops

@@ -41,8 +41,9 @@ void rope(Runtime& rt, const AttnView& x, const Tensor& positions, const RopeFre
 // heads); q rotated in place; k rotated and v copied into kv_cache [cap, 2, Hkv, D] rows
 // past..past+T-1 (slot 0 k, slot 1 v). Equal bit for bit to rope() on the q and k heads followed
 // by copying k | v into the cache. positions [T] i32. The cache is f32, or f16 / bf16 (each value
-// rounded to nearest even as it is stored).
+// rounded to nearest even as it is stored). rows (optional, [T] i32): token t goes to cache row
+// rows[t] instead of past + t (a batch of sequences, each in its own rows of one cache).
 void rope_kv_append(Runtime& rt, Tensor& qkv, int64_t Hq, int64_t Hkv, const Tensor& positions, const RopeFreqs& freqs,
-                    Tensor& kv_cache, int64_t past);
+                    Tensor& kv_cache, int64_t past, const Tensor* rows = nullptr);
 
 }  // namespace dsocr::ops

@@ -71,7 +71,7 @@ expect_contains "weight storage message" "$WORK/weights" "unknown weight storage
 # On PoCL only: the full-size views take about 10 minutes on Mesa 22's llvmpipe (rusticl), 1 on PoCL;
 # the v2 kernels themselves run on rusticl in the model_v2 test and the v2 goldens.
 if [ "$DEVICE" = pocl ]; then
-"$DSOCR" bench model --small --runs 1 --arch ocr2 --device "$DEVICE" --json "$WORK/m2.json" >"$WORK/m2" 2>&1
+"$DSOCR" bench model --small --runs 1 --arch ocr2 --batch 1,3 --device "$DEVICE" --json "$WORK/m2.json" >"$WORK/m2" 2>&1
 expect_rc "bench model --arch ocr2" 0 $?
 expect_contains "ocr2: page row" "$WORK/m2" "vision, ocr2 page \(1024 \+ 6x768\): +[0-9.]+ ms"
 if python3 - "$WORK/m2.json" <<'PY'; then pass "ocr2 model JSON"; else fail "ocr2 model JSON"; fi
@@ -81,8 +81,18 @@ assert m["arch"] == "ocr2" and m["tile_side"] == 768, m
 assert m["vision_base_ms"] > 0 and m["vision_gundam_ms"] > m["vision_base_ms"], m
 assert m["vision_gundam_tflop"] > 6 * m["vision_base_tflop"] * (768 / 1024) ** 2, m
 assert m["decode_tokens"] > 0 and m["decode_tok_s"] > 0 and m["kv"] == "f16" and m["context"] > 0, m
+b = m["batch"]  # --batch 1,3: the decode of 1 and of 3 sequences together
+assert [p["batch"] for p in b] == [1, 3], b
+for p in b:
+    assert p["steps"] == m["decode_tokens"] + 1 and p["step_ms"] > 0 and p["pages_per_min_est"] > 0, p
+    assert abs(p["tok_s"] - p["batch"] * 1000 / p["step_ms"]) < 1e-6 * p["tok_s"], p
+assert abs(b[1]["kv_mib"] - 3 * b[0]["kv_mib"]) < 1e-9 and b[1]["held_mib"] >= b[1]["kv_mib"], b
 PY
+expect_contains "batched decode rows" "$WORK/m2" "^    batch +3: +[0-9.]+ tok/s aggregate +[0-9.]+ ms/step"
 fi
+"$DSOCR" bench model --batch 1,0 --device "$DEVICE" >"$WORK/batch0" 2>&1
+expect_rc "--batch 1,0" 2 $?
+expect_contains "--batch message" "$WORK/batch0" "--batch 1,0: expected batch sizes 1..1024 separated by commas"
 "$DSOCR" bench model --arch ocr3 --device "$DEVICE" >"$WORK/arch" 2>&1
 expect_rc "unknown --arch" 2 $?
 expect_contains "--arch message" "$WORK/arch" "--arch ocr3: expected ocr \(DeepSeek-OCR\) or ocr2"

@@ -31,32 +31,6 @@ expect_failure() {
 }
 ids_of() { grep -o '"generated_ids":\[[0-9,]*\]' "$1" | sed 's/.*\[//; s/\]//'; }
 
-# A PDF of pages "W H CONTENT" (points) with a correct xref table.
-make_pdf() {
-  local out=$1
-  shift
-  local n=$# i=0 kids="" objs=()
-  for ((i = 0; i < n; i++)); do kids+="$((3 + 2 * i)) 0 R "; done
-  objs+=("<< /Type /Catalog /Pages 2 0 R >>" "<< /Type /Pages /Kids [$kids] /Count $n >>")
-  i=0
-  for page in "$@"; do
-    read -r w h content <<<"$page"
-    objs+=("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 $w $h] /Contents $((4 + 2 * i)) 0 R >>")
-    objs+=("<< /Length ${#content} >>"$'\nstream\n'"$content"$'\nendstream')
-    i=$((i + 1))
-  done
-  local pdf=$'%PDF-1.4\n' offs=() k
-  for ((k = 0; k < ${#objs[@]}; k++)); do
-    offs+=(${#pdf})
-    pdf+="$((k + 1)) 0 obj"$'\n'"${objs[$k]}"$'\nendobj\n'
-  done
-  local xref=${#pdf}
-  pdf+="xref"$'\n'"0 $((${#objs[@]} + 1))"$'\n'"0000000000 65535 f "$'\n'
-  for o in "${offs[@]}"; do pdf+="$(printf '%010d' "$o") 00000 n "$'\n'; done
-  pdf+="trailer"$'\n'"<< /Size $((${#objs[@]} + 1)) /Root 1 0 R >>"$'\n'"startxref"$'\n'"$xref"$'\n%%EOF\n'
-  printf '%s' "$pdf" >"$out"
-}
-
 # ---- the golden generation through the CLI: model_generate_image_tiny_ngram3.h5 (prompt
 # "<image>\nFree OCR.", tiny, 80 new tokens, n-gram 3 / window 24). These are its /outputs/tokens;
 # tests/model/test_ocr.cpp (page_matches_golden_generation) reads them from the file itself, and

@@ -119,6 +119,7 @@ expect_rc "dsocr ocr, the expected answer" 0 $?
 
 # ---- the openai client, refusals, and SIGTERM with requests in flight
 if start_server main --api-key sekrit --max-body-mb 1 --max-image-pixels 1500000; then
+  expect_contains "main: decodes requests together" "$WORK/main.err" "up to 8 requests at once \(--max-batch 8\)"
   client main main --api-key sekrit --expect "$WORK/expect.json"
   expect_contains "main: one log line per request" "$WORK/main.err" "^\[[0-9]+\] 200 POST /v1/chat/completions \([0-9.]+ s\): 73 image tokens, 8 tokens \(length\)"
   expect_contains "main: refusals logged" "$WORK/main.err" "^\[[0-9]+\] 413 POST /v1/chat/completions .*--max-body-mb"
@@ -126,7 +127,7 @@ if start_server main --api-key sekrit --max-body-mb 1 --max-image-pixels 1500000
   stop_server main
 fi
 # ---- the queue bound and the timeout
-if start_server limits --max-queue 1 --timeout-s 2; then
+if start_server limits --max-queue 1 --timeout-s 2 --max-batch 1; then  # one request at a time
   client limits limits
   stop_server limits
 fi

@@ -3,8 +3,10 @@
 // cancellation, failures, a runner that cannot open, and stop() finishing the waiting jobs.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -233,4 +235,133 @@ TEST(scheduler, stop_finishes_the_running_and_the_waiting_jobs) {
   EXPECT_EQ(a->end(), JobEnd::done);
   EXPECT_EQ(b->end(), JobEnd::done);
   EXPECT_EQ(b->output().text, "t1 t2 t3");
+}
+
+// ---- batched (BatchRunner): the stand-in decodes one token of every page begun per step; a
+// page of opts.max_new_tokens tokens "t1 t2 ..."; prompt "fail" throws in start, "boom" makes the
+// next step throw (the device failing under every page in flight).
+namespace {
+
+struct FakeBatch {
+  struct Page {
+    const PageRequest* req;
+    const PageEvents* ev;
+    std::function<void(PageOutput&)> done;
+    PageOutput out;
+    int64_t n = 0;
+  };
+  std::map<int64_t, Page> pages;
+  int64_t next_id = 0;
+  size_t most_at_once = 0;
+  std::atomic<bool> boom{false};
+  std::chrono::milliseconds step_time{0};
+  std::thread::id opened_on;
+
+  BatchRunner open(int slots) {
+    opened_on = std::this_thread::get_id();
+    BatchRunner r;
+    r.slots = slots;
+    r.start = [this](const RgbImage&, const PageRequest& req, const PageEvents& ev,
+                     std::function<void(PageOutput&)> done) {
+      if (req.prompt == "fail") throw Error("the page failed");
+      if (req.prompt == "boom") boom = true;
+      const int64_t id = next_id++;
+      pages[id] = Page{&req, &ev, std::move(done), {}, 0};
+      return id;
+    };
+    r.step = [this] {
+      if (boom) throw Error("device lost");
+      most_at_once = std::max(most_at_once, pages.size());
+      std::this_thread::sleep_for(step_time);
+      for (auto it = pages.begin(); it != pages.end();) {
+        Page& p = it->second;
+        ++p.n;
+        const std::string piece = (p.n > 1 ? " t" : "t") + std::to_string(p.n);
+        p.out.text += piece;
+        p.ev->text(piece);
+        p.ev->token(p.n, static_cast<int32_t>(p.n));
+        if (p.n == p.req->opts.max_new_tokens) {
+          p.done(p.out);
+          it = pages.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    };
+    r.cancel = [this](int64_t id) { pages.erase(id); };
+    return r;
+  }
+};
+
+}  // namespace
+
+TEST(scheduler, batched_jobs_run_together_and_hand_on_their_slots) {
+  FakeBatch fb;
+  PageScheduler s(std::function<BatchRunner()>([&] { return fb.open(3); }), 16);
+  s.start();
+  EXPECT_NE(fb.opened_on, std::this_thread::get_id());
+  std::vector<std::shared_ptr<PageJob>> jobs;
+  for (int i = 0; i < 7; ++i) jobs.push_back(job("p" + std::to_string(i), 2 + i % 4));
+  for (auto& j : jobs) ASSERT_EQ(s.submit(j), PageScheduler::Admission::accepted);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    std::string want;
+    for (int k = 1; k <= 2 + static_cast<int>(i) % 4; ++k) want += (k > 1 ? " t" : "t") + std::to_string(k);
+    EXPECT_EQ(run_out(s, *jobs[i]), want) << "job " << i;
+    EXPECT_EQ(jobs[i]->end(), JobEnd::done);
+    EXPECT_EQ(jobs[i]->output().text, want);
+  }
+  EXPECT_EQ(fb.most_at_once, 3u);  // three slots, all used
+  EXPECT_EQ(s.stats().finished, 7u);
+}
+
+TEST(scheduler, batched_queue_bound_counts_free_slots) {
+  FakeBatch fb;
+  fb.step_time = 5ms;
+  PageScheduler s(std::function<BatchRunner()>([&] { return fb.open(2); }), 1);
+  s.start();
+  auto a = job("a", 100000), b = job("b", 100000), c = job("c", 1), d = job("d", 1);
+  ASSERT_EQ(s.submit(a), PageScheduler::Admission::accepted);
+  ASSERT_EQ(s.submit(b), PageScheduler::Admission::accepted);
+  for (int i = 0; i < 2000 && s.stats().active < 2; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(s.stats().active, 2u);
+  EXPECT_EQ(s.submit(c), PageScheduler::Admission::accepted);  // waits: the one queue place
+  EXPECT_EQ(s.submit(d), PageScheduler::Admission::queue_full);
+  a->cancel();
+  run_out(s, *a);
+  EXPECT_EQ(a->end(), JobEnd::cancelled);
+  EXPECT_EQ(run_out(s, *c), "t1");  // took a's slot
+  b->cancel();
+  run_out(s, *b);
+  EXPECT_EQ(b->end(), JobEnd::cancelled);
+}
+
+TEST(scheduler, batched_deadlines_failures_and_a_failing_step) {
+  FakeBatch fb;
+  fb.step_time = 2ms;
+  PageScheduler s(std::function<BatchRunner()>([&] { return fb.open(4); }), 8);
+  s.start();
+  auto slow = job("slow", 100000, 100ms), f = job("fail", 3), ok = job("ok", 3);
+  s.submit(slow);
+  s.submit(f);
+  s.submit(ok);
+  run_out(s, *slow);
+  EXPECT_EQ(slow->end(), JobEnd::timed_out);
+  EXPECT_GT(slow->tokens(), 0);
+  EXPECT_EQ(slow->error(), std::to_string(slow->tokens()) + " tokens generated");
+  run_out(s, *f);
+  EXPECT_EQ(f->end(), JobEnd::failed);
+  EXPECT_EQ(f->error(), "the page failed");
+  EXPECT_EQ(run_out(s, *ok), "t1 t2 t3");
+  // a step that throws fails every page in flight; the scheduler goes on
+  auto x = job("x", 100000), boom = job("boom", 5);
+  s.submit(x);
+  s.submit(boom);
+  run_out(s, *x);
+  run_out(s, *boom);
+  EXPECT_EQ(x->end(), JobEnd::failed);
+  EXPECT_EQ(boom->error(), "device lost");
+  fb.boom = false;
+  auto after = job("after", 2);
+  s.submit(after);
+  EXPECT_EQ(run_out(s, *after), "t1 t2");
 }

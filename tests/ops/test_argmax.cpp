@@ -100,6 +100,34 @@ TEST(argmax, banned_ids) {
   }
 }
 
+TEST(argmax, banned_ids_per_row) {
+  // per_row: banned [R, nb], row r's own list (a decode batch's n-gram bans), padded with -1.
+  const int64_t R = 5, N = 129280;
+  auto x = random_floats(R * N, 304, -5.f, 5.f);
+  auto plain = ref_argmax(x, R, N, {});
+  const int nb = 3;
+  std::vector<int32_t> banned(R * nb, -1);
+  banned[0 * nb] = plain[0];                         // row 0: its maximum
+  banned[2 * nb] = plain[0];                         // row 2: row 0's maximum (not its own)
+  banned[2 * nb + 1] = plain[2];                     //        and its own
+  banned[4 * nb + 2] = static_cast<int32_t>(N) + 1;  // row 4: out of range only; rows 1, 3: nothing
+  Tensor xt = rt().upload(x, {R, N}), bt = rt().upload(banned, {R, nb});
+  Guarded idx(rt(), {R}, DType::i32);
+  ops::argmax(rt(), xt, &bt, nb, idx, /*per_row=*/true);
+  auto got = idx.read_i32();
+  for (int64_t r = 0; r < R; ++r) {
+    std::vector<float> row(x.begin() + r * N, x.begin() + (r + 1) * N);
+    std::vector<int32_t> own(banned.begin() + r * nb, banned.begin() + (r + 1) * nb);
+    EXPECT_EQ(got[r], ref_argmax(row, 1, N, own)[0]) << "row " << r;
+  }
+  EXPECT_NE(got[0], plain[0]);
+  EXPECT_NE(got[2], plain[2]);
+  EXPECT_EQ(got[1], plain[1]);
+  EXPECT_EQ(got[4], plain[4]);
+  Tensor small = rt().upload(banned.data(), {R * nb - 1}, DType::i32);
+  EXPECT_THROW(ops::argmax(rt(), xt, &small, nb, idx, true), Error);  // shorter than R * nb
+}
+
 TEST(argmax, all_banned_except_one) {
   for (int64_t N : {17, 61, 129280}) {
     const int64_t R = 2;

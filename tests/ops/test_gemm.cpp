@@ -9,6 +9,7 @@
 #include "runtime/gemm.h"
 #include "runtime/ops/convert.h"
 #include "runtime/ops/linear.h"
+#include "runtime/quant.h"
 
 using namespace dsocr;
 using namespace dsocr::test;
@@ -277,4 +278,52 @@ TEST(gemm, bf16_dtype_errors_are_reported) {
   Tensor i = rt().empty({17}, DType::i32);
   expect_error_containing([&] { widen_to_f32(rt(), i, f); },
                           "widen_to_f32: src is [17] i32, expected f32, f16 or bf16");
+}
+
+TEST(gemm, linear_gemv_path_many_rows_equals_each_row_alone) {
+  // LinearPath::gemv (a decode batch): any number of rows through the matrix-vector kernel, in
+  // chunks of 4; every row bit for bit what the row alone gives (1 row), and close to double.
+  // f32, bf16 and q8 weights; plain and SwiGLU inputs; 9 rows (two full chunks and one row).
+  struct Case {
+    int rows, in, out;
+    DType wt;
+  };
+  for (auto c : {Case{9, 61, 33, DType::f32}, Case{6, 1280, 96, DType::bf16}, Case{13, 128, 40, DType::q8}}) {
+    auto x = random_floats(static_cast<size_t>(c.rows) * 2 * c.in, 71, -2.f, 2.f);
+    auto w = random_floats(static_cast<size_t>(c.out) * c.in, 72);
+    Tensor wt;
+    if (c.wt == DType::bf16) {
+      wt = upload_bf16(w, {c.out, c.in});
+    } else if (c.wt == DType::q8) {
+      auto blocks = quantize(DType::q8, w.data(), static_cast<int64_t>(w.size()));
+      wt = rt().upload(blocks.data(), {c.out, c.in}, DType::q8);
+    } else {
+      wt = rt().upload(w, {c.out, c.in});
+    }
+    for (bool swiglu : {false, true}) {
+      const int64_t xin = swiglu ? 2 * c.in : c.in;
+      Tensor xt = rt().upload(x.data(), {c.rows, xin}, DType::f32);
+      Guarded y(rt(), {c.rows, c.out});
+      if (swiglu)
+        linear_swiglu(rt(), xt, wt, y, LinearPath::gemv);
+      else
+        linear(rt(), xt, wt, nullptr, y, LinearPath::gemv);
+      auto all = y.read_f32();
+      for (int r = 0; r < c.rows; ++r) {
+        Tensor xr = rt().upload(x.data() + static_cast<size_t>(r) * xin, {1, xin}, DType::f32);
+        Guarded yr(rt(), {1, c.out});
+        if (swiglu)
+          linear_swiglu(rt(), xr, wt, yr);
+        else
+          linear(rt(), xr, wt, nullptr, yr);
+        auto one = yr.read_f32();
+        EXPECT_EQ(0, std::memcmp(one.data(), all.data() + static_cast<size_t>(r) * c.out, one.size() * 4))
+            << "row " << r << " of " << c.rows << "x" << c.in << "x" << c.out << (swiglu ? " swiglu" : "");
+      }
+      if (c.wt == DType::f32 && !swiglu) {
+        std::vector<float> xs(x.begin(), x.begin() + static_cast<size_t>(c.rows) * c.in);
+        EXPECT_TRUE(all_close(all, ref_linear(xs, w, nullptr, c.rows, c.in, c.out), {c.rows, c.out}, 1e-4, 1e-4));
+      }
+    }
+  }
 }
