@@ -231,7 +231,7 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
     fmt::print("  batched decode ({} steps after {}-token prompts):\n", m.batch.front().steps, m.prefill_tokens);
   for (const bench::BatchPoint& p : m.batch) {
     fmt::print(
-        "    batch {:4d}: {:9.1f} tok/s aggregate  {:7.2f} ms/step  {:6.1f} pages/min (est.)  KV {:7.0f} MiB  held "
+        "    batch {:4d}: {:9.1f} tok/s aggregate  {:7.2f} ms/step  {:6.1f} pages/min (est.)  KV {:7.1f} MiB  held "
         "{:7.0f} MiB  (prefill of all {:.0f} ms)\n",
         p.batch, p.tok_s, p.step_ms, p.pages_per_min, p.kv_mib, p.held_mib, p.prefill_ms);
     batches.push_back({{"batch", p.batch},
