@@ -15,6 +15,7 @@
 #include "model/config.h"
 #include "model/hf_cache.h"
 #include "model/preprocess.h"
+#include "ocr/corpus.h"
 #include "ocr/draw.h"
 #include "ocr/ocr.h"
 #include "ocr/page_batch.h"
@@ -58,9 +59,12 @@ struct Input {
   std::string error;           // set: this input fails with this message, the others still run
 };
 
-std::vector<Input> open_inputs(const std::vector<std::string>& args) {
+std::vector<Input> open_inputs(const std::vector<std::string>& args, const Shard& shard) {
   std::vector<Input> inputs;
-  for (auto& p : expand_inputs(args)) {
+  const std::vector<InputPath> all = expand_inputs(args);
+  for (size_t at = 0; at < all.size(); ++at) {
+    if (!shard.takes(at)) continue;
+    const InputPath& p = all[at];
     Input in{p.path, p.path == "-" ? "<stdin>" : p.path, InputKind::unsupported, {}, p.error};
     if (in.error.empty()) {
       try {
@@ -111,7 +115,10 @@ class OcrRun {
   void run_pdf(Input& in);
   void run_page(const RgbImage& img, const std::string& name, int page);
   int run_batched(std::vector<Input>& inputs);
+  int run_each(std::vector<Input>& inputs);  // one page at a time
   void page_done(const BatchPage& p, PageOutput& po);
+  bool already_done(const std::string& name, int page);  // --results holds the page: skipped
+  void emit_page(const std::string& name, int page, const std::string& content);
   void report_page(const PageResult& r, const RgbImage& img, const std::string& where,
                    const std::vector<PixelBox>& boxes);
   void fail(const std::string& name, int page, const std::string& message);
@@ -131,6 +138,8 @@ class OcrRun {
   bool several_pages_ = false;
   int page_no_ = 0, crop_no_ = 0;
   bool input_failed_ = false, load_failed_ = false;
+  std::unique_ptr<ResultStore> results_;  // --results
+  int64_t written_ = 0, skipped_ = 0;
   // kernel programs compiled (not loaded from the cache) since the last summary
   int compiled_ = 0;
   double compile_s_ = 0;
@@ -193,6 +202,20 @@ void OcrRun::fail(const std::string& name, int page, const std::string& message)
   }
 }
 
+bool OcrRun::already_done(const std::string& name, int page) {
+  if (!results_ || !results_->has(name, page)) return false;
+  ++skipped_;
+  return true;
+}
+
+// A page's output: to its own file with --results, else to stdout (json: its line; text and
+// markdown: the rest of the page, which was streamed when it was not batched).
+void OcrRun::emit_page(const std::string& name, int page, const std::string& content) {
+  if (!results_) return;
+  results_->write(name, page, content);
+  ++written_;
+}
+
 void OcrRun::run_page(const RgbImage& img, const std::string& name, int page) {
   load();
   ++page_no_;
@@ -203,7 +226,7 @@ void OcrRun::run_page(const RgbImage& img, const std::string& name, int page) {
   const auto t_page = Clock::now();
   Clock::time_point t_first{};
   PageEvents ev;
-  ev.text = [&](const std::string& piece) { out_.write(piece); };
+  if (!results_) ev.text = [&](const std::string& piece) { out_.write(piece); };
   ev.warning = [&](const std::string& w) { warn(w); };
   ev.token = [&](int64_t n, int32_t) {
     if (n == 1) t_first = Clock::now();
@@ -214,7 +237,9 @@ void OcrRun::run_page(const RgbImage& img, const std::string& name, int page) {
   status_.restart();
   PageOutput po = dsocr::run_page(*rt_, *engine_, img, req, crop_no_, ev);
   status_.clear();
-  if (req.format == OutputFormat::json)
+  if (results_)
+    emit_page(name, page, req.format == OutputFormat::json ? po.json + "\n" : po.text);
+  else if (req.format == OutputFormat::json)
     out_.raw(po.json + "\n");
   else if (out_.any && out_.last != '\n')
     out_.write("\n");
@@ -243,6 +268,7 @@ int OcrRun::run_batched(std::vector<Input>& inputs) {
         }
         if (in.kind != InputKind::pdf) {
           ++ii;
+          if (already_done(in.name, 0)) continue;
           bp.image = decode_image(in.path == "-" ? in.bytes : read_file_bytes(in.path), in.name);
           return bp;
         }
@@ -270,6 +296,7 @@ int OcrRun::run_batched(std::vector<Input>& inputs) {
           continue;
         }
         bp.req.page = pages[pi++];
+        if (already_done(in.name, bp.req.page)) continue;
         bp.image = doc->render(bp.req.page, s_.dpi);  // one page that cannot be rendered: the others still run
         return bp;
       } catch (const Error& e) {
@@ -334,7 +361,9 @@ void OcrRun::page_done(const BatchPage& p, PageOutput& po) {
   status_.clear();
   status_.note(fmt::format("[{}] {}: {}x{}", page_no_, where, p.image.width, p.image.height));
   out_.new_page();
-  if (p.req.format == OutputFormat::json) {
+  if (results_) {
+    emit_page(p.req.source, p.req.page, p.req.format == OutputFormat::json ? po.json + "\n" : po.text);
+  } else if (p.req.format == OutputFormat::json) {
     out_.raw(po.json + "\n");
   } else {
     out_.write(po.text);
@@ -386,6 +415,7 @@ void OcrRun::run_pdf(Input& in) {
     throw Error(fmt::format("{}: --pages {} selects none of its {} pages", in.name, s_.pages_spec, doc.pages()));
   if (dropped) warn(fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc.pages(), s_.pages_spec));
   for (int p : pages) {
+    if (already_done(in.name, p)) continue;
     RgbImage img;
     try {
       img = doc.render(p, s_.dpi);
@@ -400,6 +430,7 @@ void OcrRun::run_pdf(Input& in) {
 void OcrRun::run_input(Input& in) {
   if (!in.error.empty()) throw Error(in.error);
   if (in.kind == InputKind::pdf) return run_pdf(in);
+  if (already_done(in.name, 0)) return;
   RgbImage img = decode_image(in.path == "-" ? in.bytes : read_file_bytes(in.path), in.name);
   run_page(img, in.name, 0);
 }
@@ -415,7 +446,17 @@ int OcrRun::run(std::vector<Input>& inputs) {
   if (!s_.from_checkpoint.empty())
     status_.note(fmt::format("dsocr: {} (the checkpoint's config.json; --mode, --task or --prompt override)",
                              s_.from_checkpoint));
-  if (several_pages_ && s_.max_batch > 1) return run_batched(inputs);
+  if (!s_.results_dir.empty())
+    results_ = std::make_unique<ResultStore>(
+        s_.results_dir, s_.format == "json" ? "json" : s_.format == "markdown" ? "md" : "txt");
+  const int rc = several_pages_ && s_.max_batch > 1 ? run_batched(inputs) : run_each(inputs);
+  if (results_)
+    status_.note(fmt::format("dsocr: results in {}: {} page{} written, {} already there (skipped)", results_->dir(),
+                             written_, written_ == 1 ? "" : "s", skipped_));
+  return rc;
+}
+
+int OcrRun::run_each(std::vector<Input>& inputs) {
   int failed = 0;
   for (auto& in : inputs) {
     input_failed_ = false;
@@ -441,7 +482,11 @@ int cmd_ocr(const std::vector<std::string>& argv) {
     return 0;
   }
   OcrSettings s = parse_ocr(a);
-  std::vector<Input> inputs = open_inputs(s.inputs);
+  std::vector<Input> inputs = open_inputs(s.inputs, s.shard.empty() ? Shard{} : parse_shard(s.shard));
+  if (inputs.empty()) {  // a shard with nothing to take: nothing to do
+    if (!s.quiet) std::fprintf(stderr, "dsocr ocr: shard %s takes none of the inputs\n", s.shard.c_str());
+    return 0;
+  }
   OcrRun run(s);
   return run.run(inputs);
 }

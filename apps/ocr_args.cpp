@@ -10,6 +10,7 @@
 #include "model/config.h"
 #include "model/hf_cache.h"
 #include "model/preprocess.h"
+#include "ocr/corpus.h"
 #include "ocr/draw.h"
 #include "ocr/inputs.h"
 #include "ocr/prompt.h"
@@ -87,6 +88,17 @@ output:
                         FILE.jpeg); with several pages FILE-1.png, FILE-2.png, ...
   --quiet, -q           no progress on stderr (warnings and errors still go there)
 Pages are separated by a line "<--- Page Split --->" (text and markdown).
+
+corpus (a large set of documents, run in parts, resumable):
+  --manifest FILE       inputs listed in FILE, one per line (blank lines and # comments skipped;
+                        relative paths from FILE's folder), after those on the command line
+  --shard I/N           take only the inputs at positions I, I+N, I+2N, ... (0-based, after folders
+                        are listed file by file): N runs with I = 0..N-1 share a corpus
+  --results DIR         each page's output in a file of its own, DIR/KEY.pPAGE.EXT (KEY the input
+                        path with other bytes than [A-Za-z0-9._-] as %XX; PAGE 0 for an image;
+                        EXT txt, md or json as --format), written whole or not at all, instead
+                        of stdout. A page whose file is there is skipped: running the same command
+                        again after a crash or a kill does only the pages not yet done
 
 Progress goes to stderr: the device, the model, each page with its stage times (kernel compile
 time kept apart: kernels compile on the first run, then load from the program cache), and while
@@ -214,7 +226,15 @@ OcrSettings parse_ocr(Args& a) {
   s.pages_spec = a.value("--pages");
   s.dpi = a.number("--dpi", 144, 10, 1200);
   s.quiet = a.flag("--quiet") | a.flag("-q");
+  s.manifest = a.value("--manifest");
+  s.shard = a.value("--shard");
+  s.results_dir = a.value("--results");
   s.inputs = a.positional();
+  if (!s.manifest.empty()) {
+    auto listed = usage_check("--manifest", [&] { return read_manifest(s.manifest); });
+    s.inputs.insert(s.inputs.end(), listed.begin(), listed.end());
+  }
+  if (!s.shard.empty()) usage_check("--shard", [&] { return parse_shard(s.shard); });
 
   if (s.inputs.empty())
     throw UsageError("no input (a PNG, JPEG or PDF file, a folder, or - for stdin); see dsocr ocr --help");

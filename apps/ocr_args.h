@@ -32,6 +32,7 @@ struct OcrSettings : ModelSettings {
   std::string format, out_dir, boxes_path, pages_spec;
   double dpi = 144;
   int max_batch = 8;  // pages decoded together (several pages only)
+  std::string manifest, shard, results_dir;  // a corpus: inputs listed in a file, this run's share, per-page files
   bool quiet = false;
   std::vector<std::string> inputs;
 };
