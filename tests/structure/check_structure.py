@@ -38,7 +38,7 @@ CONFINED = {
 }
 SOURCE_EXT = (".cpp", ".h", ".cl", ".py")
 CHECKED_DIRS = ("runtime", "model", "ocr", "parity", "apps", "bench", "kernels", "tests", "fuzz", "reference",
-                "scripts")
+                "scripts", "examples")
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^">]+)[">]')
 
