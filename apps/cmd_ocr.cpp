@@ -248,7 +248,8 @@ void OcrRun::run_page(const RgbImage& img, const std::string& name, int page) {
 
 // Pages of every input, several at once (ocr/page_batch.h), printed in order as each is complete.
 // Inputs and pages that cannot be read fail in their turn, as in the page-by-page path; the model
-// is loaded with the first page that can run.
+// is loaded with the first page that can run. After that page, `next` runs on run_page_batch's
+// reader thread: it touches only the inputs, the PDF being read and the skipped count.
 int OcrRun::run_batched(std::vector<Input>& inputs) {
   std::vector<char> failed(inputs.size(), 0);
   size_t ii = 0, pi = 0;
@@ -285,8 +286,9 @@ int OcrRun::run_batched(std::vector<Input>& inputs) {
           if (pages.empty())
             throw Error(
                 fmt::format("{}: --pages {} selects none of its {} pages", in.name, s_.pages_spec, doc->pages()));
-          if (dropped)
-            warn(fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc->pages(), s_.pages_spec));
+          if (dropped)  // (next runs on run_page_batch's reader thread: reported with the page)
+            bp.notes.push_back(
+                fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc->pages(), s_.pages_spec));
           --ii;
           pi = 0;
         }
@@ -316,6 +318,7 @@ int OcrRun::run_batched(std::vector<Input>& inputs) {
   }
   if (first) {
     load();
+    first->req.load_s = load_s_;
     const int64_t ctx = engine_->model.cfg.lm.max_position_embeddings;
     const int slots = page_batch_slots(*rt_, *engine_, s_.max_batch, ctx, s_.opts.kv);
     const LmConfig& c = engine_->model.cfg.lm;

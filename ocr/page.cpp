@@ -47,7 +47,7 @@ double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::dura
 }  // namespace
 
 PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt,
-                          const OcrOptions& o) {
+                          const OcrOptions& o, const Views* views, double views_s) {
   PreparedPage pp;
   PageResult& r = pp.r;
   r.width = image.width;
@@ -60,7 +60,9 @@ PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, cons
     throw Error(fmt::format("mode {} is not a mode of this {} checkpoint (use {})", r.mode,
                             want == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", want == 2 ? "ocr2" : "gundam or base"));
   auto t0 = Clock::now();
-  Views v = make_views(image, r.mode, o.max_tiles);
+  Views made;
+  if (!views) made = make_views(image, r.mode, o.max_tiles);
+  const Views& v = views ? *views : made;
   r.cols = v.cols;
   r.rows = v.rows;
   r.n_tiles = v.n_tiles;
@@ -94,7 +96,7 @@ PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, cons
   go.ngram_whitelist = e.ngram_whitelist;
   go.eos_id = e.eos_id;
   go.kv = o.kv;
-  r.t.preprocess_s = secs(t0, t1);
+  r.t.preprocess_s = views ? views_s : secs(t0, t1);
   r.t.vision_s = std::max(0.0, secs(t1, t2) - (c2 - c1));
   r.t.compile_s = compiled() - c0;
   return pp;

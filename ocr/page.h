@@ -9,6 +9,7 @@
 #include "model/generate.h"
 #include "model/image.h"
 #include "model/model.h"
+#include "model/preprocess.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
 #include "ocr/grounding.h"
@@ -75,8 +76,10 @@ struct PreparedPage {
   GenerateOptions gen;
 };
 // Views, vision embeddings and prompt of one image: the part of ocr_image before generation.
+// views (optional): made ahead, on another thread, with make_views(image, effective_mode(o),
+// o.max_tiles), in views_s seconds (reported as the page's preprocessing time).
 PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt,
-                          const OcrOptions& o);
+                          const OcrOptions& o, const Views* views = nullptr, double views_s = 0);
 // After generation (r.generated filled): eos, text, and the memory figures.
 void finish_page(Runtime& rt, const OcrEngine& e, PageResult& r);
 

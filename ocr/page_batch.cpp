@@ -3,8 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 
+#include "model/preprocess.h"
 #include "runtime/error.h"
 
 namespace dsocr {
@@ -24,9 +29,9 @@ int page_batch_slots(const Runtime& rt, const OcrEngine& e, int max_batch, int64
 }
 
 int64_t PageBatchEngine::add(const RgbImage& image, const PageRequest& req, bool stream, int& crop_counter,
-                             const PageEvents& events, DoneFn done) {
+                             const PageEvents& events, DoneFn done, const Views* views, double views_s) {
   if (free_slots() < 1) throw Error(fmt::format("page batch: all {} slots are busy", slots_));
-  PreparedPage pp = prepare_page(rt_, e_, image, req.prompt, req.opts);
+  PreparedPage pp = prepare_page(rt_, e_, image, req.prompt, req.opts, views, views_s);
   if (!gen_)
     gen_ =
         std::make_unique<BatchGenerator>(rt_, e_.model.lm, slots_, e_.model.cfg.lm.max_position_embeddings, pp.gen.kv);
@@ -77,6 +82,83 @@ void PageBatchEngine::on_token(int64_t seq, int32_t tok, bool last) {
   if (done.done) done.done(seq, out);
 }
 
+namespace {
+
+// Pages read ahead on a thread of their own: next() (decoding, PDF rendering) and their views,
+// up to `depth` pages waiting. The destructor stops and joins it.
+class PageReader {
+ public:
+  PageReader(const std::function<std::optional<BatchPage>()>& next, size_t depth) : next_(next), depth_(depth) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~PageReader() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  // The next page, nullopt at the end; rethrows what next() threw.
+  std::optional<BatchPage> get() {
+    std::unique_lock<std::mutex> lk(m_);
+    cv_.wait(lk, [&] { return !ready_.empty() || ended_; });
+    if (ready_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return std::nullopt;
+    }
+    BatchPage p = std::move(ready_.front());
+    ready_.pop_front();
+    cv_.notify_all();
+    return p;
+  }
+
+ private:
+  void loop() {
+    try {
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lk(m_);
+          cv_.wait(lk, [&] { return stop_ || ready_.size() < depth_; });
+          if (stop_) break;
+        }
+        std::optional<BatchPage> p = next_();
+        if (!p) break;
+        if (p->error.empty()) {
+          try {
+            const auto t0 = Clock::now();
+            p->views =
+                std::make_shared<const Views>(make_views(p->image, effective_mode(p->req.opts), p->req.opts.max_tiles));
+            p->views_s = secs(t0, Clock::now());
+          } catch (const Error& e) {
+            p->error = e.what();
+          }
+        }
+        std::lock_guard<std::mutex> lk(m_);
+        ready_.push_back(std::move(*p));
+        cv_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(m_);
+      error_ = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lk(m_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+
+  const std::function<std::optional<BatchPage>()>& next_;
+  const size_t depth_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<BatchPage> ready_;
+  bool stop_ = false, ended_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+}  // namespace
+
 void run_page_batch(Runtime& rt, OcrEngine& e, int slots, const std::function<std::optional<BatchPage>()>& next,
                     int& crop_counter, const PageBatchEvents& events) {
   struct Entry {
@@ -91,6 +173,7 @@ void run_page_batch(Runtime& rt, OcrEngine& e, int slots, const std::function<st
   bool more = true;
   const PageEvents none;
   int unused_crops = 0;  // no stream while generating: crops are made at delivery
+  PageReader reader(next, static_cast<size_t>(std::max(slots, 1)));
 
   // Finished pages at the head of the queue, in order; the output stream replays the ids there,
   // so that crops are numbered in page order.
@@ -99,6 +182,8 @@ void run_page_batch(Runtime& rt, OcrEngine& e, int slots, const std::function<st
       std::unique_ptr<Entry> en = std::move(order.front());
       order.pop_front();
       ++delivered;
+      if (events.warning)
+        for (const std::string& n : en->page.notes) events.warning(n);
       if (!en->error.empty()) {
         if (events.failed) events.failed(en->page, en->error);
         continue;
@@ -114,7 +199,7 @@ void run_page_batch(Runtime& rt, OcrEngine& e, int slots, const std::function<st
 
   while (true) {
     while (more && engine.free_slots() > 0) {
-      std::optional<BatchPage> p = next();
+      std::optional<BatchPage> p = reader.get();
       if (!p) {
         more = false;
         break;
@@ -124,10 +209,14 @@ void run_page_batch(Runtime& rt, OcrEngine& e, int slots, const std::function<st
       en->page = std::move(*p);
       if (en->page.error.empty()) {
         try {
-          engine.add(en->page.image, en->page.req, false, unused_crops, none, [en](int64_t, PageOutput& out) {
-            en->r = std::move(out.result);
-            en->done = true;
-          });
+          engine.add(
+              en->page.image, en->page.req, false, unused_crops, none,
+              [en](int64_t, PageOutput& out) {
+                en->r = std::move(out.result);
+                en->done = true;
+              },
+              en->page.views.get(), en->page.views_s);
+          en->page.views.reset();  // on the device now
           continue;
         } catch (const OutOfDeviceMemory&) {
           throw;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "model/batch_generate.h"
 #include "ocr/pipeline.h"
@@ -44,8 +45,9 @@ class PageBatchEngine {
   // crop_counter as the markdown reaches them) runs as the ids come; image, req, crop_counter and
   // events must outlive the page. done may be called before add returns (a page whose first token
   // ends it). Error for the page's own failures (its prompt does not fit), OutOfDeviceMemory.
+  // views (optional): made ahead (prepare_page's views, views_s).
   int64_t add(const RgbImage& image, const PageRequest& req, bool stream, int& crop_counter, const PageEvents& events,
-              DoneFn done);
+              DoneFn done, const Views* views = nullptr, double views_s = 0);
   // One token for every page in flight.
   void step();
   // Stops a page now (its client went away, its deadline passed): its slot is free, done is not
@@ -75,6 +77,9 @@ struct BatchPage {
   PageRequest req;
   std::string error;  // set: the page could not be read (delivered through failed, in order)
   int tag = 0;        // the caller's (e.g. which input the page is of)
+  std::vector<std::string> notes;  // the caller's warnings about this page, passed to events.warning in its turn
+  std::shared_ptr<const Views> views;  // made by run_page_batch's reader thread
+  double views_s = 0;
 };
 
 struct PageBatchEvents {
@@ -88,9 +93,12 @@ struct PageBatchEvents {
   std::function<void(int active, int64_t done, int64_t tokens)> progress;
 };
 
-// Runs pages fetched from next() (nullopt: no more) with `slots` pages at once, fetching one as a
-// slot frees up; crops are numbered from crop_counter in page order. Errors other than a page's
-// own (Error from preparing it) propagate: OutOfDeviceMemory, device failures.
+// Runs pages fetched from next() (nullopt: no more) with `slots` pages at once; crops are
+// numbered from crop_counter in page order. next() runs on a reader thread of its own, which also
+// makes each page's views (decoding, PDF rendering and preprocessing overlap the device's work)
+// and keeps up to `slots` pages ready; it must not touch what the calling thread uses (report
+// through BatchPage::notes). Errors other than a page's own (Error from reading or preparing it)
+// propagate: OutOfDeviceMemory, device failures, what next() throws.
 void run_page_batch(Runtime& rt, OcrEngine& e, int slots, const std::function<std::optional<BatchPage>()>& next,
                     int& crop_counter, const PageBatchEvents& events);
 
