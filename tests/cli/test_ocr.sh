@@ -48,6 +48,14 @@ for kv in f16 bf16; do
     --max-new-tokens 80 --ngram 3 --ngram-window 24 --format json --kv $kv
   [ "$(ids_of "$WORK/kv_$kv.out")" = "$GOLDEN_IDS" ] && pass "--kv $kv: the golden's ids" || fail "--kv $kv: ids differ"
 done
+# the golden page decoded in a batch beside three other pages (--max-batch 4, the default path
+# for several pages): the same ids, whatever runs beside it
+ocr_run golden_batch --model "$CKPT" --device "$DEVICE" "$IMG/gradient.png" "$IMG/text_page.png" "$IMG/rgba.png" \
+  "$IMG/exif_rot6.jpg" --mode tiny --task free --max-new-tokens 80 --ngram 3 --ngram-window 24 --format json \
+  --kv f32 --max-batch 4
+expect_contains "batched: four at once" "$WORK/golden_batch.err" "up to 4 pages at once"
+[ "$(grep text_page "$WORK/golden_batch.out" | grep -o '"generated_ids":\[[0-9,]*\]' | sed 's/.*\[//; s/\]//')" = "$GOLDEN_IDS" ] \
+  && pass "batched: the golden's ids" || fail "batched: ids differ from the golden"
 expect_contains "json: token counts" "$WORK/golden.out" '"tokens":\{"prompt":81,"image":73,"generated":80\}'
 expect_contains "json: size, mode, prompt" "$WORK/golden.out" '"width":900,"height":1200,"mode":"tiny".*"prompt":"<image>\\nFree OCR\."'
 expect_contains "json: timings" "$WORK/golden.out" '"timings":\{"load_s":[0-9.e-]+,"preprocess_s":.*"decode_tok_s":[0-9.e-]+,"compile_s":[0-9.e-]+\}'
