@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,7 @@
 #include "apps/runtime_setup.h"
 #include "bench/bench.h"
 #include "bench/quality.h"
+#include "bench/startup.h"
 #include "model/decoder.h"
 
 #ifndef DSOCR_GIT_SHA
@@ -48,6 +50,12 @@ device memory; no download). Default: all.
   --kv S               model: KV cache storage f16 (default, as dsocr ocr), bf16 or f32
   --arch A             model: ocr (DeepSeek-OCR, default) or ocr2 (DeepSeek-OCR-2: Qwen2 encoder,
                        global view and a page of 6 tiles of 768)
+  --checkpoint DIR     model: also time start-up: `dsocr ocr --mode base --max-new-tokens 32` on
+                       DIR (e.g. a full-size checkpoint with random weights) run as a child
+                       process, with an empty program cache and the drivers' caches off, then
+                       twice warm: wall time, load, compile, first token, decode tok/s
+                       (--image F: the page, default a generated one; --mode M, default base;
+                       --warm-only: the two warm runs only, on the program cache in use)
   --batch LIST         model: also decode B sequences together for each B of LIST (e.g. 1,8,32,64):
                        aggregate tok/s, step time, KV cache and device memory held, and pages per
                        minute estimated from the measured vision, prefill and step times
@@ -67,6 +75,7 @@ struct BenchArgs {
   bench::Options o;
   std::string what, json_path, csv_path;
   bench::QualityOptions q;
+  bench::StartupOptions startup;  // --checkpoint (the image: --image, shared with quality)
 };
 
 BenchArgs parse(Args& a) {
@@ -96,12 +105,19 @@ BenchArgs parse(Args& a) {
       at = comma + 1;
     }
   }
+  b.startup.checkpoint = a.value("--checkpoint");
+  if (std::error_code ec; !b.startup.checkpoint.empty() && !std::filesystem::is_directory(b.startup.checkpoint, ec))
+    throw UsageError(fmt::format("--checkpoint {} is not a folder", b.startup.checkpoint));
+  b.startup.device = b.ro.device;
+  b.startup.cold = !a.flag("--warm-only");
+  if (a.given("--mode")) b.startup.mode = a.value("--mode");
   b.json_path = a.value("--json");
   b.csv_path = a.value("--csv");
   b.q.model_dir = a.value("--model");
   const bool random = a.flag("--random");
   b.q.small = b.o.small;
   b.q.image = a.value("--image");
+  b.startup.image = b.q.image;
   b.q.mode = a.value("--mode", "tiny");
   b.q.tokens = a.integer("--tokens", 256, 1, 1 << 20);
   auto pos = a.positional();
@@ -110,7 +126,8 @@ BenchArgs parse(Args& a) {
       (b.what != "peak" && b.what != "kernels" && b.what != "model" && b.what != "all" && b.what != "quality"))
     throw UsageError(
         "usage: dsocr bench [peak|kernels|model|all|quality] [--device SPEC] [--runs N] [--small] [--only NAME] "
-        "[--weights bf16|fp16|int8|int4|f32] [--kv f16|bf16|f32] [--arch ocr|ocr2] [--batch LIST] [--json F] "
+        "[--weights bf16|fp16|int8|int4|f32] [--kv f16|bf16|f32] [--arch ocr|ocr2] [--batch LIST] [--checkpoint DIR] "
+        "[--json F] "
         "[--csv F]");
   if (b.what == "quality" && (b.q.model_dir.empty() == !random || b.q.image.empty()))
     throw UsageError("dsocr bench quality needs --model DIR or --random (one of them) and --image FILE");
@@ -226,6 +243,28 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
       m.decode_launches_per_token);
   fmt::print("  peak device memory ({}-token KV cache): {:.0f} MiB live, {:.0f} MiB held with the reuse cache\n",
              m.context, m.peak_mem_mib, m.peak_held_mib);
+  nlohmann::json startup = nlohmann::json::array();
+  if (!b.startup.checkpoint.empty()) {
+    fmt::print("  start-up, dsocr ocr --mode {} --max-new-tokens {} on {} (a child process):\n", b.startup.mode,
+               b.startup.tokens, b.startup.checkpoint);
+    for (const bench::StartupRun& r : bench::bench_startup(b.startup)) {
+      fmt::print(
+          "    {} program cache: {:6.2f} s wall, first token at {:6.2f} s (load {:.2f} s, compile {:.2f} s, vision "
+          "{:.2f} s, prefill {:.2f} s), {} tokens at {:.1f} tok/s\n",
+          r.cache, r.wall_s, r.first_token_s, r.load_s, r.compile_s, r.vision_s, r.prefill_s, r.tokens, r.decode_tok_s);
+      startup.push_back({{"cache", r.cache},
+                         {"wall_s", r.wall_s},
+                         {"first_token_s", r.first_token_s},
+                         {"load_s", r.load_s},
+                         {"compile_s", r.compile_s},
+                         {"preprocess_s", r.preprocess_s},
+                         {"vision_s", r.vision_s},
+                         {"prefill_s", r.prefill_s},
+                         {"decode_s", r.decode_s},
+                         {"decode_tok_s", r.decode_tok_s},
+                         {"tokens", r.tokens}});
+    }
+  }
   nlohmann::json batches = nlohmann::json::array();
   if (!m.batch.empty())
     fmt::print("  batched decode ({} steps after {}-token prompts):\n", m.batch.front().steps, m.prefill_tokens);
@@ -245,6 +284,7 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
                        {"prefill_ms", p.prefill_ms}});
   }
   j["model"] = {{"batch", batches},
+                {"startup", startup},
                 {"arch", o.ocr2 ? "ocr2" : "ocr"},
                 {"tile_side", m.tile_side},
                 {"weights", weight_storage_name(o.storage)},
