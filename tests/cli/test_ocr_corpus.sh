@@ -72,7 +72,7 @@ diff -r whole shards >/dev/null && pass "resume: the whole run again" || fail "r
   --max-new-tokens 12 --format markdown --max-batch 1 --manifest corpus/list.txt --results crash \
   >"$WORK/crash.out" 2>"$WORK/crash.err" &
 pid=$!
-for _ in $(seq 600); do [ -n "$(ls crash/*.md 2>/dev/null)" ] && break; sleep 0.05; done
+for _ in $(seq 2400); do [ -n "$(ls crash/*.md 2>/dev/null)" ] && break; sleep 0.05; done  # up to 2 min (sanitizers)
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 done_before=$(ls crash/*.md 2>/dev/null | wc -l)
