@@ -10,10 +10,6 @@
 #include "apps/commands.h"
 #include "runtime/error.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
-#endif
-
 namespace {
 
 void usage(std::FILE* f) {
@@ -65,7 +61,9 @@ int dispatch(const std::string& cmd, const std::vector<std::string>& args) {
   return 2;
 }
 
-int run_main(int argc, char** argv) {
+}  // namespace
+
+int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
     usage(args.empty() ? stderr : stdout);
@@ -82,18 +80,4 @@ int run_main(int argc, char** argv) {
     std::fprintf(stderr, "dsocr %s: error: %s\n", cmd.c_str(), e.what());
     return 1;
   }
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  const int rc = run_main(argc, argv);
-#if defined(__SANITIZE_ADDRESS__)
-  // Under LeakSanitizer (the sanitizer build): the leak check now, with every object of ours gone
-  // and the OpenCL driver's worker threads idle, rather than at exit, where LSan's thread-suspending
-  // tracer crashed now and then (SIGSEGV, "Tracer caught signal 11") as PoCL's threads wound down.
-  // The exit check is skipped after this one; with detect_leaks=0 it does nothing.
-  __lsan_do_leak_check();
-#endif
-  return rc;
 }
