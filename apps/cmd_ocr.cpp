@@ -113,6 +113,8 @@ class OcrRun {
   void compile_summary(const std::string& what);
   void run_input(Input& in);
   void run_pdf(Input& in);
+  // The pages --pages selects (Error when none); dropped_note: the warning when it asks for more.
+  std::vector<int> pdf_pages(const PdfDocument& doc, const std::string& name, std::string& dropped_note) const;
   void run_page(const RgbImage& img, const std::string& name, int page);
   int run_batched(std::vector<Input>& inputs);
   int run_each(std::vector<Input>& inputs);  // one page at a time
@@ -277,18 +279,9 @@ int OcrRun::run_batched(std::vector<Input>& inputs) {
           ++ii;  // until the document is open: an error here ends the input
           doc = std::make_unique<PdfDocument>(in.path == "-" ? PdfDocument::open_bytes(std::move(in.bytes), in.name)
                                                              : PdfDocument::open_file(in.path));
-          int dropped = 0;
-          pages.clear();
-          if (s_.pages_spec.empty())
-            for (int p = 1; p <= doc->pages(); ++p) pages.push_back(p);
-          else
-            pages = parse_pages(s_.pages_spec, doc->pages(), &dropped);
-          if (pages.empty())
-            throw Error(
-                fmt::format("{}: --pages {} selects none of its {} pages", in.name, s_.pages_spec, doc->pages()));
-          if (dropped)  // (next runs on run_page_batch's reader thread: reported with the page)
-            bp.notes.push_back(
-                fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc->pages(), s_.pages_spec));
+          std::string dropped;
+          pages = pdf_pages(*doc, in.name, dropped);
+          if (!dropped.empty()) bp.notes.push_back(dropped);  // (the reader thread's: reported with the page)
           --ii;
           pi = 0;
         }
@@ -321,9 +314,7 @@ int OcrRun::run_batched(std::vector<Input>& inputs) {
     first->req.load_s = load_s_;
     const int64_t ctx = engine_->model.cfg.lm.max_position_embeddings;
     const int slots = page_batch_slots(*rt_, *engine_, s_.max_batch, ctx, s_.opts.kv);
-    const LmConfig& c = engine_->model.cfg.lm;
-    const double slot_mib = static_cast<double>(c.num_hidden_layers) * 2 * ctx * c.num_key_value_heads *
-                            c.head_dim() * dtype_size(s_.opts.kv) / 1048576.0;
+    const double slot_mib = kv_cache_bytes(engine_->model.cfg.lm, ctx, s_.opts.kv) / 1048576.0;
     status_.note(fmt::format("dsocr: up to {} pages at once (--max-batch {}; KV cache {:.0f} MiB per page)", slots,
                              s_.max_batch, slot_mib));
     PageBatchEvents ev;
@@ -404,9 +395,7 @@ void OcrRun::report_page(const PageResult& r, const RgbImage& img, const std::st
   }
 }
 
-void OcrRun::run_pdf(Input& in) {
-  PdfDocument doc =
-      in.path == "-" ? PdfDocument::open_bytes(std::move(in.bytes), in.name) : PdfDocument::open_file(in.path);
+std::vector<int> OcrRun::pdf_pages(const PdfDocument& doc, const std::string& name, std::string& dropped_note) const {
   int dropped = 0;
   std::vector<int> pages;
   if (s_.pages_spec.empty()) {
@@ -415,8 +404,18 @@ void OcrRun::run_pdf(Input& in) {
     pages = parse_pages(s_.pages_spec, doc.pages(), &dropped);
   }
   if (pages.empty())
-    throw Error(fmt::format("{}: --pages {} selects none of its {} pages", in.name, s_.pages_spec, doc.pages()));
-  if (dropped) warn(fmt::format("{} has {} pages; --pages {} asks for more", in.name, doc.pages(), s_.pages_spec));
+    throw Error(fmt::format("{}: --pages {} selects none of its {} pages", name, s_.pages_spec, doc.pages()));
+  if (dropped)
+    dropped_note = fmt::format("{} has {} pages; --pages {} asks for more", name, doc.pages(), s_.pages_spec);
+  return pages;
+}
+
+void OcrRun::run_pdf(Input& in) {
+  PdfDocument doc =
+      in.path == "-" ? PdfDocument::open_bytes(std::move(in.bytes), in.name) : PdfDocument::open_file(in.path);
+  std::string dropped;
+  const std::vector<int> pages = pdf_pages(doc, in.name, dropped);
+  if (!dropped.empty()) warn(dropped);
   for (int p : pages) {
     if (already_done(in.name, p)) continue;
     RgbImage img;

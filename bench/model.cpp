@@ -270,9 +270,7 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
     bp.steps = N;
     rt.trim();
     BatchGenerator gen(rt, lm, B, P + N + 1, opts.kv);
-    const LmConfig& c = cfg.lm;
-    bp.kv_mib = double(c.num_hidden_layers) * 2 * B * (P + N + 1) * c.num_key_value_heads * c.head_dim() *
-                dtype_size(opts.kv) / 1048576.0;
+    bp.kv_mib = kv_cache_bytes(cfg.lm, B * (P + N + 1), opts.kv) / 1048576.0;
     GenerateOptions bg = g;
     bg.max_new_tokens = N + 1;  // the first token from the prefill, then N steps with every sequence active
     auto tp = Clock::now();

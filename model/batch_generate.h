@@ -57,7 +57,7 @@ class BatchGenerator {
   int64_t capacity_;
   DType kv_;
   KvCache cache_;                  // slots * capacity rows per layer
-  std::vector<int64_t> slot_seq_;  // sequence index in seqs_ per slot, -1 when free
+  std::vector<int64_t> slot_seq_;  // the id of the sequence in each slot, -1 when free
   std::vector<Seq> seqs_;          // per slot
   int64_t next_id_ = 0;
 };

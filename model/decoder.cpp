@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "runtime/ops/linear.h"
 #include "runtime/ops/activation.h"
@@ -135,12 +136,16 @@ DType kv_storage_from_string(const std::string& s) {
   throw Error(fmt::format("unknown KV cache storage '{}': use f16, bf16 or f32", s));
 }
 
+uint64_t kv_cache_bytes(const LmConfig& c, int64_t tokens, DType dtype) {
+  return static_cast<uint64_t>(c.num_hidden_layers) * 2 * static_cast<uint64_t>(tokens) * c.num_key_value_heads *
+         c.head_dim() * dtype_size(dtype);
+}
+
 KvCache make_kv_cache(Runtime& rt, const LmConfig& c, int64_t capacity, DType dtype) {
   if (capacity < 1) throw Error(fmt::format("KV cache: capacity {} must be positive", capacity));
   if (dtype != DType::f32 && dtype != DType::f16 && dtype != DType::bf16)
     throw Error(fmt::format("KV cache: {} storage is not one of f32, f16, bf16", dtype_name(dtype)));
-  const int64_t row = c.num_key_value_heads * c.head_dim();
-  const uint64_t need = static_cast<uint64_t>(c.num_hidden_layers) * 2 * capacity * row * dtype_size(dtype);
+  const uint64_t need = kv_cache_bytes(c, capacity, dtype);
   const uint64_t held = rt.memory().current, total = rt.device().global_mem;
   if (held + need > total)
     throw OutOfDeviceMemory(fmt::format(
@@ -157,6 +162,25 @@ KvCache make_kv_cache(Runtime& rt, const LmConfig& c, int64_t capacity, DType dt
 }
 
 namespace {
+
+// Keys and values of rows [first_row, first_row + n) of a layer's cache [cap, 2, Hkv, hd] as
+// [1, Hkv, n, hd] views (k in slot 0 of each row, v in slot 1).
+std::pair<ops::AttnView, ops::AttnView> kv_views(const Tensor& kv_cache, int64_t first_row, int64_t n) {
+  const int64_t Hkv = kv_cache.dim(2), hd = kv_cache.dim(3), KV = Hkv * hd;
+  ops::AttnView k;
+  k.t = kv_cache;
+  k.offset = static_cast<size_t>(first_row * 2 * KV);
+  k.B = 1;
+  k.H = Hkv;
+  k.N = n;
+  k.D = hd;
+  k.sb = kv_cache.dim(0) * 2 * KV;
+  k.sh = hd;
+  k.sn = 2 * KV;
+  ops::AttnView v = k;
+  v.offset += static_cast<size_t>(KV);
+  return {k, v};
+}
 
 // Residual additions not yet made: the output(s) of the sublayer before, added to x by the next
 // norm in the same launch (x += a, or x += (a + b) for the routed and shared experts).
@@ -212,7 +236,7 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   const int64_t D = c.hidden_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
   if (x.rank() != 2 || x.dim(1) != D)
     throw Error(fmt::format("decoder layer: x must be [T,{}], got {}", D, shape_str(x.shape)));
-  const int64_t T = x.dim(0), Ntot = H + 2 * Hkv, Q = H * hd, KV = Hkv * hd;
+  const int64_t T = x.dim(0), Ntot = H + 2 * Hkv, Q = H * hd;
   if (positions.numel() != T || positions.dtype != DType::i32)
     throw Error(fmt::format("decoder layer: positions must be i32 [{}], got {}", T, shape_str(positions.shape)));
   if (kv_cache.rank() != 4 || kv_cache.dim(1) != 2 || kv_cache.dim(2) != Hkv || kv_cache.dim(3) != hd ||
@@ -232,17 +256,7 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   // q rotated in place, k rotated and v copied into the cache: one launch.
   ops::rope_kv_append(rt, qkv, H, Hkv, positions, rope, kv_cache, past);
   ops::AttnView q = ops::AttnView::heads(qkv, 0, H);
-  ops::AttnView kc;  // [1, Hkv, past+T, hd] inside kv_cache [cap, 2, Hkv, hd]
-  kc.t = kv_cache;
-  kc.B = 1;
-  kc.H = Hkv;
-  kc.N = past + T;
-  kc.D = hd;
-  kc.sb = cap * 2 * KV;
-  kc.sh = hd;
-  kc.sn = 2 * KV;
-  ops::AttnView vc = kc;
-  vc.offset = static_cast<size_t>(KV);
+  const auto [kc, vc] = kv_views(kv_cache, 0, past + T);  // [1, Hkv, past+T, hd]
   Tensor att = rt.empty({1, T, H, hd}, DType::f32, "lm attention");
   ops::SdpaParams p;
   p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -275,7 +289,7 @@ void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const 
                         const Tensor& positions, const Tensor& rows, Tensor& kv_cache, const DecodeBatch& batch,
                         Pending& pend) {
   const int64_t B = x.dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
-  const int64_t Ntot = H + 2 * Hkv, Q = H * hd, KV = Hkv * hd;
+  const int64_t Ntot = H + 2 * Hkv, Q = H * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
   constexpr LinearPath lp = LinearPath::gemv;
 
@@ -296,18 +310,7 @@ void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const 
     q.offset = static_cast<size_t>(b * Ntot * hd);
     q.B = 1;
     q.N = 1;
-    ops::AttnView kc;
-    kc.t = kv_cache;
-    kc.offset = static_cast<size_t>(batch.first_row[b] * 2 * KV);
-    kc.B = 1;
-    kc.H = Hkv;
-    kc.N = batch.length[b] + 1;
-    kc.D = hd;
-    kc.sb = kv_cache.dim(0) * 2 * KV;
-    kc.sh = hd;
-    kc.sn = 2 * KV;
-    ops::AttnView vc = kc;
-    vc.offset += static_cast<size_t>(KV);
+    const auto [kc, vc] = kv_views(kv_cache, batch.first_row[b], batch.length[b] + 1);
     ops::AttnView o;
     o.t = att;
     o.offset = static_cast<size_t>(b * Q);

@@ -59,6 +59,8 @@ struct KvCache {
 // widened as attention reads it); throws OutOfDeviceMemory saying how much is needed and how much
 // the device has left.
 KvCache make_kv_cache(Runtime& rt, const LmConfig& cfg, int64_t capacity, DType dtype = DType::f32);
+// The bytes such a cache of `tokens` tokens takes, every layer's keys and values.
+uint64_t kv_cache_bytes(const LmConfig& cfg, int64_t tokens, DType dtype);
 // "f16" (or "fp16"), "bf16", "f32" (or "fp32"); Error naming the choices otherwise.
 DType kv_storage_from_string(const std::string& s);
 

@@ -19,9 +19,7 @@ double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::dura
 }  // namespace
 
 int page_batch_slots(const Runtime& rt, const OcrEngine& e, int max_batch, int64_t capacity, DType kv) {
-  const LmConfig& c = e.model.cfg.lm;
-  const uint64_t per_slot =
-      static_cast<uint64_t>(c.num_hidden_layers) * 2 * capacity * c.num_key_value_heads * c.head_dim() * dtype_size(kv);
+  const uint64_t per_slot = kv_cache_bytes(e.model.cfg.lm, capacity, kv);
   const uint64_t total = rt.device().global_mem, held = rt.memory().current;
   const uint64_t free = total > held ? total - held : 0;
   const uint64_t fit = per_slot > 0 ? free / 2 / per_slot : 1;

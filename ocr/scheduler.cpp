@@ -130,7 +130,7 @@ PageScheduler::Admission PageScheduler::submit(const std::shared_ptr<PageJob>& j
     if (stopping_ || !opened_) return Admission::stopping;
     // Waiting: the queue, less the jobs the worker is about to take into free slots.
     const size_t slots = open_batch_ ? static_cast<size_t>(std::max(batch_.slots, 1)) : 1;
-    const size_t free_slots = slots - std::min(slots, open_batch_ ? active_ : (running_ ? 1 : 0));
+    const size_t free_slots = slots - std::min(slots, active_locked());
     if (queue_.size() >= max_queue_ + free_slots) return Admission::queue_full;
     queue_.push_back(job);
   }
@@ -180,7 +180,7 @@ PageScheduler::Stats PageScheduler::stats() const {
   Stats s;
   s.queued = queue_.size();
   s.running = running_;
-  s.active = open_batch_ ? active_ : (running_ ? 1 : 0);
+  s.active = active_locked();
   s.finished = finished_;
   s.mean_page_s = finished_ ? total_page_s_ / static_cast<double>(finished_) : 0.0;
   return s;
@@ -224,9 +224,20 @@ struct StopPage {  // thrown from the token callback to end a page early (not a 
 };
 }  // namespace
 
+bool PageScheduler::ended_before_start(PageJob& job) {
+  if (job.cancelled()) {
+    job.finish(JobEnd::cancelled, {}, "cancelled before it started");
+    return true;
+  }
+  if (SteadyClock::now() >= job.deadline()) {
+    job.finish(JobEnd::expired, {}, "the deadline passed in the queue");
+    return true;
+  }
+  return false;
+}
+
 void PageScheduler::run_job(PageJob& job) {
-  if (job.cancelled()) return job.finish(JobEnd::cancelled, {}, "cancelled before it started");
-  if (SteadyClock::now() >= job.deadline()) return job.finish(JobEnd::expired, {}, "the deadline passed in the queue");
+  if (ended_before_start(job)) return;
   PageEvents ev;
   ev.text = [&](const std::string& piece) { job.add_text(piece); };
   ev.token = [&](int64_t n, int32_t) {
@@ -258,9 +269,9 @@ void PageScheduler::run_batched() {
     ++finished_;
     total_page_s_ += std::chrono::duration<double>(SteadyClock::now() - r.t0).count();
   };
-  auto set_active = [&](size_t extra) {
+  auto set_active = [&] {
     std::lock_guard<std::mutex> lk(m_);
-    active_ = running.size() + extra;
+    active_ = running.size();
     running_ = active_ > 0;
   };
   for (;;) {
@@ -277,14 +288,7 @@ void PageScheduler::run_batched() {
       running_ = active_ > 0;
     }
     for (auto& job : starting) {
-      if (job->cancelled()) {
-        job->finish(JobEnd::cancelled, {}, "cancelled before it started");
-        continue;
-      }
-      if (SteadyClock::now() >= job->deadline()) {
-        job->finish(JobEnd::expired, {}, "the deadline passed in the queue");
-        continue;
-      }
+      if (ended_before_start(*job)) continue;
       auto r = std::make_unique<Running>();
       Running* rp = r.get();
       rp->job = job;
@@ -304,7 +308,7 @@ void PageScheduler::run_batched() {
         job->finish(JobEnd::failed, {}, e.what());
       }
     }
-    set_active(0);
+    set_active();
     if (running.empty()) continue;
     try {
       batch_.step();
@@ -315,7 +319,7 @@ void PageScheduler::run_batched() {
         if (!r->ended) r->job->finish(JobEnd::failed, {}, e.what(), oom);
       }
       running.clear();
-      set_active(0);
+      set_active();
       continue;
     }
     for (auto it = running.begin(); it != running.end();) {
@@ -330,7 +334,7 @@ void PageScheduler::run_batched() {
       }
       it = r.ended ? running.erase(it) : std::next(it);
     }
-    set_active(0);
+    set_active();
   }
   batch_ = {};  // the engine and its runtime go on the thread that made them
 }

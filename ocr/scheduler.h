@@ -173,6 +173,9 @@ class PageScheduler {
  private:
   void run_job(PageJob& job);
   void run_batched();
+  // Ends a job that was cancelled or is past its deadline before it started; true when it did.
+  static bool ended_before_start(PageJob& job);
+  size_t active_locked() const { return open_batch_ ? active_ : (running_ ? 1 : 0); }  // m_ held
 
   std::function<PageRunner()> open_;
   std::function<BatchRunner()> open_batch_;
