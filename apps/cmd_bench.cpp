@@ -215,7 +215,8 @@ int report_quality(Runtime& rt, const BenchArgs& b, nlohmann::json& j) {
   return 0;
 }
 
-void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nlohmann::json& j) {
+void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak,
+                  const std::vector<bench::StartupRun>& startup_runs, nlohmann::json& j) {
   // The model runs as `dsocr ocr` does: a runtime of its own without per-launch events.
   rt.trim();
   RuntimeOptions mo = b.ro;
@@ -247,7 +248,7 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak, nloh
   if (!b.startup.checkpoint.empty()) {
     fmt::print("  start-up, dsocr ocr --mode {} --max-new-tokens {} on {} (a child process):\n", b.startup.mode,
                b.startup.tokens, b.startup.checkpoint);
-    for (const bench::StartupRun& r : bench::bench_startup(b.startup)) {
+    for (const bench::StartupRun& r : startup_runs) {
       fmt::print(
           "    {} program cache: {:6.2f} s wall, first token at {:6.2f} s (load {:.2f} s, compile {:.2f} s, vision "
           "{:.2f} s, prefill {:.2f} s), {} tokens at {:.1f} tok/s\n",
@@ -322,6 +323,11 @@ int cmd_bench(const std::vector<std::string>& argv) {
   }
   BenchArgs b = parse(a);
   const bench::Options& o = b.o;
+  // The start-up runs come first, while this process holds no device: on a GPU in exclusive-process
+  // compute mode (NVIDIA data-centre defaults) a child could not open the device beside us.
+  std::vector<bench::StartupRun> startup_runs;
+  if (!b.startup.checkpoint.empty() && (b.what == "model" || b.what == "all"))
+    startup_runs = bench::bench_startup(b.startup);
 
   std::unique_ptr<Runtime> opened = open_runtime(b.ro);
   Runtime& rt = *opened;
@@ -360,7 +366,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                {"sgemm_gflops_by_n", sizes}};
 
   if (b.what == "kernels" || b.what == "all") report_kernels(bench::bench_kernels(rt, o), peak, j, b.csv_path);
-  if (b.what == "model" || b.what == "all") report_model(rt, b, peak, j);
+  if (b.what == "model" || b.what == "all") report_model(rt, b, peak, startup_runs, j);
   write_json(b.json_path, j);
   return 0;
 }

@@ -82,6 +82,10 @@ def parse_args(argv):
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--skip-peaks", action="store_true", help="--bench: no copy / GEMM peaks (no %% of peak)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
+    ap.add_argument("--batch", default=None,
+                    help="--bench: only batched greedy decode at these batch sizes (e.g. 1,8,32,64; "
+                         "bench/transformers_batch.py), the peer of dsocr bench model --batch")
+    ap.add_argument("--batch-steps", type=int, default=256, help="--batch: decode steps per size")
     a = ap.parse_args(argv)
     if a.tiny and a.full:
         ap.error("--tiny and --full exclude each other")
@@ -390,11 +394,17 @@ def run_bench(a, dev):
         with torch.inference_mode():
             res["peak"] = measure_peaks(dev, tm, a)
     res["model"] = {}
+    batches = [int(x) for x in a.batch.split(",")] if a.batch else []
     for dt in dtypes:
         if next(hf.parameters()).dtype != dt:
             hf.to(dt)
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
+        if batches:
+            from transformers_batch import bench_batch
+            elog(f"  {dt_name(dt)} batched decode, {a.batch_steps} steps after 1,024 tokens")
+            res.setdefault("batch", {})[dt_name(dt)] = bench_batch(hf, c, dev, tm, batches, a.batch_steps, img, elog)
+            continue
         r = bench_dtype(hf, c, dev, dt, tm, a, img)
         if "peak" in res:
             add_model_pcts(r, res["peak"], dt)

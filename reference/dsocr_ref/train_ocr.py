@@ -56,10 +56,10 @@ def schedule(step, total, warmup, peak):
 CURRICULUM = (0.15, 0.3, 0.45, 0.6)  # share of the plan at which levels 1, 2, 3, 4 enter
 
 
-def curriculum_level(rng, frac):
+def curriculum_level(rng, frac, curriculum=CURRICULUM):
     """Short lines and large fonts first, then longer lines, paragraphs, tables; frac is the share
-    of the planned steps done."""
-    top = sum(frac >= f for f in CURRICULUM)
+    of the planned steps done, curriculum the shares at which levels 1..4 enter."""
+    top = sum(frac >= f for f in curriculum)
     return min(top, int(rng.random() * (top + 1.5)))
 
 
@@ -69,8 +69,9 @@ class Stream(torch.utils.data.IterableDataset):
     Each worker yields whole batches in turn, so its n-th sample is near global step
     step + n * workers / batch; the curriculum follows that share of total_steps."""
 
-    def __init__(self, tok_path, assets, seed, step, total_steps, workers, batch):
+    def __init__(self, tok_path, assets, seed, step, total_steps, workers, batch, curriculum=CURRICULUM):
         self.tok_path, self.assets, self.seed, self.step = tok_path, assets, seed, step
+        self.curriculum = tuple(curriculum)
         self.total, self.per_sample = max(1, total_steps), max(1, workers) / batch
 
     def __iter__(self):
@@ -82,7 +83,7 @@ class Stream(torch.utils.data.IterableDataset):
         split = synth.Split(synth.find_fonts([self.assets]), synth.load_words(os.path.join(self.assets, "words.txt")))
         n = 0
         while True:
-            level = curriculum_level(rng, (self.step + n * self.per_sample) / self.total)
+            level = curriculum_level(rng, (self.step + n * self.per_sample) / self.total, self.curriculum)
             img, text = synth.render_sample(rng, level, split.train_fonts, split.train_words)
             n += 1
             yield bytes_of(img), tok.encode(text).ids
@@ -311,6 +312,8 @@ def main(argv=None):
                          "step rate over its first --probe-steps and plans what --minutes holds, a resumed run "
                          "keeps its plan")
     ap.add_argument("--probe-steps", type=int, default=200)
+    ap.add_argument("--curriculum", default=",".join(map(str, CURRICULUM)),
+                    help="shares of the plan at which levels 1..4 enter (a resumed run keeps its own)")
     ap.add_argument("--save-every", type=float, default=0, help="minutes between snapshots into --out (0: at the end)")
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--eval-n", type=int, default=100)
@@ -346,7 +349,10 @@ def main(argv=None):
             log = [json.loads(line) for line in f if line.strip()]
     if a.total_steps:
         meta["total_steps"] = a.total_steps
-    meta.update(batch=a.batch, lr=a.lr, warmup=a.warmup, embed_rms_max=a.embed_rms_max, curriculum=list(CURRICULUM),
+    curriculum = tuple(meta.get("curriculum") or (float(x) for x in a.curriculum.split(",")))
+    if len(curriculum) != 4 or list(curriculum) != sorted(curriculum):
+        raise SystemExit(f"--curriculum: four increasing shares, got {curriculum}")
+    meta.update(batch=a.batch, lr=a.lr, warmup=a.warmup, embed_rms_max=a.embed_rms_max, curriculum=list(curriculum),
                 n_params=sum(p.numel() for p in m.parameters()))
     planned = "total_steps" in meta
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(os.path.join(a.assets, "words.txt")))
@@ -357,7 +363,7 @@ def main(argv=None):
     while not stop:
         # Until planned, the curriculum sees a distant end (the first levels); the plan restarts the stream.
         stream = Stream(os.path.join(a.tokenizer, "tokenizer.json"), a.assets, a.seed, meta["step"],
-                        meta.get("total_steps", 10**9), a.workers, a.batch)
+                        meta.get("total_steps", 10**9), a.workers, a.batch, curriculum)
         dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate,
                                          pin_memory=dev.type == "cuda", **extra)
         for px, targets in dl:

