@@ -32,10 +32,14 @@
 //                          (columns 4tx..4tx+3 and 64+4tx..64+4tx+3).
 //   moe_combine_f32:       y[t, n] = sum_s weights[t,s] * o[t*k+s, n] in slot order (no atomics).
 // Decode path (few tokens; reads only the chosen experts' weights):
-//   moe_decode_gate_up_f32: one work-group of WG per (j, entry): both dot products of length H
+//   moe_decode_gate_up_f32: one work-group of WG per (entry, j): both dot products of length H
 //                           reduced in local memory; h[entry, j] = silu(g) * u.
-//   moe_decode_down_f32:    one work-group of WG per (n, token): for each slot in order, the dot
+//   moe_decode_down_f32:    one work-group of WG per (token, n): for each slot in order, the dot
 //                           product h[entry].Wd[e,n] reduced, weighted and summed: y[t, n].
+//   The entry (token) is the grid's first dimension, the fastest-varying in the order work-groups
+//   are dispatched: all entries' work on weight row j (n) runs at about the same time, so the rows
+//   of an expert that several batched tokens chose come from the cache after the first read.
+//   A work-group's arithmetic does not depend on the order, so each token's result is the same.
 //
 // llvmpipe (gallivm's loop limiter stops a work-item after 65535 loop iterations in all): the GEMMs
 // run H/BK (or I/BK) outer iterations of BK inner ones (H = 1280: ~1.4k); the decode kernels
@@ -312,13 +316,13 @@ __kernel void moe_combine_f32(__global const float* o, __global const int* ids, 
 
 // ---- decode path ----------------------------------------------------------------------------------
 
-// x [T,H]; ids [T,k]; w [E,2I,H]; h [NE,I]. Grid (WG*I, NE).
+// x [T,H]; ids [T,k]; w [E,2I,H]; h [NE,I]. Grid (WG*NE, I).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_decode_gate_up_f32(
     __global const float* x, __global const int* ids, __global const wtype* w, __global float* h, int H, int I,
     int k, int E) {
   __local float scratch[WG];
-  int j = get_group_id(0);
-  size_t en = get_group_id(1);
+  size_t en = get_group_id(0);
+  int j = get_group_id(1);
   int l = get_local_id(0);
   int e = ids[en];
   if (e < 0 || e >= E) return;  // uniform over the work-group, before any barrier
@@ -353,13 +357,13 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_decode_gate_up
   if (l == 0) h[en * I + j] = silu_f(g) * u;
 }
 
-// h [NE,I]; ids, weights [T,k]; w [E,H,I]; y [T,H]. Grid (WG*H, T).
+// h [NE,I]; ids, weights [T,k]; w [E,H,I]; y [T,H]. Grid (WG*T, H).
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_decode_down_f32(
     __global const float* h, __global const int* ids, __global const float* weights, __global const wtype* w,
     __global float* y, int I, int H, int k, int E) {
   __local float scratch[WG];
-  int n = get_group_id(0);
-  size_t t = get_group_id(1);
+  size_t t = get_group_id(0);
+  int n = get_group_id(1);
   int l = get_local_id(0);
   float acc = 0.0f;
   for (int s = 0; s < k; ++s) {

@@ -92,9 +92,9 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");
 
   if (path == MoePath::decode) {
-    rt.launch(rt.kernel("moe.cl", "moe_decode_gate_up_f32", defs), cl::NDRange(kWG * I, NE), cl::NDRange(kWG, 1), x,
+    rt.launch(rt.kernel("moe.cl", "moe_decode_gate_up_f32", defs), cl::NDRange(kWG * NE, I), cl::NDRange(kWG, 1), x,
               ids, ex.gate_up, h, cH, cI, cK, cE);
-    rt.launch(rt.kernel("moe.cl", "moe_decode_down_f32", defs), cl::NDRange(kWG * H, T), cl::NDRange(kWG, 1), h, ids,
+    rt.launch(rt.kernel("moe.cl", "moe_decode_down_f32", defs), cl::NDRange(kWG * T, H), cl::NDRange(kWG, 1), h, ids,
               weights, ex.down, y, cI, cH, cK, cE);
     return;
   }
