@@ -271,13 +271,14 @@ void report_model(Runtime& rt, const BenchArgs& b, const bench::Peak& peak,
     fmt::print("  batched decode ({} steps after {}-token prompts):\n", m.batch.front().steps, m.prefill_tokens);
   for (const bench::BatchPoint& p : m.batch) {
     fmt::print(
-        "    batch {:4d}: {:9.1f} tok/s aggregate  {:7.2f} ms/step  {:6.1f} pages/min (est.)  KV {:7.1f} MiB  held "
-        "{:7.0f} MiB  (prefill of all {:.0f} ms)\n",
-        p.batch, p.tok_s, p.step_ms, p.pages_per_min, p.kv_mib, p.held_mib, p.prefill_ms);
+        "    batch {:4d}: {:9.1f} tok/s aggregate  {:7.2f} ms/step  {:5.0f} launches/step  {:6.1f} pages/min (est.)  "
+        "KV {:7.1f} MiB  held {:7.0f} MiB  (prefill of all {:.0f} ms)\n",
+        p.batch, p.tok_s, p.step_ms, p.launches_per_step, p.pages_per_min, p.kv_mib, p.held_mib, p.prefill_ms);
     batches.push_back({{"batch", p.batch},
                        {"steps", p.steps},
                        {"tok_s", p.tok_s},
                        {"step_ms", p.step_ms},
+                       {"launches_per_step", p.launches_per_step},
                        {"pct_ceiling_per_step", 100.0 * (1000.0 / p.step_ms) / ceiling},
                        {"pages_per_min_est", p.pages_per_min},
                        {"kv_mib", p.kv_mib},

@@ -37,6 +37,7 @@ struct BatchPoint {
   double kv_mib = 0;        // the batch's KV cache (B slots of prompt + steps + 1 tokens)
   double held_mib = 0;      // device memory held (live + reuse cache) after the steps
   double pages_per_min = 0; // estimate: 60 s / (vision per Gundam page + prefill + 256 tokens at this rate)
+  double launches_per_step = 0;  // kernels, CLBlast calls, copies and fills per step (all B tokens)
 };
 
 // The yardsticks kernels are measured against. They are measured rates, not hardware limits: a

@@ -282,11 +282,13 @@ ModelResult bench_model(Runtime& rt, const Options& opts) {
     rt.finish();
     bp.prefill_ms = since_ms(tp);
     std::vector<double> ms;
+    const uint64_t l0 = rt.launches();
     for (int64_t st = 0; st < N; ++st) {
       auto t = Clock::now();
       gen.step({});  // reads the chosen ids back: the step is finished when it returns
       ms.push_back(since_ms(t));
     }
+    bp.launches_per_step = N > 0 ? double(rt.launches() - l0) / double(N) : 0;
     std::sort(ms.begin(), ms.end());
     bp.step_ms = ms[ms.size() / 2];
     bp.tok_s = bp.step_ms > 0 ? B / (bp.step_ms / 1000.0) : 0;

@@ -34,6 +34,9 @@
 //   products, then V read straight from global memory, work-item d owning output dim d
 //   (so D <= DEC_NT). Local bytes: 4*(DQ + DEC_BK*(DQ+4) + DEC_NT + 2*DEC_BK), DQ = D rounded up
 //   to 4 (D=128: 17.6 KiB).
+// sdpa_decode_batch_f32: the same per row for a batch of sequences, one query each, with their own
+//   rows of one KV cache, key counts and splits (sdpa_decode.cl, included at the end of this file,
+//   holds the decode kernels and the combine passes).
 //
 // Register tiles are written out with the REPA/REPB macros (constant indices, no loops): Mesa's
 // llvmpipe neither unrolls loops that index private arrays nor lets a work-item run more than
@@ -376,113 +379,4 @@ __kernel __attribute__((reqd_work_group_size(FL_NT, 1, 1))) void sdpa_flash_f32(
   REPA(FL_RQ, FL_OUT, _)
 }
 
-#define DEC_LANES (DEC_NT / DEC_BK)
-#define DEC_LDK (DQ + 4)
-
-__kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f32(
-    __global const float* q, long q_off, long q_sb, long q_sh, long q_sn,  //
-    __global const kvtype* k, long k_off, long k_sb, long k_sh, long k_sn,  //
-    __global const kvtype* v, long v_off, long v_sb, long v_sh, long v_sn,  //
-    __global float* o, long o_off, long o_sb, long o_sh, long o_sn,        //
-    __global const float* bias, long b_off, long b_sb, long b_sh, long b_sq,
-    __global const float* relh, __global const float* relw, int kh, int kw,  //
-    int H, int group, int Nq, int Nk, float scale, int flags, int prefix,  //
-    int nsplit, int chunk, __global float* part) {
-  __local float Qd[DQ];
-  __local float Ks[DEC_BK * DEC_LDK];
-  __local float red[DEC_NT];
-  __local float Sd[DEC_BK];
-  __local float Pd[DEC_BK];
-
-  const int lid = get_local_id(0);
-  const int split = get_group_id(1);
-  const int row = get_group_id(2);  // (b*H + h)*Nq + i
-  const int bh = row / Nq, i = row - bh * Nq;
-  const int b = bh / H, h = bh - b * H, hk = h / group;
-
-  __global const kvtype* kb = k + k_off + b * k_sb + hk * k_sh;
-  __global const kvtype* vb = v + v_off + b * v_sb + hk * v_sh;
-  if (lid < DQ / 4) vstore4(load_row4(q + q_off + b * q_sb + h * q_sh + i * q_sn, lid * 4) * scale, 0, Qd + lid * 4);
-
-  int k_end = Nk;
-  if (flags & SDPA_CAUSAL) k_end = clamp(max(i + Nk - Nq + 1, prefix), 0, Nk);
-  const int c0 = split * chunk;
-  const int c1 = min(k_end, c0 + chunk);
-
-  float m = -INFINITY, l = 0.0f, acc = 0.0f;
-  const int kj = lid % DEC_BK, lane = lid / DEC_BK;
-  for (int k0 = c0; k0 < c1; k0 += DEC_BK) {
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int e = lid; e < DEC_BK * (DQ / 4); e += DEC_NT) {
-      int c = e / (DQ / 4), d = (e - c * (DQ / 4)) * 4;
-      int j = k0 + c;
-      vstore4(j < c1 ? load_kv4(kb + j * k_sn, d) : (float4)(0.0f), 0, Ks + c * DEC_LDK + d);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float ps = 0.0f;
-    for (int d = lane * 4; d < DQ; d += 4 * DEC_LANES) ps += dot(vload4(0, Qd + d), vload4(0, Ks + kj * DEC_LDK + d));
-    red[lane * DEC_BK + kj] = ps;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < DEC_BK) {
-      float x = 0.0f;
-      for (int t = 0; t < DEC_LANES; ++t) x += red[t * DEC_BK + lid];
-      const int j = k0 + lid;
-      x = j < c1 ? x + sdpa_bias(flags, bias, b_off, b_sb, b_sh, b_sq, relh, relw, kh, kw, b, h, H, Nq, i, j)
-                 : -INFINITY;
-      Sd[lid] = x;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float mt = m;
-    for (int c = 0; c < DEC_BK; c += 4) {
-      float4 x = vload4(0, Sd + c);
-      mt = fmax(mt, fmax(fmax(x.x, x.y), fmax(x.z, x.w)));
-    }
-    const float mu = mt == -INFINITY ? 0.0f : mt;
-    const float alpha = exp(m - mu);
-    m = mt;
-    if (lid < DEC_BK) Pd[lid] = exp(Sd[lid] - mu);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    l *= alpha;
-    acc *= alpha;
-    const int nj = min(DEC_BK, c1 - k0);
-    for (int j = 0; j < nj; ++j) {
-      const float p = Pd[j];
-      l += p;
-      if (lid < HEAD_DIM) acc = fma(p, LOADKV(vb, (k0 + j) * v_sn + lid), acc);
-    }
-  }
-
-  if (nsplit == 1) {
-    if (lid < HEAD_DIM) o[o_off + b * o_sb + h * o_sh + i * o_sn + lid] = l > 0.0f ? acc / l : 0.0f;
-  } else {
-    __global float* pr = part + ((long)row * nsplit + split) * (HEAD_DIM + 2);
-    if (lid == 0) {
-      pr[0] = m;
-      pr[1] = l;
-    }
-    if (lid < HEAD_DIM) pr[2 + lid] = acc;
-  }
-}
-
-// Merges the nsplit partial results (m, l, acc[D]) of each row (b*H + h)*Nq + i written by either
-// kernel above: grid (round_up(D, wg), B*H*Nq), one work-item per output element.
-__kernel void sdpa_combine_f32(__global const float* part, int nsplit, __global float* o, long o_off, long o_sb,
-                               long o_sh, long o_sn, int H, int Nq) {
-  const int d = get_global_id(0);
-  const int row = get_global_id(1);
-  if (d >= HEAD_DIM) return;
-  const int bh = row / Nq, i = row - bh * Nq;
-  const int b = bh / H, h = bh - b * H;
-  __global const float* pr = part + (long)row * nsplit * (HEAD_DIM + 2);
-  float mt = -INFINITY;
-  for (int s = 0; s < nsplit; ++s) mt = fmax(mt, pr[s * (HEAD_DIM + 2)]);
-  const float mu = mt == -INFINITY ? 0.0f : mt;
-  float l = 0.0f, acc = 0.0f;
-  for (int s = 0; s < nsplit; ++s) {
-    __global const float* p = pr + s * (HEAD_DIM + 2);
-    const float w = exp(p[0] - mu);
-    l = fma(w, p[1], l);
-    acc = fma(w, p[2 + d], acc);
-  }
-  o[o_off + b * o_sb + h * o_sh + i * o_sn + d] = l > 0.0f ? acc / l : 0.0f;
-}
+#include "sdpa_decode.cl"

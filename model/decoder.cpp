@@ -284,10 +284,11 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
 
 // One layer for a decode batch: x [B, hidden], one new token per sequence, sequence b's cache
 // rows starting at batch.first_row[b] (see lm_decode_batch). The same kernels, in the same order
-// per row, as layer_impl with T = 1; attention runs once per sequence (its own key count).
+// per row, as layer_impl with T = 1; attention in one launch for all sequences (plan: their rows,
+// key counts and splits, the same for every layer of the step).
 void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
-                        const Tensor& positions, const Tensor& rows, Tensor& kv_cache, const DecodeBatch& batch,
-                        Pending& pend) {
+                        const Tensor& positions, const Tensor& rows, Tensor& kv_cache,
+                        const ops::SdpaDecodeBatch& plan, Pending& pend) {
   const int64_t B = x.dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
   const int64_t Ntot = H + 2 * Hkv, Q = H * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -300,29 +301,8 @@ void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const 
   qkv.shape = {1, B, Ntot, hd};
   ops::rope_kv_append(rt, qkv, H, Hkv, positions, rope, kv_cache, 0, &rows);
   Tensor att = rt.empty({B, H * hd}, DType::f32, "lm attention");
-  ops::SdpaParams p;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  p.causal = true;
-  for (int64_t b = 0; b < B; ++b) {
-    // As layer_impl's views for one token: q [1,H,1,hd] in row b of qkv, keys and values of the
-    // sequence's rows of the cache, out [1,1,H,hd] in row b of att.
-    ops::AttnView q = ops::AttnView::heads(qkv, 0, H);
-    q.offset = static_cast<size_t>(b * Ntot * hd);
-    q.B = 1;
-    q.N = 1;
-    const auto [kc, vc] = kv_views(kv_cache, batch.first_row[b], batch.length[b] + 1);
-    ops::AttnView o;
-    o.t = att;
-    o.offset = static_cast<size_t>(b * Q);
-    o.B = 1;
-    o.H = H;
-    o.N = 1;
-    o.D = hd;
-    o.sb = Q;
-    o.sh = hd;
-    o.sn = Q;
-    ops::sdpa(rt, q, kc, vc, o, p);
-  }
+  // All sequences at once, each split over its keys as layer_impl splits it alone (sdpa.h).
+  ops::sdpa_decode_batch(rt, qkv, Ntot * hd, kv_cache, plan, att, Q, 1.0f / std::sqrt(static_cast<float>(hd)));
   Tensor o = rt.empty(x.shape, DType::f32, "lm o_proj");
   linear(rt, att, l.o_w, nullptr, o, lp);
   pend.a = o;
@@ -363,9 +343,13 @@ Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vect
   }
   Tensor positions = rt.upload(pos.data(), {B}, DType::i32, "positions");
   Tensor rowt = rt.upload(rows.data(), {B}, DType::i32, "cache rows");
+  std::vector<int64_t> n_keys(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) n_keys[b] = batch.length[b] + 1;
+  const ops::SdpaDecodeBatch plan =
+      ops::sdpa_decode_batch_plan(rt, c.num_attention_heads, c.head_dim(), batch.first_row, n_keys);
   Pending pend;
   for (size_t i = 0; i < lm.layers.size(); ++i) {
-    layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, rowt, caches[i], batch, pend);
+    layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, rowt, caches[i], plan, pend);
     rt.flush();
   }
   Tensor hn = rt.empty(x.shape, DType::f32, "final norm");

@@ -121,6 +121,22 @@ int to_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+// The decode kernel's key splits for `rows` query rows over Nk keys: enough work-groups for the
+// device (at least min_keys keys each), never more keys per work-group than the device allows;
+// -> (nsplit, keys per split). sdpa() and sdpa_decode_batch_plan() both decide by this rule, so a
+// sequence of a batch is split as it would be alone.
+std::pair<int64_t, int64_t> decode_splits(Runtime& rt, int64_t rows, int64_t Nk, int64_t D, int kv_splits) {
+  const Tuning::SdpaDecode dt = rt.tuning().decode();
+  int64_t nsplit = kv_splits;
+  if (nsplit <= 0) {
+    int64_t want = ceil_div(4 * std::max<uint32_t>(rt.device().compute_units, 1), rows);
+    int64_t most = ceil_div(Nk, dt.min_keys);  // at least min_keys keys per split
+    nsplit = std::clamp<int64_t>(want, 1, most);
+  }
+  nsplit = std::max<int64_t>(nsplit, ceil_div(Nk, max_keys_per_group(rt.device(), D)));
+  return {nsplit, round_up(ceil_div(Nk, nsplit), dt.bk)};
+}
+
 }  // namespace
 
 void AttnView::check(const char* op, const char* name, bool kv) const {
@@ -328,14 +344,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   }
 
   // Decode: split the keys so that the device has enough work-groups.
-  int64_t nsplit = p.kv_splits;
-  if (nsplit <= 0) {
-    int64_t want = ceil_div(4 * std::max<uint32_t>(rt.device().compute_units, 1), rows);
-    int64_t most = ceil_div(Nk, dt.min_keys);  // at least min_keys keys per split
-    nsplit = std::clamp<int64_t>(want, 1, most);
-  }
-  nsplit = std::max<int64_t>(nsplit, ceil_div(Nk, max_keys));
-  int64_t chunk = round_up(ceil_div(Nk, nsplit), dt.bk);
+  const auto [nsplit, chunk] = decode_splits(rt, rows, Nk, D, p.kv_splits);
   Tensor part = make_part(nsplit);
   auto& kern = rt.kernel("sdpa.cl", "sdpa_decode_f32", defs);
   rt.launch(kern, cl::NDRange(kDecNT, nsplit, rows), cl::NDRange(kDecNT, 1, 1),                           //
@@ -345,6 +354,72 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
             static_cast<cl_int>(ba.flags), prefix,
             static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
   combine(defs, part, nsplit);
+}
+
+SdpaDecodeBatch sdpa_decode_batch_plan(Runtime& rt, int64_t H, int64_t D, const std::vector<int64_t>& first_row,
+                                       const std::vector<int64_t>& n_keys) {
+  if (first_row.size() != n_keys.size() || first_row.empty())
+    throw Error(fmt::format("sdpa_decode_batch: {} first rows for {} key counts (one each, at least one sequence)",
+                            first_row.size(), n_keys.size()));
+  if (H < 1 || D < 1 || D > kMaxHeadDim)
+    throw Error(fmt::format("sdpa_decode_batch: H = {} heads of D = {} (D in 1..{})", H, D, kMaxHeadDim));
+  SdpaDecodeBatch plan;
+  plan.B = static_cast<int64_t>(first_row.size());
+  plan.H = H;
+  plan.D = D;
+  std::vector<int32_t> seq(static_cast<size_t>(plan.B) * 5);
+  for (int64_t b = 0; b < plan.B; ++b) {
+    if (n_keys[b] < 1 || first_row[b] < 0)
+      throw Error(fmt::format("sdpa_decode_batch: sequence {} has {} keys from row {}", b, n_keys[b], first_row[b]));
+    const auto [nsplit, chunk] = decode_splits(rt, H, n_keys[b], D, 0);  // as sdpa() for this sequence alone
+    int32_t* sp = seq.data() + b * 5;
+    sp[0] = to_int(first_row[b], "first cache row");
+    sp[1] = to_int(n_keys[b], "Nk");
+    sp[2] = to_int(nsplit, "splits");
+    sp[3] = to_int(chunk, "keys per split");
+    sp[4] = to_int(plan.part_floats, "partials");
+    if (nsplit > 1) plan.part_floats += H * nsplit * (D + 2);
+    plan.max_split = std::max(plan.max_split, nsplit);
+    plan.rows_needed = std::max(plan.rows_needed, first_row[b] + n_keys[b]);
+  }
+  to_int(plan.part_floats, "partials");
+  plan.seq = rt.upload(seq, {plan.B, 5});
+  return plan;
+}
+
+void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, const Tensor& kv_cache, const SdpaDecodeBatch& plan,
+                       Tensor& out, int64_t o_sb, float scale) {
+  constexpr const char* op = "sdpa_decode_batch";
+  const int64_t B = plan.B, H = plan.H, D = plan.D;
+  if (!kv_cache.defined() || kv_cache.rank() != 4 || kv_cache.dim(1) != 2 || kv_cache.dim(3) != D ||
+      H % kv_cache.dim(2) != 0)
+    throw Error(fmt::format("{}: kv cache is {}, expected [rows,2,Hkv,{}] with {} a multiple of Hkv", op,
+                            kv_cache.defined() ? shape_str(kv_cache.shape) : "undefined", D, H));
+  const DType kv = kv_cache.dtype;
+  if (kv != DType::f32 && kv != DType::f16 && kv != DType::bf16)
+    throw Error(fmt::format("{}: kv cache is {}, expected f32, f16 or bf16", op, dtype_name(kv)));
+  const int64_t Hkv = kv_cache.dim(2);
+  if (kv_cache.dim(0) < plan.rows_needed)
+    throw Error(fmt::format("{}: the batch needs {} cache rows, the cache has {}", op, plan.rows_needed,
+                            kv_cache.dim(0)));
+  if (q.dtype != DType::f32 || out.dtype != DType::f32 || q_sb < H * D || o_sb < H * D ||
+      static_cast<int64_t>(q.numel()) < (B - 1) * q_sb + H * D ||
+      static_cast<int64_t>(out.numel()) < (B - 1) * o_sb + H * D)
+    throw Error(fmt::format("{}: q {} (row stride {}) and out {} (row stride {}) must be f32 holding {} rows of {}x{}",
+                            op, shape_str(q.shape), q_sb, shape_str(out.shape), o_sb, B, H, D));
+  const Tuning::SdpaDecode dt = rt.tuning().decode();
+  Defines defs = flash_choice(rt, D, dt.bk).defines;
+  add_kv_define(defs, kv);
+  Tensor part = plan.part_floats > 0 ? rt.empty({plan.part_floats}, DType::f32, "sdpa batch partials") : q;
+  const cl_int iH = static_cast<cl_int>(H), group = static_cast<cl_int>(H / Hkv);
+  rt.launch(rt.kernel("sdpa.cl", "sdpa_decode_batch_f32", defs),
+            cl::NDRange(kDecNT, plan.max_split, static_cast<size_t>(B * H)), cl::NDRange(kDecNT, 1, 1), q,
+            static_cast<cl_long>(q_sb), static_cast<cl_long>(D), kv_cache, static_cast<cl_int>(Hkv * D), out,
+            static_cast<cl_long>(o_sb), static_cast<cl_long>(D), plan.seq, iH, group, static_cast<cl_float>(scale),
+            part);
+  if (plan.max_split > 1)
+    rt.launch(rt.kernel("sdpa.cl", "sdpa_combine_batch_f32", defs), cl::NDRange(round_up(D, 32), B * H),
+              cl::NDRange(32, 1), part, plan.seq, out, static_cast<cl_long>(o_sb), static_cast<cl_long>(D), iH);
 }
 
 void sdpa(Runtime& rt, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, Tensor& out, float scale,

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "runtime/runtime.h"
 
@@ -88,5 +89,22 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
 // [B|1,H|1,Nq,Nk], out [B,H,Nq,D].
 void sdpa(Runtime& rt, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* bias, Tensor& out, float scale,
           bool causal);
+
+// Decode attention for a batch of B sequences in one launch (plus one combine pass): sequence b's
+// one query against keys and values in rows first_row[b] .. first_row[b] + n_keys[b] - 1 of one
+// KV cache [rows, 2, Hkv, D] (K then V per row; f32, f16 or bf16), causal. Each sequence is split
+// over its keys as sdpa() splits it alone, and both run the same per-row code: out for sequence b
+// is bit for bit sdpa()'s for that sequence (the batched decoder's exactness rests on this).
+struct SdpaDecodeBatch {
+  Tensor seq;  // [B,5] i32 on the device: first row, keys, splits, keys per split, partials offset
+  int64_t B = 0, H = 0, D = 0, max_split = 1, part_floats = 0;
+  int64_t rows_needed = 0;  // cache rows the sequences reach (max of first row + keys)
+};
+// The plan for H query heads of dim D (the same for every layer of a decode step).
+SdpaDecodeBatch sdpa_decode_batch_plan(Runtime& rt, int64_t H, int64_t D, const std::vector<int64_t>& first_row,
+                                       const std::vector<int64_t>& n_keys);
+// q: row b's head h at q[b*q_sb + h*D ..], f32; out likewise with o_sb.
+void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, const Tensor& kv_cache, const SdpaDecodeBatch& plan,
+                       Tensor& out, int64_t o_sb, float scale);
 
 }  // namespace dsocr::ops
