@@ -81,7 +81,8 @@ struct DecodeBatch {
 // x [B, hidden] (the new tokens' embeddings) -> logits [B, vocab], the caches (one per layer)
 // extended by one row per sequence. Each row's logits equal, bit for bit, those lm_forward gives
 // for that sequence alone (the same kernels in the same order per row: matrix-vector products
-// for any number of rows, the MoE decode path, attention once per sequence).
+// for any number of rows, the MoE decode path, and attention for all sequences in one launch that
+// splits each sequence's keys as it would be split alone: ops::sdpa_decode_batch).
 Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vector<Tensor>& caches,
                        const DecodeBatch& batch);
 
