@@ -368,9 +368,10 @@ def _augment(rng, img):
     return img
 
 
-def render_sample_info(rng, level, fonts, words, size=512, augment=True):
-    """render_sample, plus a dict: level, font (file name), font_size, bbox (of the ink), paper."""
-    text = text_sample(rng, level, words)
+def render_sample_info(rng, level, fonts, words, size=512, augment=True, text=None):
+    """render_sample, plus a dict: level, font (file name), font_size, bbox (of the ink), paper.
+    text: draw this instead of a text_sample of the level (dsocr_ref.reading_probe)."""
+    text = text_sample(rng, level, words) if text is None else text
     font_path = rng.choice(fonts)
     margin = rng.randint(max(4, size // 64), max(8, size // 16))
     mask, text, fsize = _layout(rng, level, text, font_path, size - 2 * margin - 6)
@@ -393,9 +394,9 @@ def render_sample_info(rng, level, fonts, words, size=512, augment=True):
     return img, text, info
 
 
-def render_sample(rng, level, fonts, words, size=512):
+def render_sample(rng, level, fonts, words, size=512, text=None):
     """One (RGB image size x size, text exactly as drawn) sample at a curriculum level."""
-    img, text, _ = render_sample_info(rng, level, fonts, words, size)
+    img, text, _ = render_sample_info(rng, level, fonts, words, size, text=text)
     return img, text
 
 
