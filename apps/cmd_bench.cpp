@@ -52,7 +52,7 @@ device memory; no download). Default: all.
                        global view and a page of 6 tiles of 768)
   --checkpoint DIR     model: also time start-up: `dsocr ocr --mode base --max-new-tokens 32` on
                        DIR (e.g. a full-size checkpoint with random weights) run as a child
-                       process, with an empty program cache and the drivers' caches off, then
+                       process, with empty program and driver caches (a first run ever), then
                        twice warm: wall time, load, compile, first token, decode tok/s
                        (--image F: the page, default a generated one; --mode M, default base;
                        --warm-only: the two warm runs only, on the program cache in use)

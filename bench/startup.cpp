@@ -31,18 +31,29 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// Runs argv with DSOCR_CACHE_DIR = cache (the program cache on; cold: the drivers' caches off),
-// stdout and stderr to files; returns the exit status and the wall seconds.
-int run_child(const std::vector<std::string>& argv, const std::string& cache, bool cold, const std::string& out,
-              const std::string& err, double& wall_s) {
+// Runs argv with DSOCR_CACHE_DIR = cache (empty: the environment's) and, when driver_cache is set,
+// the drivers' own caches in that folder (NVIDIA's compute cache, PoCL's kernel cache, Mesa's
+// shader cache), stdout and stderr to files; returns the exit status and the wall seconds.
+int run_child(const std::vector<std::string>& argv, const std::string& cache, const std::string& driver_cache,
+              const std::string& out, const std::string& err, double& wall_s) {
+  static const char* const kOurs[] = {"DSOCR_CACHE_DIR=", "DSOCR_CACHE="};
+  static const char* const kDrivers[] = {"CUDA_CACHE_PATH=",  "CUDA_CACHE_DISABLE=",   "POCL_CACHE_DIR=",
+                                         "POCL_KERNEL_CACHE=", "MESA_SHADER_CACHE_DIR=", "MESA_SHADER_CACHE_DISABLE="};
+  auto starts = [](const char* e, const char* p) { return std::strncmp(e, p, std::strlen(p)) == 0; };
   std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (cache.empty() || (std::strncmp(*e, "DSOCR_CACHE_DIR=", 16) != 0 && std::strncmp(*e, "DSOCR_CACHE=", 12) != 0))
-      env_s.emplace_back(*e);
+  for (char** e = environ; *e; ++e) {
+    bool drop = false;
+    if (!cache.empty())
+      for (const char* p : kOurs) drop = drop || starts(*e, p);
+    if (!driver_cache.empty())
+      for (const char* p : kDrivers) drop = drop || starts(*e, p);
+    if (!drop) env_s.emplace_back(*e);
+  }
   if (!cache.empty()) env_s.push_back("DSOCR_CACHE_DIR=" + cache);
-  if (cold) {  // the drivers' own caches off too: NVIDIA's compute cache, PoCL's kernel cache
-    env_s.push_back("CUDA_CACHE_DISABLE=1");
-    env_s.push_back("POCL_KERNEL_CACHE=0");
+  if (!driver_cache.empty()) {  // empty for the first run, filled by it for the next ones
+    env_s.push_back("CUDA_CACHE_PATH=" + driver_cache + "/nvidia");
+    env_s.push_back("POCL_CACHE_DIR=" + driver_cache + "/pocl");
+    env_s.push_back("MESA_SHADER_CACHE_DIR=" + driver_cache + "/mesa");
   }
   std::vector<char*> envp, args;
   for (auto& s : env_s) envp.push_back(s.data());
@@ -112,6 +123,7 @@ std::vector<StartupRun> bench_startup(const StartupOptions& o) {
   if (!o.device.empty()) argv.insert(argv.end(), {"--device", o.device});
   argv.push_back(image);
   const std::string cache = o.cold ? (tmp / "program-cache").string() : std::string();
+  const std::string driver_cache = o.cold ? (tmp / "driver-caches").string() : std::string();
   const std::string out = (tmp / "out.json"), err = (tmp / "err.txt");
   std::vector<StartupRun> runs;
   std::vector<const char*> which_runs = {"cold", "warm", "warm"};
@@ -119,7 +131,7 @@ std::vector<StartupRun> bench_startup(const StartupOptions& o) {
   for (const char* which : which_runs) {
     StartupRun r;
     r.cache = which;
-    const int rc = run_child(argv, cache, r.cache == "cold", out, err, r.wall_s);
+    const int rc = run_child(argv, cache, driver_cache, out, err, r.wall_s);
     if (rc != 0) throw Error(fmt::format("bench startup: dsocr ocr exited {}: {}", rc, slurp(err)));
     nlohmann::json j = nlohmann::json::parse(slurp(out), nullptr, false);
     if (j.is_discarded() || !j.contains("timings"))

@@ -1,6 +1,8 @@
-// The decode kernels of kernels/sdpa.cl (included at its end, one program): sdpa_decode_f32,
-// sdpa_decode_batch_f32 and the combine passes. Uses sdpa.cl's HEAD_DIM, DQ, DEC_NT, DEC_BK,
-// kvtype, load_row4, load_kv4 and sdpa_bias; see the description at the top of sdpa.cl.
+// Decode attention (sdpa_decode_f32, sdpa_decode_batch_f32) and the combine passes that merge key
+// splits (sdpa_combine_f32 for both this file's single decode and sdpa.cl's flash kernel,
+// sdpa_combine_batch_f32); described at the top of sdpa.cl, built with the same defines.
+
+#include "sdpa_common.cl"
 
 #define DEC_LANES (DEC_NT / DEC_BK)
 #define DEC_LDK (DQ + 4)

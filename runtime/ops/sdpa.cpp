@@ -313,7 +313,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   };
   auto combine = [&](const Defines& defs, const Tensor& part, int64_t nsplit) {
     if (nsplit == 1) return;
-    auto& comb = rt.kernel("sdpa.cl", "sdpa_combine_f32", defs);
+    auto& comb = rt.kernel("sdpa_decode.cl", "sdpa_combine_f32", defs);
     rt.launch(comb, cl::NDRange(round_up(D, 32), rows), cl::NDRange(32, 1), part, static_cast<cl_int>(nsplit), out.t,
               off(out), out.sb, out.sh, out.sn, iH, iNq);
   };
@@ -346,7 +346,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
   // Decode: split the keys so that the device has enough work-groups.
   const auto [nsplit, chunk] = decode_splits(rt, rows, Nk, D, p.kv_splits);
   Tensor part = make_part(nsplit);
-  auto& kern = rt.kernel("sdpa.cl", "sdpa_decode_f32", defs);
+  auto& kern = rt.kernel("sdpa_decode.cl", "sdpa_decode_f32", defs);
   rt.launch(kern, cl::NDRange(kDecNT, nsplit, rows), cl::NDRange(kDecNT, 1, 1),                           //
             q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
             out.t, off(out), out.sb, out.sh, out.sn, ba.bias, ba.b_off, ba.b_sb, ba.b_sh, ba.b_sq, ba.relh, ba.relw,
@@ -412,13 +412,13 @@ void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, const Tensor&
   add_kv_define(defs, kv);
   Tensor part = plan.part_floats > 0 ? rt.empty({plan.part_floats}, DType::f32, "sdpa batch partials") : q;
   const cl_int iH = static_cast<cl_int>(H), group = static_cast<cl_int>(H / Hkv);
-  rt.launch(rt.kernel("sdpa.cl", "sdpa_decode_batch_f32", defs),
+  rt.launch(rt.kernel("sdpa_decode.cl", "sdpa_decode_batch_f32", defs),
             cl::NDRange(kDecNT, plan.max_split, static_cast<size_t>(B * H)), cl::NDRange(kDecNT, 1, 1), q,
             static_cast<cl_long>(q_sb), static_cast<cl_long>(D), kv_cache, static_cast<cl_int>(Hkv * D), out,
             static_cast<cl_long>(o_sb), static_cast<cl_long>(D), plan.seq, iH, group, static_cast<cl_float>(scale),
             part);
   if (plan.max_split > 1)
-    rt.launch(rt.kernel("sdpa.cl", "sdpa_combine_batch_f32", defs), cl::NDRange(round_up(D, 32), B * H),
+    rt.launch(rt.kernel("sdpa_decode.cl", "sdpa_combine_batch_f32", defs), cl::NDRange(round_up(D, 32), B * H),
               cl::NDRange(32, 1), part, plan.seq, out, static_cast<cl_long>(o_sb), static_cast<cl_long>(D), iH);
 }
 
