@@ -22,12 +22,8 @@ import random
 import time
 
 import torch
-import torch.nn.functional as F
 
-from . import checkpoint, demo_model, synth, train_ocr
-from . import config as cfgmod
-from . import model as modelmod
-from . import small_tokenizer
+from . import synth, train_ocr
 
 
 def pick_words(split, n, seed):
@@ -79,19 +75,11 @@ def main(argv=None):
     dev = torch.device(a.device)
     train_ocr.torch_bench_ops.install_ops("official")
     tok = Tokenizer.from_file(f"{a.tokenizer}/tokenizer.json")
-    sid = small_tokenizer.special_ids(tok)
-    ids = {"bos": sid["bos"], "eos": sid["eos"], "image": sid["image"],
-           "prompt": tok.encode(train_ocr.PROMPT_AFTER_IMAGE).ids}
-    vocab = (small_tokenizer.vocab_size_total(tok) + 63) // 64 * 64
-    c = cfgmod.from_dict(demo_model.demo_config_dict(vocab, ids["bos"], ids["eos"]))
-    torch.manual_seed(a.seed)
-    m = modelmod.build(c)
-    checkpoint.random_init(m, a.seed)
-    m.to(dev).train()
+    ids, cfg_dict = train_ocr.demo_setup(tok)
+    m, opt = train_ocr.fresh_model(cfg_dict, a.seed, dev, a.lr)
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(f"{a.assets}/words.txt"))
     words = pick_words(split, a.words, a.seed)
     rng = random.Random(a.seed)
-    opt = torch.optim.AdamW(m.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
     reports = [{"words": words, "chance": 1.0 / a.words, "blank": a.blank, "batch": a.batch, "lr": a.lr,
                 "device": str(dev)}]
     print(json.dumps(reports[0]), flush=True)
@@ -101,14 +89,7 @@ def main(argv=None):
             g["lr"] = a.lr * min(1.0, step / max(1, a.warmup))
         batch = draw(rng, split, words, a.batch, a.blank)
         px = train_ocr.normalise(torch.stack([b[0] for b in batch]).to(dev))
-        with train_ocr.amp(dev):
-            x, lab, img_ms = train_ocr.sequences(m, px, [tok.encode(w).ids for _, w in batch], ids)
-            logits = train_ocr.decoder_logits(m, x)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
-        opt.zero_grad(set_to_none=True)
-        (loss + train_ocr.scale_penalty(img_ms, 2.0)).backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
+        loss, img_ms = train_ocr.train_step(m, opt, px, [tok.encode(w).ids for _, w in batch], ids, 2.0)
         run, n = run + float(loss.detach()), n + 1
         if step % a.every == 0 or step == a.steps:
             m.eval()

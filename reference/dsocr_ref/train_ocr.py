@@ -295,6 +295,44 @@ def write_out(m, opt, meta, log, cfg_dict, a, ids, out):
 
 
 # ---------------------------------------------------------------------------- the run
+def demo_setup(tok):
+    """-> ids (bos, eos, image, prompt: the ids after the image) and the released-style config dict
+    of the demo model for the demo tokenizer `tok` (vocabulary padded to a multiple of 64)."""
+    sid = small_tokenizer.special_ids(tok)
+    ids = {"bos": sid["bos"], "eos": sid["eos"], "image": sid["image"], "prompt": tok.encode(PROMPT_AFTER_IMAGE).ids}
+    vocab = (small_tokenizer.vocab_size_total(tok) + 63) // 64 * 64
+    return ids, demo_model.demo_config_dict(vocab, ids["bos"], ids["eos"])
+
+
+def fresh_model(cfg_dict, seed, dev, lr):
+    """The demo model with random_init's weights (seed) on dev in training mode, and its AdamW
+    (weight decay 0.01 on the matrices other than embeddings, none elsewhere)."""
+    torch.manual_seed(seed)
+    m = modelmod.build(cfgmod.from_dict(cfg_dict))
+    checkpoint.random_init(m, seed)
+    m.to(dev).train()
+    decay = [p for n, p in m.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    other = [p for n, p in m.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": other, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.98), eps=1e-8)
+    return m, opt
+
+
+def train_step(m, opt, px, targets, ids, embed_rms_max):
+    """One optimiser step on normalised pixels px [B,3,512,512] (on the model's device) and target
+    id lists: text loss + the image-scale penalty, gradients clipped to norm 1. -> (loss, image
+    embeddings' mean square), both tensors."""
+    with amp(px.device):
+        x, lab, img_ms = sequences(m, px, targets, ids)
+        logits = decoder_logits(m, x)
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
+    opt.zero_grad(set_to_none=True)
+    (loss + scale_penalty(img_ms, embed_rms_max)).backward()
+    torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+    opt.step()
+    return loss, img_ms
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--assets", required=True, help="fonts and words.txt (synth.copy_assets)")
@@ -328,19 +366,8 @@ def main(argv=None):
     torch_bench_ops.install_ops("official")
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(a.tokenizer, "tokenizer.json"))
-    sid = small_tokenizer.special_ids(tok)
-    ids = {"bos": sid["bos"], "eos": sid["eos"], "image": sid["image"], "prompt": tok.encode(PROMPT_AFTER_IMAGE).ids}
-    vocab = (small_tokenizer.vocab_size_total(tok) + 63) // 64 * 64
-    cfg_dict = demo_model.demo_config_dict(vocab, ids["bos"], ids["eos"])
-    c = cfgmod.from_dict(cfg_dict)
-    torch.manual_seed(a.seed)
-    m = modelmod.build(c)
-    checkpoint.random_init(m, a.seed)
-    m.to(dev).train()
-    decay = [p for n, p in m.named_parameters() if p.dim() >= 2 and "embed" not in n]
-    other = [p for n, p in m.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": other, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
+    ids, cfg_dict = demo_setup(tok)
+    m, opt = fresh_model(cfg_dict, a.seed, dev, a.lr)
     meta = {"step": 0, "calls": 0, "seed": a.seed, "generator_version": synth.GENERATOR_VERSION}
     log = []
     if a.state and os.path.exists(os.path.join(a.state, "meta.json")):
@@ -370,15 +397,8 @@ def main(argv=None):
             step = meta["step"]
             for g in opt.param_groups:
                 g["lr"] = schedule(step, meta.get("total_steps", 10**9), a.warmup, a.lr)
-            px = normalise(px.to(dev, non_blocking=True))
-            with amp(dev):
-                x, lab, img_ms = sequences(m, px, targets, ids)
-                logits = decoder_logits(m, x)
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
-            opt.zero_grad(set_to_none=True)
-            (loss + scale_penalty(img_ms, a.embed_rms_max)).backward()
-            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-            opt.step()
+            loss, img_ms = train_step(m, opt, normalise(px.to(dev, non_blocking=True)), targets, ids,
+                                      a.embed_rms_max)
             meta["step"] += 1
             run_loss += float(loss)
             n_loss += 1
