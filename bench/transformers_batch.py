@@ -9,6 +9,8 @@ padded batch: no padding and no finished rows.
 """
 import torch
 
+from torch_bench_common import peak_mib, reset_peak  # beside this file (bench/)
+
 
 def _prompts(c, dev, b, p, img, seed=7):
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -42,9 +44,9 @@ def bench_batch(hf, c, dev, tm, batches, steps, img, log, prompt=1024):
     rows = []
     with torch.inference_mode():
         for b in batches:
-            torch.cuda.empty_cache() if dev.type == "cuda" else None
             if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(dev)
+                torch.cuda.empty_cache()
+            reset_peak(dev)
             ids = _prompts(c, dev, b, prompt, img)
             try:
                 _one(hf, ids[:, :64], 4, tm)  # warm-up: kernels and allocator
@@ -55,7 +57,7 @@ def bench_batch(hf, c, dev, tm, batches, steps, img, log, prompt=1024):
                 continue
             r = {"batch": b, "prompt_tokens": prompt, "steps": steps, "prefill_ms": pre_ms,
                  "decode_ms": dec_ms, "step_ms": dec_ms / steps, "aggregate_tok_s": b * steps * 1e3 / dec_ms,
-                 "peak_mem_mib": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None}
+                 "peak_mem_mib": peak_mib(dev)}
             log(f"  batch {b:3d}: prefill {pre_ms:9.1f} ms, step {r['step_ms']:7.2f} ms, "
                 f"{r['aggregate_tok_s']:9.1f} tok/s aggregate")
             rows.append(r)
