@@ -1,7 +1,8 @@
 """Does the demo model learn to read at all? A short diagnostic for issue 14.
 
     python -m dsocr_ref.reading_probe --assets DIR --tokenizer DIR [--words 20] [--steps 600]
-                                      [--batch 32] [--lr 1e-3] [--blank] [--device cuda] [--out F.jsonl]
+                                      [--batch 32] [--lr 1e-3] [--blank] [--clean] [--device cuda]
+                                      [--out F.jsonl]
 
 The demo model (demo_model.py, fresh weights) is trained as train_ocr trains it (same sequences,
 loss, penalty and ops) on images of one word each, drawn from --words fixed words of the training
@@ -34,11 +35,13 @@ def pick_words(split, n, seed):
     return random.Random(seed).sample(pool, n)
 
 
-def draw(rng, split, words, n, blank):
-    """n (uint8 [3,512,512], word) pairs: level-0 renders of one of `words`; blank: paper only."""
+def draw(rng, split, words, n, blank, clean=False):
+    """n (uint8 [3,512,512], word) pairs: level-0 renders of one of `words`; blank: paper only;
+    clean: without the ink blur and _augment's noise, JPEG and the like."""
     out = []
     for _ in range(n):
-        img, word = synth.render_sample(rng, 0, split.train_fonts, words, text=rng.choice(words))
+        img, word, _ = synth.render_sample_info(rng, 0, split.train_fonts, words, augment=not clean,
+                                                text=rng.choice(words))
         if blank:
             img = img.copy()
             img.paste(img.getpixel((0, 0)), (0, 0, img.width, img.height))
@@ -67,6 +70,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--every", type=int, default=50, help="steps between reports")
     ap.add_argument("--blank", action="store_true", help="the control: the words on blank images")
+    ap.add_argument("--clean", action="store_true", help="no augmentation (blur, noise, JPEG...)")
     ap.add_argument("--seed", type=int, default=20261207)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=None, help="also write the reports here (JSON lines)")
@@ -80,20 +84,20 @@ def main(argv=None):
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(f"{a.assets}/words.txt"))
     words = pick_words(split, a.words, a.seed)
     rng = random.Random(a.seed)
-    reports = [{"words": words, "chance": 1.0 / a.words, "blank": a.blank, "batch": a.batch, "lr": a.lr,
-                "device": str(dev)}]
+    reports = [{"words": words, "chance": 1.0 / a.words, "blank": a.blank, "clean": a.clean, "batch": a.batch,
+                "lr": a.lr, "device": str(dev)}]
     print(json.dumps(reports[0]), flush=True)
     t0, run, n = time.time(), 0.0, 0
     for step in range(1, a.steps + 1):
         for g in opt.param_groups:
             g["lr"] = a.lr * min(1.0, step / max(1, a.warmup))
-        batch = draw(rng, split, words, a.batch, a.blank)
+        batch = draw(rng, split, words, a.batch, a.blank, a.clean)
         px = train_ocr.normalise(torch.stack([b[0] for b in batch]).to(dev))
         loss, img_ms = train_ocr.train_step(m, opt, px, [tok.encode(w).ids for _, w in batch], ids, 2.0)
         run, n = run + float(loss.detach()), n + 1
         if step % a.every == 0 or step == a.steps:
             m.eval()
-            acc = first_token_accuracy(m, ids, tok, draw(rng, split, words, a.batch, a.blank), dev)
+            acc = first_token_accuracy(m, ids, tok, draw(rng, split, words, a.batch, a.blank, a.clean), dev)
             m.train()
             reports.append({"step": step, "loss": round(run / n, 4), "first_token_acc": acc,
                             "img_rms": round(float(img_ms) ** 0.5, 3), "t": round(time.time() - t0, 1)})
