@@ -1,22 +1,32 @@
 // The linear op (runtime/ops/linear.h): matrix-vector products for a few rows (decode: M = 1..4,
-// or a batch of sequences decoded together: any M, in chunks of 4 rows),
+// or a batch of sequences decoded together: any M, in chunks of 8 rows),
 // fp32 arithmetic, and the bias epilogue of the CLBlast path:
 //   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K], y [R, N]
 // w is f32, or 16-bit or quantised storage widened on load (kernels/weights.cl: f16, bf16, q8, q4).
 // CLBlast's GEMM reaches only a fraction of the memory bandwidth at M = 1; here every weight row
 // is read once, coalesced, for all R rows together.
-// Index mapping: one work-group of WG work-items per output feature o; work-item l accumulates
-// k = l, l + WG, ... for up to 4 rows, then work-group tree reductions (reduce.cl); more rows
-// repeat that per chunk of 4 (the weight row is read again, from cache).
+// Index mapping: a work-group of WG work-items computes FEATS = WG / LANES output features; lane
+// group f (work-items f*LANES .. f*LANES + LANES-1) owns feature o = group * FEATS + f. Lane l of
+// it accumulates, for up to 8 rows at once (the float8 acc, component r = row r of the chunk):
+//   K % 8 == 0 and 16-bit or f32 weights: the 8-element pieces c = l, l + LANES, ... (one 16- or
+//     32-byte load of w per piece, two float4 loads of x per row);
+//   quantised weights, K % 32 == 0: the 32-element blocks b = l, l + LANES, ... (weights.cl);
+//   otherwise: the elements k = l, l + LANES, ...
+// then a tree over the group's LANES lanes in local memory (all 8 rows in each step). A row's
+// arithmetic depends only on K and the weight storage, never on the row count or the row's place
+// in the chunk: a batch of rows gives each row its single-row result bit for bit.
 // X_SWIGLU (defined): the input row is the SwiGLU product of a fused gate|up row, x [R, 2K]:
 //   x'[r, k] = silu(x[r, k]) * x[r, K + k]   (the expression of activation.cl's swiglu_f32)
 // so that an MLP's down projection in decode needs no separate activation launch.
-// Tunables: WG (power of two, default 128), WEIGHT_* (defined: weight storage, weights.cl).
+// Tunables: WG (power of two, default 128), LANES (power of two <= WG, default 32), WEIGHT_*
+// (defined: weight storage, weights.cl). The host's grid arithmetic uses FEATS.
 #ifndef WG
 #define WG 128
 #endif
-#include "reduce.cl"
-
+#ifndef LANES
+#define LANES 32
+#endif
+#define FEATS (WG / LANES)
 #include "weights.cl"
 
 #ifdef X_SWIGLU
@@ -24,84 +34,92 @@ inline float swiglu_in(__global const float* x, int K, int r, int k) {
   float g = x[(size_t)r * 2 * K + k];
   return g * (1.0f / (1.0f + exp(-g))) * x[(size_t)r * 2 * K + K + k];
 }
+inline float4 swiglu_in4(__global const float* x, int K, int r, int k) {
+  float4 g = vload4(0, x + (size_t)r * 2 * K + k);
+  return g * (1.0f / (1.0f + exp(-g))) * vload4(0, x + (size_t)r * 2 * K + K + k);
+}
 #define LOADX(r, k) swiglu_in(x, K, (r), (k))
+#define LOADX4(r, k) swiglu_in4(x, K, (r), (k))
 #else
-#define LOADX(r, k) x[(r) * K + (k)]
+#define LOADX(r, k) x[(size_t)(r) * K + (k)]
+#define LOADX4(r, k) vload4(0, x + (size_t)(r) * K + (k))
 #endif
 
-__kernel void gemv_f32(__global const float* xall, __global const wtype* w, __global float* yall, int Rall, int K,
-                       int N) {
-  __local float scratch[WG];
-  const int o = get_group_id(0), l = get_local_id(0);
-  const size_t wo = (size_t)o * K;  // flat element index of row o (blocked formats: no pointer offset)
+// Row r of the chunk (component sr of acc), when the chunk has it (R > r: uniform).
+#define GEMV_ROWS(M) M(0, s0) M(1, s1) M(2, s2) M(3, s3) M(4, s4) M(5, s5) M(6, s6) M(7, s7)
+#define GEMV_PIECE(r, sr) \
+  if (R > r) acc.sr += dot(wa, LOADX4(r, k0)) + dot(wb, LOADX4(r, k0 + 4));
+#define GEMV_QBLOCK(r, sr)                    \
+  if (R > r) {                                \
+    float dq = 0.0f, sx = 0.0f;               \
+    for (int j = 0; j < 32; ++j) {            \
+      float xv = LOADX(r, k0 + j);            \
+      dq += q[j] * xv;                        \
+      sx += xv;                               \
+    }                                         \
+    acc.sr += s * dq + b * sx;                \
+  }
+#define GEMV_ELEM(r, sr) \
+  if (R > r) acc.sr += wv * LOADX(r, k);
+#define GEMV_STORE(r, sr) \
+  if (R > r) y[(size_t)r * N + o] = t.sr;
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_f32(__global const float* xall,
+                                                                       __global const wtype* w,
+                                                                       __global float* yall, int Rall, int K,
+                                                                       int N) {
+  __local float8 scratch[WG];
+  const int l = get_local_id(0), lane = l % LANES;
+  const int o = get_group_id(0) * FEATS + l / LANES;
+  const bool live = o < N;  // uniform over a lane group; every work-item reaches every barrier
+  const size_t wo = (size_t)(live ? o : 0) * K;  // flat element index of row o
 #ifdef X_SWIGLU
   const size_t xrow = (size_t)2 * K;
 #else
   const size_t xrow = (size_t)K;
 #endif
-  // Rows in chunks of 4 (uniform over the work-group); a row's arithmetic is the same in every
-  // chunk position and for every Rall, so a batch of rows gives each row's single-row result.
-  for (int r0 = 0; r0 < Rall; r0 += 4) {
-  __global const float* x = xall + (size_t)r0 * xrow;
-  __global float* y = yall + (size_t)r0 * N;
-  const int R = min(4, Rall - r0);
-  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  for (int r0 = 0; r0 < Rall; r0 += 8) {
+    __global const float* x = xall + (size_t)r0 * xrow;
+    __global float* y = yall + (size_t)r0 * N;
+    const int R = min(8, Rall - r0);
+    float8 acc = 0.0f;
+    if (live) {
 #ifdef QBLOCK
-  if ((K & 31) == 0) {  // rows of whole blocks (uniform): block by block, one load each
-    for (int bi = l; bi < (K >> 5); bi += WG) {
-      float q[32], s, b;
-      q_block(w, wo / 32 + bi, q, &s, &b);
-      const int k0 = bi << 5;
-      float q0 = 0.0f, x0 = 0.0f, q1 = 0.0f, x1 = 0.0f, q2 = 0.0f, x2 = 0.0f, q3 = 0.0f, x3 = 0.0f;
-      for (int j = 0; j < 32; ++j) {
-        float xv = LOADX(0, k0 + j);
-        q0 += q[j] * xv;
-        x0 += xv;
-        if (R > 1) {
-          xv = LOADX(1, k0 + j);
-          q1 += q[j] * xv;
-          x1 += xv;
+      if ((K & 31) == 0) {  // rows of whole blocks: block by block, one load each
+        for (int bi = lane; bi < (K >> 5); bi += LANES) {
+          float q[32], s, b;
+          q_block(w, wo / 32 + bi, q, &s, &b);
+          const int k0 = bi << 5;
+          GEMV_ROWS(GEMV_QBLOCK)
         }
-        if (R > 2) {
-          xv = LOADX(2, k0 + j);
-          q2 += q[j] * xv;
-          x2 += xv;
-        }
-        if (R > 3) {
-          xv = LOADX(3, k0 + j);
-          q3 += q[j] * xv;
-          x3 += xv;
-        }
-      }
-      a0 += s * q0 + b * x0;
-      a1 += s * q1 + b * x1;
-      a2 += s * q2 + b * x2;
-      a3 += s * q3 + b * x3;
-    }
-  } else
+      } else
 #endif
-  for (int k = l; k < K; k += WG) {
-    float wv = LOADW(w, wo + k);
-    a0 += wv * LOADX(0, k);
-    if (R > 1) a1 += wv * LOADX(1, k);
-    if (R > 2) a2 += wv * LOADX(2, k);
-    if (R > 3) a3 += wv * LOADX(3, k);
-  }
-  // R is the same for the whole work-group: the barriers inside are reached uniformly.
-  a0 = wg_reduce_sum(a0, scratch);
-  if (l == 0) y[o] = a0;
-  if (R > 1) {
-    a1 = wg_reduce_sum(a1, scratch);
-    if (l == 0) y[(size_t)N + o] = a1;
-  }
-  if (R > 2) {
-    a2 = wg_reduce_sum(a2, scratch);
-    if (l == 0) y[(size_t)2 * N + o] = a2;
-  }
-  if (R > 3) {
-    a3 = wg_reduce_sum(a3, scratch);
-    if (l == 0) y[(size_t)3 * N + o] = a3;
-  }
+#ifdef WIDE8
+      if ((K & 7) == 0) {  // rows of whole 8-element pieces: one vector load of w each
+        for (int c = lane; c < (K >> 3); c += LANES) {
+          const int k0 = c << 3;
+          float4 wa, wb;
+          LOADW8(w, wo + k0, wa, wb);
+          GEMV_ROWS(GEMV_PIECE)
+        }
+      } else
+#endif
+      for (int k = lane; k < K; k += LANES) {
+        const float wv = LOADW(w, wo + k);
+        GEMV_ROWS(GEMV_ELEM)
+      }
+    }
+    scratch[l] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int h = LANES / 2; h > 0; h >>= 1) {
+      if (lane < h) scratch[l] += scratch[l + h];
+      barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (live && lane == 0) {
+      const float8 t = scratch[l];
+      GEMV_ROWS(GEMV_STORE)
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);  // scratch is rewritten by the next chunk
   }
 }
 

@@ -9,15 +9,32 @@
 //   WEIGHT_Q4    the same with 4-bit codes: 20-byte blocks, 16 code bytes (element 2i in the low
 //                nibble of byte i), then s and b
 // The quantised forms are read block by block in place: there is never a widened copy.
+// WIDE8 (defined for f32, f16 and bf16): LOADW8(p, i, a, b) loads elements i..i+7 (i a multiple
+// of 8, the buffer 16-byte aligned) into float4 a (i..i+3) and b (i+4..i+7) with one 16- or 32-byte
+// vector load, for kernels whose rows are whole groups of 8 (K % 8 == 0).
 #if defined(WEIGHT_F16) + defined(WEIGHT_BF16) + defined(WEIGHT_Q8) + defined(WEIGHT_Q4) > 1
 #error "WEIGHT_F16, WEIGHT_BF16, WEIGHT_Q8 and WEIGHT_Q4 are exclusive"
 #endif
 #if defined(WEIGHT_F16)
 typedef half wtype;
 #define LOADW(p, i) vload_half((i), (p))
+#define WIDE8
+#define LOADW8(p, i, a, b)                  \
+  {                                         \
+    float8 w8_ = vloada_half8((i) >> 3, (p)); \
+    a = w8_.lo;                             \
+    b = w8_.hi;                             \
+  }
 #elif defined(WEIGHT_BF16)
 typedef ushort wtype;
 #define LOADW(p, i) as_float((uint)(p)[(i)] << 16)
+#define WIDE8
+#define LOADW8(p, i, a, b)                                           \
+  {                                                                  \
+    uint8 w8_ = convert_uint8(((__global const ushort8*)(p))[(i) >> 3]) << 16; \
+    a = as_float4(w8_.lo);                                           \
+    b = as_float4(w8_.hi);                                           \
+  }
 #elif defined(WEIGHT_Q8) || defined(WEIGHT_Q4)
 typedef uchar wtype;
 #ifdef WEIGHT_Q8
@@ -60,4 +77,10 @@ inline void q_block(__global const uchar* p, size_t blk, float* q, float* s, flo
 #else
 typedef float wtype;
 #define LOADW(p, i) ((p)[(i)])
+#define WIDE8
+#define LOADW8(p, i, a, b)                                 \
+  {                                                        \
+    a = ((__global const float4*)(p))[(i) >> 2];           \
+    b = ((__global const float4*)(p))[((i) >> 2) + 1];     \
+  }
 #endif

@@ -13,7 +13,7 @@ namespace dsocr {
 namespace {
 
 constexpr int64_t kGemvMaxRows = 4;
-constexpr size_t kGemvWG = 128;
+constexpr size_t kGemvWG = 128, kGemvLanes = 32;  // kernels/linear.cl: WG work-items, LANES per output
 // Tuning::gemv off (DSOCR_GEMV=0) sends every linear() through CLBlast (benchmark comparisons).
 bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 
@@ -21,14 +21,13 @@ bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 // SwiGLU product of x [rows, 2*in] (gate | up).
 void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
           bool swiglu) {
-  // Quantised rows are read 32 elements per work-item (K = 1280: 40 blocks): a smaller group.
-  const size_t wg = dtype_is_quantized(w.dtype) ? kGemvWG / 2 : kGemvWG;
-  Defines d{{"WG", std::to_string(wg)}};
+  Defines d{{"WG", std::to_string(kGemvWG)}, {"LANES", std::to_string(kGemvLanes)}};
   ops::add_weight_define(d, w.dtype);
   if (swiglu) d["X_SWIGLU"] = "1";
   auto& k = rt.kernel("linear.cl", "gemv_f32", d);
-  rt.launch(k, cl::NDRange(static_cast<size_t>(out) * wg), cl::NDRange(wg), x, w, y,
-            static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
+  const size_t feats = kGemvWG / kGemvLanes, groups = (static_cast<size_t>(out) + feats - 1) / feats;
+  rt.launch(k, cl::NDRange(groups * kGemvWG), cl::NDRange(kGemvWG), x, w, y, static_cast<cl_int>(rows),
+            static_cast<cl_int>(in), static_cast<cl_int>(out));
 }
 
 // y [rows, out] = x w^T by our tiled GEMM, reading quantised w in place.

@@ -11,7 +11,9 @@ namespace dsocr::ops {
 namespace {
 
 // Constants of kernels/moe.cl (its defaults; the grid arithmetic below depends on them).
-constexpr size_t kWG = 64;         // WG: router and decode work-group size
+constexpr size_t kWG = 64;          // WG: router work-group size
+constexpr size_t kDecodeWG = 128;   // DWG: decode work-group size
+constexpr size_t kDecodeLanes = 32; // LANES: work-items per output in the decode kernels
 constexpr size_t kGroupWG = 256;   // GROUP_WG: grouping kernels
 constexpr int64_t kBM = 32;        // BM: row tile of the grouped GEMMs (segment padding)
 constexpr int64_t kGateUpBN = 64;  // columns of I per moe_gate_up_f32 work-group
@@ -92,10 +94,11 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");
 
   if (path == MoePath::decode) {
-    rt.launch(rt.kernel("moe.cl", "moe_decode_gate_up_f32", defs), cl::NDRange(kWG * NE, I), cl::NDRange(kWG, 1), x,
-              ids, ex.gate_up, h, cH, cI, cK, cE);
-    rt.launch(rt.kernel("moe.cl", "moe_decode_down_f32", defs), cl::NDRange(kWG * T, H), cl::NDRange(kWG, 1), h, ids,
-              weights, ex.down, y, cI, cH, cK, cE);
+    const size_t feats = kDecodeWG / kDecodeLanes;  // kernels/moe.cl DFEATS
+    rt.launch(rt.kernel("moe.cl", "moe_decode_gate_up_f32", defs), cl::NDRange(kDecodeWG * NE, ceil_div(I, feats)),
+              cl::NDRange(kDecodeWG, 1), x, ids, ex.gate_up, h, cH, cI, cK, cE);
+    rt.launch(rt.kernel("moe.cl", "moe_decode_down_f32", defs), cl::NDRange(kDecodeWG * T, ceil_div(H, feats)),
+              cl::NDRange(kDecodeWG, 1), h, ids, weights, ex.down, y, cI, cH, cK, cE);
     return;
   }
 

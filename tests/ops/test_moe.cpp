@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -317,6 +318,31 @@ TEST(moe, paths_agree) {
       auto grp = run_experts(x, ex, ids, w, c.T, c.k, ops::MoePath::grouped);
       EXPECT_TRUE(all_close(grp, to_double(dec), {c.T, c.H}, 1e-6, 1e-5))
           << fmt::format("T={} H={} E={} I={} k={} {}", c.T, c.H, c.E, c.I, c.k, dtype_name(dt));
+    }
+  }
+}
+
+TEST(moe, decode_rows_equal_each_row_alone) {
+  // A decode batch gives each token its one-token result bit for bit, close to double: rows of
+  // whole 8-element pieces (H, I % 8 == 0), k = 10 (two chunks of slots), every storage.
+  const int64_t T = 5, H = 64, E = 12, I = 32;
+  const int k = 10;
+  auto host = make_experts(E, I, H, 521);
+  auto x = random_floats(T * H, 523);
+  std::vector<int32_t> ids;
+  std::vector<float> w;
+  random_routing(T, E, k, 525, ids, w);
+  for (DType dt : {DType::f32, DType::f16, DType::bf16, DType::q8, DType::q4}) {
+    HostExperts used;
+    auto ex = dtype_is_quantized(dt) ? upload_quantized(host, dt, &used) : upload(host, dt, &used);
+    auto all = run_experts(x, ex, ids, w, T, k, ops::MoePath::decode);
+    EXPECT_TRUE(all_close(all, ref_experts(x, used, ids, w, T, k), {T, H}, 1e-5, 1e-4)) << dtype_name(dt);
+    for (int64_t t = 0; t < T; ++t) {
+      auto one = run_experts({x.begin() + t * H, x.begin() + (t + 1) * H}, ex,
+                             {ids.begin() + t * k, ids.begin() + (t + 1) * k},
+                             {w.begin() + t * k, w.begin() + (t + 1) * k}, 1, k, ops::MoePath::decode);
+      EXPECT_EQ(0, std::memcmp(one.data(), all.data() + t * H, H * sizeof(float)))
+          << "token " << t << " " << dtype_name(dt);
     }
   }
 }
