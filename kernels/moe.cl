@@ -8,9 +8,8 @@
 //            An entry is one (token t, slot s) pair, numbered t*k + s (NE = T*k entries).
 //            Entries whose id is outside [0, E) contribute nothing.
 //
-// moe_route_f32: one work-group of WG work-items per token; the E probabilities stay in local
-//   memory; work-item l owns experts l, l+WG, ... and computes each one's rank by counting the
-//   experts ahead of it (E comparisons per expert), so the ranks are exactly the stable order.
+// moe_route_f32: one work-group of WG work-items per token; the logits are copied to local memory
+//   and routed there (moe_route.cl route_topk).
 //
 // Grouped path (many tokens): entries are sorted by expert into `perm`, each expert's segment padded
 // to a multiple of BM rows (padding -1), so at most ceil(NE/BM) + E row tiles exist; the host
@@ -31,34 +30,23 @@
 //   moe_down_f32:          the same tiling over 128 columns of H: o[entry, n] = h[entry].Wd[e,n]
 //                          (columns 4tx..4tx+3 and 64+4tx..64+4tx+3).
 //   moe_combine_f32:       y[t, n] = sum_s weights[t,s] * o[t*k+s, n] in slot order (no atomics).
-// Decode path (few tokens; reads only the chosen experts' weights), DFEATS outputs per work-group
-// (see "decode path" below):
-//   moe_decode_gate_up_f32: per (entry, DFEATS rows j): both dot products of length H reduced in
-//                           local memory; h[entry, j] = silu(g) * u.
-//   moe_decode_down_f32:    per (token, DFEATS columns n): each slot's dot product h[entry].Wd[e,n]
-//                           reduced, then weighted and summed in slot order: y[t, n].
-//   The entry (token) is the grid's first dimension, the fastest-varying in the order work-groups
-//   are dispatched: all entries' work on weight row j (n) runs at about the same time, so the rows
-//   of an expert that several batched tokens chose come from the cache after the first read.
-//   A work-group's arithmetic does not depend on the order, so each token's result is the same.
+// Decode path (few tokens; reads only the chosen experts' weights): kernels/moe_decode.cl.
 //
 // llvmpipe (gallivm's loop limiter stops a work-item after 65535 loop iterations in all): the GEMMs
-// run H/BK (or I/BK) outer iterations of BK inner ones (H = 1280: ~1.4k); the decode kernels
-// H/LANES or k*I/LANES; the grouping kernels at most 256 + E per work-item, the scan NB*ceil(E/256) + E +
-// tiles (the host keeps NE within bounds). No private arrays: register tiles are named float4s.
+// run H/BK (or I/BK) outer iterations of BK inner ones (H = 1280: ~1.4k); the grouping kernels at
+// most 256 + E per work-item, the scan NB*ceil(E/256) + E + tiles (the host keeps NE within bounds). No private arrays: register tiles are named float4s.
 //
 // Weights: gate_up and down are f32, or (both alike) 16-bit or group-quantised storage widened to
 // fp32 as they are loaded, in every kernel that reads them (moe_gate_up_f32, moe_down_f32,
-// moe_decode_*_f32): f16, bf16, q8 or q4 (kernels/weights.cl). Core OpenCL, no extension.
+// and moe_decode.cl's): f16, bf16, q8 or q4 (kernels/weights.cl). Core OpenCL, no extension.
 //
-// Tunables: WG (router work-group size, power of two, default 64); DWG and LANES (decode work-group
-// and lanes per output, powers of two, defaults 128 and 32); WEIGHT_* (defined:
-// weight storage, see above). BM (32), BK (16) and the 16x16 GEMM
-// work-group are fixed: the host's grid arithmetic depends on them.
+// Tunables: WG (router work-group size, power of two, default 64); WEIGHT_* (defined: weight
+// storage, see above). BM (32), BK (16) and the 16x16 GEMM work-group are fixed: the host's grid arithmetic depends on them.
 #ifndef WG
 #define WG 64
 #endif
 #include "reduce.cl"
+#include "moe_route.cl"
 
 #define BM 32
 #define BK 16
@@ -78,45 +66,10 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void moe_route_f32(
     __global const float* logits, __global int* ids, __global float* weights, int E, int k, int norm,
     float scale, __local float* p, __local float* sel) {
   __local float scratch[WG];
-  size_t t = get_group_id(0);
-  int l = get_local_id(0);
-  __global const float* lr = logits + t * E;
-  float m = -INFINITY;
-  for (int e = l; e < E; e += WG) m = fmax(m, lr[e]);
-  m = wg_reduce_max(m, scratch);
-  float s = 0.0f;
-  for (int e = l; e < E; e += WG) {
-    float v = exp(lr[e] - m);
-    p[e] = v;
-    s += v;
-  }
-  s = wg_reduce_sum(s, scratch);  // its barriers also publish p
-  for (int e = l; e < E; e += WG) p[e] = p[e] / s;
+  const size_t t = get_group_id(0);
+  for (int e = get_local_id(0); e < E; e += WG) p[e] = logits[t * E + e];
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int e = l; e < E; e += WG) {
-    float pe = p[e];
-    int rank = 0;
-    for (int f = 0; f < E; ++f) {
-      float q = p[f];
-      rank += (q > pe || (q == pe && f < e)) ? 1 : 0;
-    }
-    if (rank < k) {
-      ids[t * k + rank] = e;
-      sel[rank] = pe;
-    }
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  if (l < k) {
-    float w = sel[l];
-    if (norm) {
-      float sum = 0.0f;
-      for (int r = 0; r < k; ++r) sum += sel[r];
-      w = w / (sum + 1e-20f);
-    } else {
-      w = w * scale;
-    }
-    weights[t * k + l] = w;
-  }
+  route_topk(p, E, k, norm, scale, ids + t * k, weights + t * k, sel, scratch);
 }
 
 // ---- grouping (grouped path) --------------------------------------------------------------------
@@ -314,121 +267,4 @@ __kernel void moe_combine_f32(__global const float* o, __global const int* ids, 
     if (e >= 0 && e < E) acc += weights[en] * o[en * H + n];
   }
   y[t * H + n] = acc;
-}
-
-// ---- decode path ----------------------------------------------------------------------------------
-// A work-group of DWG work-items computes DFEATS = DWG / LANES outputs of one entry (gate_up) or
-// token (down); lane group f owns output j (n) = group * DFEATS + f, its lane l accumulates the
-// 8-element pieces l, l + LANES, ... of the row (16-bit and f32 weights, row length % 8 == 0; one
-// vector load each), the 32-element blocks l, l + LANES, ... (quantised), or else the elements
-// l, l + LANES, ...; then a tree over the LANES lanes in local memory. An output's arithmetic
-// depends only on the sizes and the weight storage, never on the number of tokens.
-#ifndef DWG
-#define DWG 128
-#endif
-#ifndef LANES
-#define LANES 32
-#endif
-#define DFEATS (DWG / LANES)
-
-// acc += row . v for a weight row at flat element index `wo` and an fp32 vector v, both of length
-// n, in this work-item's share (lane) of the pieces, blocks or elements described above.
-inline float row_dot(__global const wtype* w, size_t wo, __global const float* v, int n, int lane) {
-  float acc = 0.0f;
-#ifdef QBLOCK
-  if ((n & 31) == 0) {
-    for (int bi = lane; bi < (n >> 5); bi += LANES) {
-      float q[32], sc, of, dq = 0.0f, sx = 0.0f;
-      q_block(w, wo / 32 + bi, q, &sc, &of);
-      __global const float* vb = v + (bi << 5);
-      for (int c = 0; c < 32; ++c) {
-        dq += q[c] * vb[c];
-        sx += vb[c];
-      }
-      acc += sc * dq + of * sx;
-    }
-    return acc;
-  }
-#endif
-#ifdef WIDE8
-  if ((n & 7) == 0) {
-    for (int c = lane; c < (n >> 3); c += LANES) {
-      float4 wa, wb;
-      LOADW8(w, wo + (c << 3), wa, wb);
-      acc += dot(wa, vload4(0, v + (c << 3))) + dot(wb, vload4(0, v + (c << 3) + 4));
-    }
-    return acc;
-  }
-#endif
-  for (int c = lane; c < n; c += LANES) acc += v[c] * LOADW(w, wo + c);
-  return acc;
-}
-
-// x [T,H]; ids [T,k]; w [E,2I,H]; h [NE,I]. Grid (DWG*NE, ceil(I/DFEATS)).
-__kernel __attribute__((reqd_work_group_size(DWG, 1, 1))) void moe_decode_gate_up_f32(
-    __global const float* x, __global const int* ids, __global const wtype* w, __global float* h, int H, int I,
-    int k, int E) {
-  __local float2 scratch[DWG];
-  const size_t en = get_group_id(0);
-  const int l = get_local_id(0), lane = l % LANES, j = get_group_id(1) * DFEATS + l / LANES;
-  const int e = ids[en];
-  if (e < 0 || e >= E) return;  // uniform over the work-group, before any barrier
-  const bool live = j < I;      // uniform over a lane group
-  __global const float* xr = x + (en / k) * H;
-  const size_t og = ((size_t)e * 2 * I + (live ? j : 0)) * H, ou = og + (size_t)I * H;
-  float2 gu = 0.0f;
-  if (live) gu = (float2)(row_dot(w, og, xr, H, lane), row_dot(w, ou, xr, H, lane));
-  scratch[l] = gu;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int s = LANES / 2; s > 0; s >>= 1) {
-    if (lane < s) scratch[l] += scratch[l + s];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (live && lane == 0) h[en * I + j] = silu_f(scratch[l].x) * scratch[l].y;
-}
-
-// Slot s0 + i of the chunk (component si of d), when the chunk has it (S > i: uniform).
-#define DOWN_SLOTS(M) M(0, s0) M(1, s1) M(2, s2) M(3, s3) M(4, s4) M(5, s5) M(6, s6) M(7, s7)
-#define DOWN_DOT(i, si)                                                                \
-  if (S > i) {                                                                         \
-    const size_t en = t * k + c0 + i;                                                  \
-    const int e = ids[en];                                                             \
-    if (e >= 0 && e < E) d.si = row_dot(w, ((size_t)e * H + n) * I, h + en * I, I, lane); \
-  }
-#define DOWN_SUM(i, si)                                       \
-  if (S > i) {                                                \
-    const size_t en = t * k + c0 + i;                         \
-    const int e = ids[en];                                    \
-    if (e >= 0 && e < E) acc += weights[en] * r.si;           \
-  }
-
-// h [NE,I]; ids, weights [T,k]; w [E,H,I]; y [T,H]. Grid (DWG*T, ceil(H/DFEATS)). Each slot's
-// dot product is reduced on its own, then y[t, n] = sum over slots in order of weight * dot.
-__kernel __attribute__((reqd_work_group_size(DWG, 1, 1))) void moe_decode_down_f32(
-    __global const float* h, __global const int* ids, __global const float* weights, __global const wtype* w,
-    __global float* y, int I, int H, int k, int E) {
-  __local float8 scratch[DWG];
-  const size_t t = get_group_id(0);
-  const int l = get_local_id(0), lane = l % LANES, n = get_group_id(1) * DFEATS + l / LANES;
-  const bool live = n < H;  // uniform over a lane group
-  float acc = 0.0f;
-  for (int c0 = 0; c0 < k; c0 += 8) {
-    const int S = min(8, k - c0);
-    float8 d = 0.0f;
-    if (live) {
-      DOWN_SLOTS(DOWN_DOT)
-    }
-    scratch[l] = d;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = LANES / 2; s > 0; s >>= 1) {
-      if (lane < s) scratch[l] += scratch[l + s];
-      barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (live && lane == 0) {
-      const float8 r = scratch[l];
-      DOWN_SLOTS(DOWN_SUM)
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);  // scratch is rewritten by the next chunk of slots
-  }
-  if (live && lane == 0) y[t * H + n] = acc;
 }

@@ -2,6 +2,8 @@
 // Requires a 1-D work-group of exactly WG work-items, WG a power of two, and `scratch` of WG floats.
 // Every work-item gets the result. Two barriers per level; scratch may be reused after return.
 
+#ifndef REDUCE_CL
+#define REDUCE_CL
 #ifndef WG
 #define WG 256
 #endif
@@ -31,3 +33,4 @@ inline float wg_reduce_max(float v, __local float* scratch) {
   barrier(CLK_LOCAL_MEM_FENCE);
   return r;
 }
+#endif  // REDUCE_CL

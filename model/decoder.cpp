@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "runtime/ops/linear.h"
+#include "runtime/ops/moe_decode.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/embedding.h"
@@ -204,13 +205,21 @@ void add_pending(Runtime& rt, Tensor& x, Pending& p) {
   p = {};
 }
 
-// Routed experts into `routed`, shared experts (when the layer has them) into `shared`.
-// batch: one token per sequence of a decode batch (matrix-vector kernels and the MoE decode path
-// for any number of rows, so that each row is computed as it would be alone).
+// Routed experts into `routed`, shared experts (when the layer has them) into `shared`, or both
+// summed into `routed` (shared left undefined) by ops::moe_decode: a decode step (batch: one token
+// per sequence of a decode batch; else T <= kMoeDecodeMaxTokens) without taps, in three launches.
+// The decode kernels compute each row as it would be alone, for any number of rows.
 void moe_parts(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& routed, Tensor& shared,
                Taps* taps, const std::string& prefix, bool batch = false) {
   const int64_t T = xn.dim(0);
   const int64_t E = l.experts.E, K = c.num_experts_per_tok;
+  ops::MoeShared sh{l.shared_gate_up, l.shared_down};
+  const ops::MoeShared* shp = l.shared_gate_up.defined() ? &sh : nullptr;
+  if (!taps && (batch || T <= ops::kMoeDecodeMaxTokens) && ops::moe_decode_takes(l.experts, shp)) {
+    const ops::MoeRouting r{static_cast<int>(K), c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
+    ops::moe_decode(rt, xn, l.router_w, l.experts, shp, r, routed);
+    return;
+  }
   const LinearPath lp = batch ? LinearPath::gemv : LinearPath::automatic;
   Tensor logits = rt.empty({T, E}, DType::f32, "router logits");
   linear(rt, xn, l.router_w, nullptr, logits, lp);
@@ -222,7 +231,7 @@ void moe_parts(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& x
     (*taps)[prefix + "topk_weights"] = w;
   }
   ops::moe_experts(rt, xn, l.experts, ids, w, routed, batch ? ops::MoePath::decode : ops::MoePath::automatic);
-  if (l.shared_gate_up.defined()) {
+  if (shp) {
     shared = rt.empty(xn.shape, DType::f32, "shared experts");
     swiglu_mlp(rt, xn, l.shared_gate_up, l.shared_down, shared, lp);
   }

@@ -5,15 +5,14 @@
 #include <algorithm>
 #include <climits>
 
+#include "runtime/ops/moe_decode.h"
 #include "runtime/ops/weight_format.h"
 
 namespace dsocr::ops {
 namespace {
 
 // Constants of kernels/moe.cl (its defaults; the grid arithmetic below depends on them).
-constexpr size_t kWG = 64;          // WG: router work-group size
-constexpr size_t kDecodeWG = 128;   // DWG: decode work-group size
-constexpr size_t kDecodeLanes = 32; // LANES: work-items per output in the decode kernels
+constexpr size_t kWG = 64;         // WG: router work-group size
 constexpr size_t kGroupWG = 256;   // GROUP_WG: grouping kernels
 constexpr int64_t kBM = 32;        // BM: row tile of the grouped GEMMs (segment padding)
 constexpr int64_t kGateUpBN = 64;  // columns of I per moe_gate_up_f32 work-group
@@ -57,9 +56,7 @@ void moe_route(Runtime& rt, const Tensor& logits, int top_k, bool norm_topk_prob
             cl::Local(4 * static_cast<size_t>(E)), cl::Local(4 * static_cast<size_t>(top_k)));
 }
 
-void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tensor& ids, const Tensor& weights,
-                 Tensor& y, MoePath path) {
-  constexpr const char* op = "moe_experts";
+void check_moe_experts(const char* op, const Tensor& x, const MoeExperts& ex, const Tensor& y) {
   const int64_t E = ex.E, I = ex.I, H = ex.H;
   if (E < 1 || I < 1 || H < 1) throw Error(fmt::format("{}: experts have E = {}, I = {}, H = {}", op, E, I, H));
   const DType wt = ex.gate_up.dtype;
@@ -72,12 +69,20 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
   expect(x.defined() && x.rank() == 2 && x.dim(1) == H && x.dtype == DType::f32, op, "x", x,
          fmt::format("[T,{}] f32", H));
   const int64_t T = x.dim(0);
+  expect(y.defined() && y.shape == Shape{T, H} && y.dtype == DType::f32, op, "y", y, fmt::format("[{},{}] f32", T, H));
+}
+
+void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tensor& ids, const Tensor& weights,
+                 Tensor& y, MoePath path) {
+  constexpr const char* op = "moe_experts";
+  check_moe_experts(op, x, ex, y);
+  const int64_t E = ex.E, I = ex.I, H = ex.H, T = x.dim(0);
+  const DType wt = ex.gate_up.dtype;
   expect(ids.defined() && ids.rank() == 2 && ids.dim(0) == T && ids.dim(1) >= 1 && ids.dtype == DType::i32, op, "ids",
          ids, fmt::format("[{},k] i32", T));
   const int64_t K = ids.dim(1);
   expect(weights.defined() && weights.shape == Shape{T, K} && weights.dtype == DType::f32, op, "weights", weights,
          fmt::format("[{},{}] f32", T, K));
-  expect(y.defined() && y.shape == Shape{T, H} && y.dtype == DType::f32, op, "y", y, fmt::format("[{},{}] f32", T, H));
   const int64_t NE = T * K;
   if (NE > kMaxEntries || NE * std::max(H, I) > INT_MAX || E * 2 * I > INT_MAX)
     throw NotImplemented(
@@ -86,21 +91,16 @@ void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tenso
                     op, T, K, E, I, H, kMaxEntries));
   if (T == 0) return;
   if (path == MoePath::automatic) path = T <= kMoeDecodeMaxTokens ? MoePath::decode : MoePath::grouped;
+  if (path == MoePath::decode) {
+    moe_decode_experts(rt, x, ex, ids, weights, nullptr, y);
+    return;
+  }
 
   Defines defs;
   add_weight_define(defs, wt);
   const cl_int cH = static_cast<cl_int>(H), cI = static_cast<cl_int>(I), cK = static_cast<cl_int>(K),
                cE = static_cast<cl_int>(E);
   Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");
-
-  if (path == MoePath::decode) {
-    const size_t feats = kDecodeWG / kDecodeLanes;  // kernels/moe.cl DFEATS
-    rt.launch(rt.kernel("moe.cl", "moe_decode_gate_up_f32", defs), cl::NDRange(kDecodeWG * NE, ceil_div(I, feats)),
-              cl::NDRange(kDecodeWG, 1), x, ids, ex.gate_up, h, cH, cI, cK, cE);
-    rt.launch(rt.kernel("moe.cl", "moe_decode_down_f32", defs), cl::NDRange(kDecodeWG * T, ceil_div(H, feats)),
-              cl::NDRange(kDecodeWG, 1), h, ids, weights, ex.down, y, cI, cH, cK, cE);
-    return;
-  }
 
   // Grouped: sort the entries by expert (segments padded to kBM rows), then the tiled GEMMs.
   const int64_t NB = static_cast<int64_t>(ceil_div(NE, kGroupWG));

@@ -33,8 +33,12 @@ constexpr int64_t kMoeDecodeMaxTokens = 4;
 // x [T,H] f32; ids [T,k] i32; weights [T,k] f32; y [T,H] f32 (overwritten). ids and weights are
 // read on the device only (no host round trip); an id outside [0,E) contributes nothing; y may
 // alias x.
-// Routed experts only: the caller adds the shared experts.
+// Routed experts only: the caller adds the shared experts (or uses moe_decode, moe_decode.h).
 void moe_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tensor& ids, const Tensor& weights,
                  Tensor& y, MoePath path = MoePath::automatic);
+
+// Throws Error (naming op) unless ex is a consistent set of experts (f32, f16, bf16, q8 or q4; both
+// matrices alike; quantised: H and I multiples of 32), x is f32 [T,H] and y f32 [T,H].
+void check_moe_experts(const char* op, const Tensor& x, const MoeExperts& ex, const Tensor& y);
 
 }  // namespace dsocr::ops

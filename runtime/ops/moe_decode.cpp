@@ -1,0 +1,86 @@
+#include "runtime/ops/moe_decode.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string>
+
+#include "runtime/ops/weight_format.h"
+
+namespace dsocr::ops {
+namespace {
+
+// Constants of kernels/moe_decode.cl (its defaults; the grids below depend on them).
+constexpr size_t kDWG = 128;   // DWG: work-group size
+constexpr size_t kLanes = 32;  // LANES: work-items per output
+constexpr size_t kFeats = kDWG / kLanes;
+
+std::string dims(const Tensor& t) {
+  return t.defined() ? fmt::format("{} {}", shape_str(t.shape), dtype_name(t.dtype)) : "undefined";
+}
+
+}  // namespace
+
+bool moe_decode_takes(const MoeExperts& ex, const MoeShared* shared) {
+  return !shared || (shared->gate_up.dtype == ex.gate_up.dtype && shared->down.dtype == ex.gate_up.dtype);
+}
+
+void moe_decode_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tensor& ids, const Tensor& weights,
+                        const MoeShared* shared, Tensor& y) {
+  const int64_t T = x.dim(0), K = ids.dim(1), NE = T * K, I = ex.I, H = ex.H;
+  const int64_t Is = shared ? shared->down.dim(1) : 0;
+  if (T == 0) return;
+  Defines defs;
+  add_weight_define(defs, ex.gate_up.dtype);
+  Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");
+  Tensor hs = shared ? rt.empty({T, Is}, DType::f32, "moe shared hidden") : h;  // unused without shared
+  const Tensor& ws = shared ? shared->gate_up : ex.gate_up;
+  const Tensor& wsd = shared ? shared->down : ex.down;
+  const cl_int cH = static_cast<cl_int>(H), cI = static_cast<cl_int>(I), cK = static_cast<cl_int>(K),
+               cE = static_cast<cl_int>(ex.E), cT = static_cast<cl_int>(T), cIs = static_cast<cl_int>(Is);
+  const size_t entries = static_cast<size_t>(NE + (Is > 0 ? T : 0));
+  rt.launch(rt.kernel("moe_decode.cl", "moe_decode_gate_up_f32", defs),
+            cl::NDRange(kDWG * entries, ceil_div(static_cast<size_t>(std::max(I, Is)), kFeats)), cl::NDRange(kDWG, 1),
+            x, ids, ex.gate_up, h, cH, cI, cK, cE, cT, ws, hs, cIs);
+  rt.launch(rt.kernel("moe_decode.cl", "moe_decode_down_f32", defs),
+            cl::NDRange(kDWG * static_cast<size_t>(T), ceil_div(static_cast<size_t>(H), kFeats)), cl::NDRange(kDWG, 1),
+            h, ids, weights, ex.down, y, cI, cH, cK, cE, hs, wsd, cIs);
+}
+
+void moe_decode(Runtime& rt, const Tensor& x, const Tensor& router_w, const MoeExperts& ex, const MoeShared* shared,
+                const MoeRouting& routing, Tensor& y) {
+  constexpr const char* op = "moe_decode";
+  check_moe_experts(op, x, ex, y);
+  const int64_t T = x.dim(0), E = ex.E, H = ex.H, k = routing.top_k;
+  const DType rt_dt = router_w.dtype;
+  if (!router_w.defined() || router_w.shape != Shape{E, H} || !is_weight_dtype(rt_dt) ||
+      (dtype_is_quantized(rt_dt) && H % 32 != 0))
+    throw Error(
+        fmt::format("{}: router weight is {}, expected [{},{}] f32, f16, bf16, q8 or q4", op, dims(router_w), E, H));
+  if (shared) {
+    const int64_t Is = shared->down.defined() ? shared->down.dim(-1) : 0;
+    if (Is < 1 || shared->down.shape != Shape{H, Is} || shared->gate_up.shape != Shape{2 * Is, H})
+      throw Error(fmt::format("{}: shared experts gate_up {} and down {} must be [2*Is,{}] and [{},Is]", op,
+                              dims(shared->gate_up), dims(shared->down), H, H));
+    if (!moe_decode_takes(ex, shared))
+      throw Error(fmt::format("{}: shared experts ({}, {}) must be stored as the routed experts ({})", op,
+                              dims(shared->gate_up), dims(shared->down), dtype_name(ex.gate_up.dtype)));
+  }
+  if (k < 1 || k > E) throw Error(fmt::format("{}: top_k = {} must be in [1, E = {}]", op, k, E));
+  const size_t local = 4 * (static_cast<size_t>(E) + k + kDWG) + 64;
+  if (local > rt.device().local_mem)
+    throw NotImplemented(fmt::format("{}: E = {} needs {} bytes of local memory, the device has {}", op, E, local,
+                                     rt.device().local_mem));
+  if (T == 0) return;
+  Tensor ids = rt.empty({T, k}, DType::i32, "moe topk ids"), w = rt.empty({T, k}, DType::f32, "moe topk weights");
+  Defines defs;
+  add_weight_define(defs, rt_dt);
+  const cl_int norm = routing.norm_topk_prob && k > 1 ? 1 : 0;
+  rt.launch(rt.kernel("moe_decode.cl", "moe_route_x_f32", defs), cl::NDRange(kDWG * static_cast<size_t>(T)),
+            cl::NDRange(kDWG), x, router_w, ids, w, static_cast<cl_int>(H), static_cast<cl_int>(E),
+            static_cast<cl_int>(k), norm, static_cast<cl_float>(routing.routed_scaling_factor),
+            cl::Local(4 * static_cast<size_t>(E)), cl::Local(4 * static_cast<size_t>(k)));
+  moe_decode_experts(rt, x, ex, ids, w, shared, y);
+}
+
+}  // namespace dsocr::ops

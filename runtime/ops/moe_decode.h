@@ -1,0 +1,40 @@
+// The MoE block of DeepSeek-V2 for a few tokens (decode), kernels/moe_decode.cl: router, routing,
+// routed experts and shared experts in three launches (instead of six), reading only the chosen
+// experts' weights.
+#pragma once
+#include "runtime/ops/moe.h"
+
+namespace dsocr::ops {
+
+// The shared experts: one SwiGLU MLP of Is = n_shared_experts * I rows.
+struct MoeShared {
+  Tensor gate_up;  // [2*Is, H]: shared_experts.gate_proj rows, then up_proj rows
+  Tensor down;     // [H, Is]
+};
+
+struct MoeRouting {
+  int top_k = 1;
+  bool norm_topk_prob = false;
+  float routed_scaling_factor = 1.0f;
+};
+
+// y [T,H] = sum_s weights[t,s] * E_{ids[t,s]}(x[t]) + shared(x[t]), x [T,H] f32, where ids and
+// weights are moe_route's of the logits x router_w^T (router_w [E,H]) and shared is added when
+// given. Each output has the arithmetic of the sequence it replaces: linear() of the router
+// (matrix-vector path), moe_route, moe_experts (decode path), the shared MLP by linear() and
+// linear_swiglu() (matrix-vector path), routed + shared (bit for bit on rusticl; PoCL's compiler
+// rounds some storages differently in the two programs, within 1e-6). Each token's row is its
+// one-token result bit for bit. The shared matrices must
+// be in the experts' storage (moe_decode_takes).
+void moe_decode(Runtime& rt, const Tensor& x, const Tensor& router_w, const MoeExperts& ex, const MoeShared* shared,
+                const MoeRouting& routing, Tensor& y);
+
+// Whether moe_decode takes these shared experts: none, or both matrices in the experts' dtype.
+bool moe_decode_takes(const MoeExperts& ex, const MoeShared* shared);
+
+// The expert launches of moe_decode for given ids and weights [T,k] (moe_experts' decode path,
+// inputs checked by the caller); shared as in moe_decode.
+void moe_decode_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, const Tensor& ids, const Tensor& weights,
+                        const MoeShared* shared, Tensor& y);
+
+}  // namespace dsocr::ops
