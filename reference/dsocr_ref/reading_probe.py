@@ -1,7 +1,7 @@
 """Does the demo model learn to read at all? A short diagnostic for issue 14.
 
     python -m dsocr_ref.reading_probe --assets DIR --tokenizer DIR [--words 20] [--steps 600]
-                                      [--batch 32] [--lr 1e-3] [--blank] [--clean] [--device cuda]
+                                      [--batch 32] [--lr 1e-3] [--blank] [--clean] [--ctc W] [--device cuda]
                                       [--out F.jsonl]
 
 The demo model (demo_model.py, fresh weights) is trained as train_ocr trains it (same sequences,
@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from . import synth, train_ocr
+from . import ctc_aux, synth, train_ocr
 
 
 def pick_words(split, n, seed):
@@ -71,6 +71,7 @@ def main(argv=None):
     ap.add_argument("--every", type=int, default=50, help="steps between reports")
     ap.add_argument("--blank", action="store_true", help="the control: the words on blank images")
     ap.add_argument("--clean", action="store_true", help="no augmentation (blur, noise, JPEG...)")
+    ap.add_argument("--ctc", type=float, default=0.0, help="weight of ctc_aux's loss (0: none)")
     ap.add_argument("--seed", type=int, default=20261207)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", default=None, help="also write the reports here (JSON lines)")
@@ -81,11 +82,15 @@ def main(argv=None):
     tok = Tokenizer.from_file(f"{a.tokenizer}/tokenizer.json")
     ids, cfg_dict = train_ocr.demo_setup(tok)
     m, opt = train_ocr.fresh_model(cfg_dict, a.seed, dev, a.lr)
+    head = None
+    if a.ctc > 0:
+        head = ctc_aux.CtcHead(cfg_dict["language_config"]["hidden_size"]).to(dev)
+        opt.add_param_group({"params": list(head.parameters()), "weight_decay": 0.0})
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(f"{a.assets}/words.txt"))
     words = pick_words(split, a.words, a.seed)
     rng = random.Random(a.seed)
-    reports = [{"words": words, "chance": 1.0 / a.words, "blank": a.blank, "clean": a.clean, "batch": a.batch,
-                "lr": a.lr, "device": str(dev)}]
+    reports = [{"words": words, "chance": 1.0 / a.words, "blank": a.blank, "clean": a.clean, "ctc": a.ctc,
+                "batch": a.batch, "lr": a.lr, "device": str(dev)}]
     print(json.dumps(reports[0]), flush=True)
     t0, run, n = time.time(), 0.0, 0
     for step in range(1, a.steps + 1):
@@ -93,7 +98,8 @@ def main(argv=None):
             g["lr"] = a.lr * min(1.0, step / max(1, a.warmup))
         batch = draw(rng, split, words, a.batch, a.blank, a.clean)
         px = train_ocr.normalise(torch.stack([b[0] for b in batch]).to(dev))
-        loss, img_ms = train_ocr.train_step(m, opt, px, [tok.encode(w).ids for _, w in batch], ids, 2.0)
+        ctc = (head, a.ctc, [w for _, w in batch]) if head is not None else None
+        loss, img_ms = train_ocr.train_step(m, opt, px, [tok.encode(w).ids for _, w in batch], ids, 2.0, ctc)
         run, n = run + float(loss.detach()), n + 1
         if step % a.every == 0 or step == a.steps:
             m.eval()

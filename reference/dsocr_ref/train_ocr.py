@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from . import checkpoint, demo_model, eval_cer, synth
+from . import checkpoint, ctc_aux, demo_model, eval_cer, synth
 from . import config as cfgmod
 from . import model as modelmod
 from . import small_tokenizer
@@ -158,8 +158,8 @@ def decoder_logits(m, x):
 
 
 def sequences(m, pixels, targets, ids):
-    """Embeddings [B,T,hidden], labels [B,T] (-100 where no loss) and the image embeddings' mean
-    square (for the scale penalty) for a batch."""
+    """Embeddings [B,T,hidden], labels [B,T] (-100 where no loss) and the image embeddings
+    [B,73,hidden] (the scale penalty and ctc_aux read them) for a batch."""
     dev = pixels.device
     prefix = [ids["bos"]] + [ids["image"]] * N_IMAGE_TOKENS + ids["prompt"]
     rows = [prefix + tg + [ids["eos"]] for tg in targets]
@@ -173,7 +173,7 @@ def sequences(m, pixels, targets, ids):
     x = m.model.embed_tokens.weight[tok]
     img = image_embeds(m, pixels)
     x = torch.cat([x[:, :1], img.to(x.dtype), x[:, 1 + N_IMAGE_TOKENS:]], dim=1)
-    return x, lab, img.float().pow(2).mean()
+    return x, lab, img
 
 
 @torch.no_grad()
@@ -318,17 +318,24 @@ def fresh_model(cfg_dict, seed, dev, lr):
     return m, opt
 
 
-def train_step(m, opt, px, targets, ids, embed_rms_max):
+def train_step(m, opt, px, targets, ids, embed_rms_max, ctc=None):
     """One optimiser step on normalised pixels px [B,3,512,512] (on the model's device) and target
-    id lists: text loss + the image-scale penalty, gradients clipped to norm 1. -> (loss, image
+    id lists: text loss + the image-scale penalty (+ weight * ctc_aux's loss when ctc = (head,
+    weight, texts); the head's parameters in opt), gradients clipped to norm 1. -> (loss, image
     embeddings' mean square), both tensors."""
     with amp(px.device):
-        x, lab, img_ms = sequences(m, px, targets, ids)
+        x, lab, img = sequences(m, px, targets, ids)
         logits = decoder_logits(m, x)
+    img_ms = img.float().pow(2).mean()
     loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), lab.reshape(-1), ignore_index=-100)
+    total = loss + scale_penalty(img_ms, embed_rms_max)
+    if ctc is not None:
+        head, weight, texts = ctc
+        total = total + weight * ctc_aux.ctc_loss(head, img, texts)
     opt.zero_grad(set_to_none=True)
-    (loss + scale_penalty(img_ms, embed_rms_max)).backward()
-    torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+    total.backward()
+    params = [p for g in opt.param_groups for p in g["params"]]
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     return loss, img_ms
 
