@@ -86,7 +86,7 @@ class Stream(torch.utils.data.IterableDataset):
             level = curriculum_level(rng, (self.step + n * self.per_sample) / self.total, self.curriculum)
             img, text = synth.render_sample(rng, level, split.train_fonts, split.train_words)
             n += 1
-            yield bytes_of(img), tok.encode(text).ids
+            yield bytes_of(img), tok.encode(text).ids, text
 
 
 def bytes_of(img):
@@ -106,7 +106,7 @@ def pixels_of(img):
 
 
 def collate(batch):
-    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch], [b[2] for b in batch]
 
 
 def image_embeds(m, pixels):
@@ -224,10 +224,21 @@ def evaluate(m, tok, ids, heldout, dev, max_new=96):
 
 
 # ---------------------------------------------------------------------------- state and export
-def save_state(m, opt, meta, out):
+def named_trained(m, head):
+    """The trained parameters by name: the model's, and ctc_aux's head (if any) as ctc_head.*."""
+    out = list(m.named_parameters())
+    if head is not None:
+        out += [("ctc_head." + n, p) for n, p in head.named_parameters()]
+    return out
+
+
+def save_state(m, opt, meta, out, head=None):
     sd = {k: v.detach().to(torch.bfloat16).cpu().contiguous() for k, v in m.state_dict().items()}
     save_file(sd, os.path.join(out, "state_model.safetensors"))
-    names = {id(p): n for n, p in m.named_parameters()}
+    if head is not None:
+        save_file({k: v.detach().float().cpu().contiguous() for k, v in head.state_dict().items()},
+                  os.path.join(out, "state_ctc_head.safetensors"))
+    names = {id(p): n for n, p in named_trained(m, head)}
     for key, fn in (("exp_avg", "state_m"), ("exp_avg_sq", "state_v")):
         d = {names[id(p)]: s[key].to(torch.bfloat16).cpu().contiguous() for p, s in opt.state.items() if key in s}
         save_file(d, os.path.join(out, fn + ".safetensors"))
@@ -235,14 +246,17 @@ def save_state(m, opt, meta, out):
         json.dump(meta, f, indent=1)
 
 
-def load_state(m, opt, state_dir, dev):
+def load_state(m, opt, state_dir, dev, head=None):
     sd = load_file(os.path.join(state_dir, "state_model.safetensors"))
     m.load_state_dict({k: v.float() for k, v in sd.items()})
+    head_file = os.path.join(state_dir, "state_ctc_head.safetensors")
+    if head is not None and os.path.exists(head_file):  # else the head starts afresh
+        head.load_state_dict({k: v.to(dev) for k, v in load_file(head_file).items()})
     mm = load_file(os.path.join(state_dir, "state_m.safetensors"))
     vv = load_file(os.path.join(state_dir, "state_v.safetensors"))
     with open(os.path.join(state_dir, "meta.json")) as f:
         meta = json.load(f)
-    for n, p in m.named_parameters():
+    for n, p in named_trained(m, head):
         if n in mm:
             opt.state[p] = {"step": torch.tensor(float(meta["step"])), "exp_avg": mm[n].float().to(dev),
                             "exp_avg_sq": vv[n].float().to(dev)}
@@ -277,12 +291,12 @@ def plot(log, path):
     fig.savefig(path, dpi=90)
 
 
-def write_out(m, opt, meta, log, cfg_dict, a, ids, out):
+def write_out(m, opt, meta, log, cfg_dict, a, ids, out, head=None):
     """State, log, checkpoint and curve into out (a fresh folder, renamed into place whole)."""
     tmp = out.rstrip("/") + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    save_state(m, opt, meta, tmp)
+    save_state(m, opt, meta, tmp, head)
     with open(os.path.join(tmp, "log.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in log)
     export(m, cfg_dict, a.tokenizer, ids, os.path.join(tmp, "ckpt"))
@@ -352,6 +366,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=500, help="steps of linear LR warm-up")
     ap.add_argument("--embed-rms-max", type=float, default=2.0,
                     help="training only: a penalty keeps the image embeddings' RMS at most this (0: off)")
+    ap.add_argument("--ctc", type=float, default=0.0,
+                    help="training only: weight of ctc_aux's loss from the image embeddings (0: off)")
     ap.add_argument("--total-steps", type=int, default=0,
                     help="length of the LR schedule and curriculum over all calls; 0: a fresh run measures its "
                          "step rate over its first --probe-steps and plans what --minutes holds, a resumed run "
@@ -375,10 +391,14 @@ def main(argv=None):
     tok = Tokenizer.from_file(os.path.join(a.tokenizer, "tokenizer.json"))
     ids, cfg_dict = demo_setup(tok)
     m, opt = fresh_model(cfg_dict, a.seed, dev, a.lr)
+    head = None
+    if a.ctc > 0:
+        head = ctc_aux.CtcHead(cfg_dict["language_config"]["hidden_size"]).to(dev)
+        opt.add_param_group({"params": list(head.parameters()), "weight_decay": 0.0})
     meta = {"step": 0, "calls": 0, "seed": a.seed, "generator_version": synth.GENERATOR_VERSION}
     log = []
     if a.state and os.path.exists(os.path.join(a.state, "meta.json")):
-        meta = load_state(m, opt, a.state, dev)
+        meta = load_state(m, opt, a.state, dev, head)
         with open(os.path.join(a.state, "log.jsonl")) as f:
             log = [json.loads(line) for line in f if line.strip()]
     if a.total_steps:
@@ -387,6 +407,7 @@ def main(argv=None):
     if len(curriculum) != 4 or list(curriculum) != sorted(curriculum):
         raise SystemExit(f"--curriculum: four increasing shares, got {curriculum}")
     meta.update(batch=a.batch, lr=a.lr, warmup=a.warmup, embed_rms_max=a.embed_rms_max, curriculum=list(curriculum),
+                ctc=a.ctc,
                 n_params=sum(p.numel() for p in m.parameters()))
     planned = "total_steps" in meta
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(os.path.join(a.assets, "words.txt")))
@@ -400,12 +421,12 @@ def main(argv=None):
                         meta.get("total_steps", 10**9), a.workers, a.batch, curriculum)
         dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate,
                                          pin_memory=dev.type == "cuda", **extra)
-        for px, targets in dl:
+        for px, targets, texts in dl:
             step = meta["step"]
             for g in opt.param_groups:
                 g["lr"] = schedule(step, meta.get("total_steps", 10**9), a.warmup, a.lr)
             loss, img_ms = train_step(m, opt, normalise(px.to(dev, non_blocking=True)), targets, ids,
-                                      a.embed_rms_max)
+                                      a.embed_rms_max, (head, a.ctc, texts) if head is not None else None)
             meta["step"] += 1
             run_loss += float(loss)
             n_loss += 1
@@ -434,12 +455,12 @@ def main(argv=None):
                 stop = True
                 break
             if a.save_every and time.time() - t_saved > a.save_every * 60:
-                write_out(m, opt, meta, log, cfg_dict, a, ids, a.out)
+                write_out(m, opt, meta, log, cfg_dict, a, ids, a.out, head)
                 t_saved = time.time()
         else:
             stop = True
     meta["calls"] += 1
-    write_out(m, opt, meta, log, cfg_dict, a, ids, a.out)
+    write_out(m, opt, meta, log, cfg_dict, a, ids, a.out, head)
     print(f"done: step {meta['step']}, {time.time() - t_start:.0f} s", flush=True)
 
 

@@ -23,10 +23,10 @@ def setup_dirs(tmp_path_factory):
     return root, assets
 
 
-def run(root, assets, state, out, steps):
+def run(root, assets, state, out, steps, extra=()):
     train_ocr.main(["--assets", str(assets), "--tokenizer", str(root / "tok"), "--state", state, "--out", str(out),
                     "--batch", "2", "--workers", "0", "--eval-n", "2", "--max-steps", str(steps), "--device", "cpu",
-                    "--eval-every", "1000000", "--eval-max-new", "4"])
+                    "--eval-every", "1000000", "--eval-max-new", "4", *extra])
 
 
 def test_train_resume_export(setup_dirs):
@@ -56,6 +56,24 @@ def test_train_resume_export(setup_dirs):
     st = load_file(str(root / "b" / "state_model.safetensors"))
     k = "model.layers.1.mlp.gate.weight"
     assert torch.equal(sd[k], st[k])
+
+
+def test_ctc_head_is_saved_and_resumed(setup_dirs):
+    """--ctc: the auxiliary head's weights and moments travel with the state, outside the model's
+    checkpoint; a resumed run starts from them."""
+    from safetensors.torch import load_file
+    root, assets = setup_dirs
+    run(root, assets, "", root / "c", 2, ["--ctc", "0.5"])
+    head = load_file(str(root / "c" / "state_ctc_head.safetensors"))
+    assert set(head) == {"proj.weight", "proj.bias"}
+    assert any(k.startswith("ctc_head.") for k in load_file(str(root / "c" / "state_m.safetensors")))
+    assert json.load(open(root / "c" / "meta.json"))["ctc"] == 0.5
+    assert not any("ctc" in k for k in checkpoint.read_state_dict(str(root / "c" / "ckpt")))
+    run(root, assets, str(root / "c"), root / "d", 1, ["--ctc", "0.5"])
+    assert json.load(open(root / "d" / "meta.json"))["step"] == 3
+    after = load_file(str(root / "d" / "state_ctc_head.safetensors"))
+    step = (after["proj.weight"] - head["proj.weight"]).abs().max()
+    assert 0 < step < 1e-3  # one warm-up step on from the saved head (a fresh head differs by ~0.1)
 
 
 def test_cer():
