@@ -12,7 +12,8 @@
 //     32-byte load of w per piece, two float4 loads of x per row);
 //   quantised weights, K % 32 == 0: the 32-element blocks b = l, l + LANES, ... (weights.cl);
 //   otherwise: the elements k = l, l + LANES, ...
-// then a tree over the group's LANES lanes in local memory (all 8 rows in each step). A row's
+// then a tree over the group's LANES lanes in local memory (reduce.cl LANE_TREE, all 8 rows in each
+// step). A row's
 // arithmetic depends only on K and the weight storage, never on the row count or the row's place
 // in the chunk: a batch of rows gives each row its single-row result bit for bit.
 // X_SWIGLU (defined): the input row is the SwiGLU product of a fused gate|up row, x [R, 2K]:
@@ -27,6 +28,7 @@
 #define LANES 32
 #endif
 #define FEATS (WG / LANES)
+#include "reduce.cl"
 #include "weights.cl"
 
 #ifdef X_SWIGLU
@@ -110,11 +112,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_f32(__global 
       }
     }
     scratch[l] = acc;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = LANES / 2; h > 0; h >>= 1) {
-      if (lane < h) scratch[l] += scratch[l + h];
-      barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    LANE_TREE(scratch, l, lane)
     if (live && lane == 0) {
       const float8 t = scratch[l];
       GEMV_ROWS(GEMV_STORE)

@@ -34,14 +34,16 @@
 //
 // llvmpipe (gallivm's loop limiter stops a work-item after 65535 loop iterations in all): the GEMMs
 // run H/BK (or I/BK) outer iterations of BK inner ones (H = 1280: ~1.4k); the grouping kernels at
-// most 256 + E per work-item, the scan NB*ceil(E/256) + E + tiles (the host keeps NE within bounds). No private arrays: register tiles are named float4s.
+// most 256 + E per work-item, the scan NB*ceil(E/256) + E + tiles (the host keeps NE within
+// bounds). No private arrays: register tiles are named float4s.
 //
 // Weights: gate_up and down are f32, or (both alike) 16-bit or group-quantised storage widened to
 // fp32 as they are loaded, in every kernel that reads them (moe_gate_up_f32, moe_down_f32,
 // and moe_decode.cl's): f16, bf16, q8 or q4 (kernels/weights.cl). Core OpenCL, no extension.
 //
 // Tunables: WG (router work-group size, power of two, default 64); WEIGHT_* (defined: weight
-// storage, see above). BM (32), BK (16) and the 16x16 GEMM work-group are fixed: the host's grid arithmetic depends on them.
+// storage, see above). BM (32), BK (16) and the 16x16 GEMM work-group are fixed: the host's grid
+// arithmetic depends on them.
 #ifndef WG
 #define WG 64
 #endif

@@ -17,11 +17,12 @@
 // f owns output o = group * DFEATS + f and its lane l accumulates (row_dot) the 8-element pieces
 // l, l + LANES, ... of the row (16-bit and f32 weights, row length % 8 == 0: one vector load
 // each), the 32-element blocks l, l + LANES, ... (quantised), or else the elements l, l + LANES,
-// ...; then a tree over the LANES lanes in local memory. This is linear.cl's gemv_f32 arithmetic
-// with the same LANES (a router logit or a shared-expert output is linear()'s in decode, up to how
-// a compiler rounds each program), and an output never depends on the number of tokens. The entry (token) is the grid's
-// first dimension, the fastest-varying in dispatch order: all entries' work on weight row j (n)
-// runs at about the same time, so an expert that several tokens chose is read once into the cache.
+// ...; then a tree over the LANES lanes in local memory (reduce.cl LANE_TREE). This is linear.cl's
+// gemv_f32 arithmetic with the same LANES (a router logit or a shared-expert output is linear()'s
+// in decode, up to how a compiler rounds each program), and an output never depends on the number
+// of tokens. The entry (token) is the grid's first dimension, the fastest-varying in dispatch
+// order: all entries' work on weight row j (n) runs at about the same time, so an expert that
+// several tokens chose is read once into the cache.
 //
 // Weights: every matrix of one program has the storage named by WEIGHT_* (weights.cl): the router
 // kernel is built with the router's, the expert kernels with the experts' (the shared experts must
@@ -70,15 +71,6 @@ inline float row_dot(__global const wtype* w, size_t wo, __global const float* v
   for (int c = lane; c < n; c += LANES) acc += LOADW(w, wo + c) * v[c];
   return acc;
 }
-
-// The tree over each lane group of `scratch` (T: float, float2 or float8), in place: lane 0 of a
-// group ends with its sum. Every work-item must call it.
-#define LANE_TREE(scratch, l, lane)                          \
-  barrier(CLK_LOCAL_MEM_FENCE);                              \
-  for (int h_ = LANES / 2; h_ > 0; h_ >>= 1) {               \
-    if ((lane) < h_) scratch[(l)] += scratch[(l) + h_];      \
-    barrier(CLK_LOCAL_MEM_FENCE);                            \
-  }
 
 // x [T,H], w [E,H] -> ids, weights [T,k]. Grid (DWG*T). p: local E floats; sel: local k floats.
 __kernel __attribute__((reqd_work_group_size(DWG, 1, 1))) void moe_route_x_f32(

@@ -33,4 +33,15 @@ inline float wg_reduce_max(float v, __local float* scratch) {
   barrier(CLK_LOCAL_MEM_FENCE);
   return r;
 }
+
+// LANE_TREE(scratch, l, lane): sums each lane group of LANES consecutive work-items (LANES a power
+// of two, defined by the includer) in local `scratch` (float, float2, float8...: one element per
+// work-item, written before), in place: lane 0 of a group ends with its group's sum. Every
+// work-item must reach it (it holds barriers); scratch may be rewritten after one more barrier.
+#define LANE_TREE(scratch, l, lane)                     \
+  barrier(CLK_LOCAL_MEM_FENCE);                         \
+  for (int h_ = LANES / 2; h_ > 0; h_ >>= 1) {          \
+    if ((lane) < h_) scratch[(l)] += scratch[(l) + h_]; \
+    barrier(CLK_LOCAL_MEM_FENCE);                       \
+  }
 #endif  // REDUCE_CL

@@ -19,21 +19,21 @@
 typedef half wtype;
 #define LOADW(p, i) vload_half((i), (p))
 #define WIDE8
-#define LOADW8(p, i, a, b)                  \
-  {                                         \
+#define LOADW8(p, i, a, b)                    \
+  {                                           \
     float8 w8_ = vloada_half8((i) >> 3, (p)); \
-    a = w8_.lo;                             \
-    b = w8_.hi;                             \
+    a = w8_.lo;                               \
+    b = w8_.hi;                               \
   }
 #elif defined(WEIGHT_BF16)
 typedef ushort wtype;
 #define LOADW(p, i) as_float((uint)(p)[(i)] << 16)
 #define WIDE8
-#define LOADW8(p, i, a, b)                                           \
-  {                                                                  \
+#define LOADW8(p, i, a, b)                                                     \
+  {                                                                            \
     uint8 w8_ = convert_uint8(((__global const ushort8*)(p))[(i) >> 3]) << 16; \
-    a = as_float4(w8_.lo);                                           \
-    b = as_float4(w8_.hi);                                           \
+    a = as_float4(w8_.lo);                                                     \
+    b = as_float4(w8_.hi);                                                     \
   }
 #elif defined(WEIGHT_Q8) || defined(WEIGHT_Q4)
 typedef uchar wtype;
@@ -78,9 +78,9 @@ inline void q_block(__global const uchar* p, size_t blk, float* q, float* s, flo
 typedef float wtype;
 #define LOADW(p, i) ((p)[(i)])
 #define WIDE8
-#define LOADW8(p, i, a, b)                                 \
-  {                                                        \
-    a = ((__global const float4*)(p))[(i) >> 2];           \
-    b = ((__global const float4*)(p))[((i) >> 2) + 1];     \
+#define LOADW8(p, i, a, b)                             \
+  {                                                    \
+    a = ((__global const float4*)(p))[(i) >> 2];       \
+    b = ((__global const float4*)(p))[((i) >> 2) + 1]; \
   }
 #endif

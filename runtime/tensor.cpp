@@ -59,6 +59,10 @@ int64_t shape_numel(const Shape& s) {
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
 
+std::string tensor_str(const Tensor& t) {
+  return t.defined() ? fmt::format("{} {}", shape_str(t.shape), dtype_name(t.dtype)) : "undefined";
+}
+
 Buffer::Buffer(cl::Buffer mem, size_t bytes, std::shared_ptr<MemoryStats> stats)
     : mem_(std::move(mem)), bytes_(bytes), held_(bytes), stats_(std::move(stats)) {
   stats_->current += held_;

@@ -100,4 +100,7 @@ struct Tensor {
 // The same buffer seen with another shape of as many elements (throws Error otherwise).
 Tensor reshaped(const Tensor& t, const Shape& shape);
 
+// "[2,3,4] f32", or "undefined": a tensor as error messages name it.
+std::string tensor_str(const Tensor& t);
+
 }  // namespace dsocr

@@ -21,10 +21,8 @@ constexpr int64_t kDownBN = 128;   // columns of H per moe_down_f32 work-group
 // the scan runs about NE/256 + NE/32 + E of them) and keeps every index within 32 bits.
 constexpr int64_t kMaxEntries = 1 << 20;
 
-std::string dims(const Tensor& t) { return fmt::format("{} {}", shape_str(t.shape), dtype_name(t.dtype)); }
-
 void expect(bool ok, const char* op, const char* name, const Tensor& t, const std::string& want) {
-  if (!ok) throw Error(fmt::format("{}: {} is {}, expected {}", op, name, t.defined() ? dims(t) : "undefined", want));
+  if (!ok) throw Error(fmt::format("{}: {} is {}, expected {}", op, name, tensor_str(t), want));
 }
 
 }  // namespace

@@ -15,10 +15,6 @@ constexpr size_t kDWG = 128;   // DWG: work-group size
 constexpr size_t kLanes = 32;  // LANES: work-items per output
 constexpr size_t kFeats = kDWG / kLanes;
 
-std::string dims(const Tensor& t) {
-  return t.defined() ? fmt::format("{} {}", shape_str(t.shape), dtype_name(t.dtype)) : "undefined";
-}
-
 }  // namespace
 
 bool moe_decode_takes(const MoeExperts& ex, const MoeShared* shared) {
@@ -55,16 +51,16 @@ void moe_decode(Runtime& rt, const Tensor& x, const Tensor& router_w, const MoeE
   const DType rt_dt = router_w.dtype;
   if (!router_w.defined() || router_w.shape != Shape{E, H} || !is_weight_dtype(rt_dt) ||
       (dtype_is_quantized(rt_dt) && H % 32 != 0))
-    throw Error(
-        fmt::format("{}: router weight is {}, expected [{},{}] f32, f16, bf16, q8 or q4", op, dims(router_w), E, H));
+    throw Error(fmt::format("{}: router weight is {}, expected [{},{}] f32, f16, bf16, q8 or q4", op,
+                            tensor_str(router_w), E, H));
   if (shared) {
     const int64_t Is = shared->down.defined() ? shared->down.dim(-1) : 0;
     if (Is < 1 || shared->down.shape != Shape{H, Is} || shared->gate_up.shape != Shape{2 * Is, H})
       throw Error(fmt::format("{}: shared experts gate_up {} and down {} must be [2*Is,{}] and [{},Is]", op,
-                              dims(shared->gate_up), dims(shared->down), H, H));
+                              tensor_str(shared->gate_up), tensor_str(shared->down), H, H));
     if (!moe_decode_takes(ex, shared))
       throw Error(fmt::format("{}: shared experts ({}, {}) must be stored as the routed experts ({})", op,
-                              dims(shared->gate_up), dims(shared->down), dtype_name(ex.gate_up.dtype)));
+                              tensor_str(shared->gate_up), tensor_str(shared->down), dtype_name(ex.gate_up.dtype)));
   }
   if (k < 1 || k > E) throw Error(fmt::format("{}: top_k = {} must be in [1, E = {}]", op, k, E));
   const size_t local = 4 * (static_cast<size_t>(E) + k + kDWG) + 64;
