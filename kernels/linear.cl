@@ -7,7 +7,7 @@
 // is read once, coalesced, for all R rows together.
 // Index mapping: a work-group of WG work-items computes FEATS = WG / LANES output features; lane
 // group f (work-items f*LANES .. f*LANES + LANES-1) owns feature o = group * FEATS + f. Lane l of
-// it accumulates, for up to 8 rows at once (the float8 acc, component r = row r of the chunk):
+// it accumulates, for up to 8 rows at once (acc: float8, component r = row r of the chunk; ROWS1: float):
 //   K % 8 == 0 and 16-bit or f32 weights: the 8-element pieces c = l, l + LANES, ... (one 16- or
 //     32-byte load of w per piece, two float4 loads of x per row);
 //   quantised weights, K % 32 == 0: the 32-element blocks b = l, l + LANES, ... (weights.cl);
@@ -47,10 +47,23 @@ inline float4 swiglu_in4(__global const float* x, int K, int r, int k) {
 #define LOADX4(r, k) vload4(0, x + (size_t)(r) * K + (k))
 #endif
 
-// Row r of the chunk (component sr of acc), when the chunk has it (R > r: uniform).
+// Row r of the chunk (component sr of acc), when the chunk has it (R > r: uniform). ROWS1
+// (defined: the host passes Rall == 1) keeps one row: acc and the tree are scalar, the same
+// additions in the same order as component 0 of the 8-row program, with an eighth of its
+// registers and local traffic.
+#ifdef ROWS1
+#define GEMV_ROWS(M) M(0, s0)
+#define ACC(sr) acc
+#define TSUM(sr) t
+typedef float acc_t;
+#else
 #define GEMV_ROWS(M) M(0, s0) M(1, s1) M(2, s2) M(3, s3) M(4, s4) M(5, s5) M(6, s6) M(7, s7)
+#define ACC(sr) acc.sr
+#define TSUM(sr) t.sr
+typedef float8 acc_t;
+#endif
 #define GEMV_PIECE(r, sr) \
-  if (R > r) acc.sr += dot(wa, LOADX4(r, k0)) + dot(wb, LOADX4(r, k0 + 4));
+  if (R > r) ACC(sr) += dot(wa, LOADX4(r, k0)) + dot(wb, LOADX4(r, k0 + 4));
 #define GEMV_QBLOCK(r, sr)                    \
   if (R > r) {                                \
     float dq = 0.0f, sx = 0.0f;               \
@@ -59,18 +72,18 @@ inline float4 swiglu_in4(__global const float* x, int K, int r, int k) {
       dq += q[j] * xv;                        \
       sx += xv;                               \
     }                                         \
-    acc.sr += s * dq + b * sx;                \
+    ACC(sr) += s * dq + b * sx;               \
   }
 #define GEMV_ELEM(r, sr) \
-  if (R > r) acc.sr += wv * LOADX(r, k);
+  if (R > r) ACC(sr) += wv * LOADX(r, k);
 #define GEMV_STORE(r, sr) \
-  if (R > r) y[(size_t)r * N + o] = t.sr;
+  if (R > r) y[(size_t)r * N + o] = TSUM(sr);
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_f32(__global const float* xall,
                                                                        __global const wtype* w,
                                                                        __global float* yall, int Rall, int K,
                                                                        int N) {
-  __local float8 scratch[WG];
+  __local acc_t scratch[WG];
   const int l = get_local_id(0), lane = l % LANES;
   const int o = get_group_id(0) * FEATS + l / LANES;
   const bool live = o < N;  // uniform over a lane group; every work-item reaches every barrier
@@ -84,7 +97,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_f32(__global 
     __global const float* x = xall + (size_t)r0 * xrow;
     __global float* y = yall + (size_t)r0 * N;
     const int R = min(8, Rall - r0);
-    float8 acc = 0.0f;
+    acc_t acc = 0.0f;
     if (live) {
 #ifdef QBLOCK
       if ((K & 31) == 0) {  // rows of whole blocks: block by block, one load each
@@ -114,7 +127,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_f32(__global 
     scratch[l] = acc;
     LANE_TREE(scratch, l, lane)
     if (live && lane == 0) {
-      const float8 t = scratch[l];
+      const acc_t t = scratch[l];
       GEMV_ROWS(GEMV_STORE)
     }
     barrier(CLK_LOCAL_MEM_FENCE);  // scratch is rewritten by the next chunk

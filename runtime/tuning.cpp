@@ -27,6 +27,8 @@ bool tiles_ok(const Tuning::SdpaTiles& t) {
 }
 
 // Parses "a,b" as sscanf("%d,%d") did (trailing text ignored).
+bool lanes_ok(int n) { return n == 8 || n == 16 || n == 32 || n == 64 || n == 128; }
+
 bool two_ints(const char* s, int& a, int& b) { return std::sscanf(s, "%d,%d", &a, &b) == 2; }
 
 std::string on_off(bool b) { return b ? "on" : "off"; }
@@ -66,6 +68,12 @@ Tuning Tuning::from_env() {
     t.ln2d_px = std::clamp(std::atoi(e), 1, 256);
     t.from_environment.insert("DSOCR_LN2D_PX");
   }
+  if (const char* e = env("DSOCR_GEMV_LANES")) {
+    const int n = std::atoi(e);
+    if (!lanes_ok(n)) throw Error(fmt::format("DSOCR_GEMV_LANES='{}': expected 8, 16, 32, 64 or 128", e));
+    t.gemv_lanes = n;
+    t.from_environment.insert("DSOCR_GEMV_LANES");
+  }
   return t;
 }
 
@@ -76,6 +84,8 @@ void Tuning::check() const {
   if (sdpa_tiles && !tiles_ok(*sdpa_tiles))
     throw Error(fmt::format("tuning: sdpa_tiles {},{}: expected 1 <= rq, rk <= 16", sdpa_tiles->rq, sdpa_tiles->rk));
   if (norm_nv < 1 || norm_nv > 8) throw Error(fmt::format("tuning: norm_nv {}: expected 1 to 8", norm_nv));
+  if (gemv_lanes && !lanes_ok(*gemv_lanes))
+    throw Error(fmt::format("tuning: gemv_lanes {}: expected 8, 16, 32, 64 or 128", *gemv_lanes));
   if (ln2d_px < 1 || ln2d_px > 256) throw Error(fmt::format("tuning: ln2d_px {}: expected 1 to 256", ln2d_px));
 }
 
@@ -87,6 +97,7 @@ nlohmann::ordered_json Tuning::to_json() const {
   j["sdpa_tiles"] = sdpa_tiles ? J{{"rq", sdpa_tiles->rq}, {"rk", sdpa_tiles->rk}} : J("auto");
   j["norm_nv"] = norm_nv;
   j["ln2d_px"] = ln2d_px;
+  j["gemv_lanes"] = gemv_lanes ? J(*gemv_lanes) : J("auto");
   j["pool"] = pool;
   j["gemm_tuning"] = gemm_tuning;
   j["from_environment"] = J::array();
@@ -107,6 +118,8 @@ std::string Tuning::describe(const std::string& indent) const {
        "flash attention query rows, keys per work-item (auto: 4,4 for D <= 64, else 2,2)");
   line("norm_nv", std::to_string(norm_nv), "DSOCR_NORM_NV", "vecs per work-item of the row norms");
   line("ln2d_px", std::to_string(ln2d_px), "DSOCR_LN2D_PX", "pixels per work-group of LayerNorm2d");
+  line("gemv_lanes", gemv_lanes ? std::to_string(*gemv_lanes) : "auto", "DSOCR_GEMV_LANES",
+       "work-items per output of the matrix-vector and MoE decode kernels (auto: by device type)");
   line("pool", on_off(pool), "DSOCR_POOL", "reuse of freed device buffers");
   line("gemm_tuning", on_off(gemm_tuning), "DSOCR_GEMM_TUNING", "apply the stored CLBlast tuning (dsocr tune)");
   return s;
@@ -114,7 +127,7 @@ std::string Tuning::describe(const std::string& indent) const {
 
 bool Tuning::operator==(const Tuning& o) const {
   return gemv == o.gemv && sdpa_decode == o.sdpa_decode && sdpa_tiles == o.sdpa_tiles && norm_nv == o.norm_nv &&
-         ln2d_px == o.ln2d_px && pool == o.pool && gemm_tuning == o.gemm_tuning;
+         ln2d_px == o.ln2d_px && gemv_lanes == o.gemv_lanes && pool == o.pool && gemm_tuning == o.gemm_tuning;
 }
 
 }  // namespace dsocr

@@ -29,8 +29,11 @@ struct Tuning {
   // DSOCR_SDPA_TILES=rq,rk; unset: chosen by head dim (4,4 for D <= 64, 2,2 above), both halved
   // while the device's local memory is too small either way.
   std::optional<SdpaTiles> sdpa_tiles;
-  int norm_nv = 4;          // DSOCR_NORM_NV: vecs per work-item of the row norms, 1..8
-  int ln2d_px = 16;         // DSOCR_LN2D_PX: pixels per work-group of LayerNorm2d, 1..256 (rounded down to 2^n)
+  int norm_nv = 4;   // DSOCR_NORM_NV: vecs per work-item of the row norms, 1..8
+  int ln2d_px = 16;  // DSOCR_LN2D_PX: pixels per work-group of LayerNorm2d, 1..256 (rounded down to 2^n)
+  // DSOCR_GEMV_LANES: work-items per output of the matrix-vector and MoE decode kernels (8, 16,
+  // 32, 64 or 128); unset: chosen by device type (gemv_lanes()).
+  std::optional<int> gemv_lanes;
   bool pool = true;         // DSOCR_POOL=0: no reuse of freed device buffers
   bool gemm_tuning = true;  // DSOCR_GEMM_TUNING=0: the stored CLBlast tuning is not applied
 
@@ -39,7 +42,7 @@ struct Tuning {
 
   // The defaults with every variable set (non-empty) in the environment applied. Throws Error
   // naming the variable and what it expects for a value it does not accept (DSOCR_SDPA_DECODE,
-  // DSOCR_SDPA_TILES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their ranges; DSOCR_GEMV,
+  // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their ranges; DSOCR_GEMV,
   // DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on for anything else.
   static Tuning from_env();
 
@@ -49,9 +52,13 @@ struct Tuning {
 
   // The decode tiles in force (sdpa_decode, or the default).
   SdpaDecode decode() const { return sdpa_decode.value_or(SdpaDecode{}); }
+  // The lanes per output in force: gemv_lanes, or the default for a device (gpu: whether it is a
+  // GPU; the value for each type was measured, docs/targets.md).
+  int lanes_for(bool gpu) const { return gemv_lanes.value_or(gpu ? kGpuGemvLanes : 32); }
+  static constexpr int kGpuGemvLanes = 32;
 
   // {"gemv": true, "sdpa_decode": "auto" | {"bk", "min_keys"}, "sdpa_tiles": "auto" | {"rq", "rk"},
-  //  "norm_nv", "ln2d_px", "pool", "gemm_tuning", "from_environment": [variable names]}.
+  //  "norm_nv", "ln2d_px", "gemv_lanes": "auto" | n, "pool", "gemm_tuning", "from_environment": [variable names]}.
   nlohmann::ordered_json to_json() const;
   // One line per field: name, value, and where it came from ("default" or the variable), e.g.
   // "sdpa_tiles    2,2    DSOCR_SDPA_TILES". Each line starts with `indent`.

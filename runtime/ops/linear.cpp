@@ -13,7 +13,7 @@ namespace dsocr {
 namespace {
 
 constexpr int64_t kGemvMaxRows = 4;
-constexpr size_t kGemvWG = 128, kGemvLanes = 32;  // kernels/linear.cl: WG work-items, LANES per output
+constexpr size_t kGemvWG = 128;  // kernels/linear.cl: WG work-items; LANES per output: Tuning::lanes_for
 // Tuning::gemv off (DSOCR_GEMV=0) sends every linear() through CLBlast (benchmark comparisons).
 bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 
@@ -21,11 +21,13 @@ bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 // SwiGLU product of x [rows, 2*in] (gate | up).
 void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
           bool swiglu) {
-  Defines d{{"WG", std::to_string(kGemvWG)}, {"LANES", std::to_string(kGemvLanes)}};
+  const size_t lanes = static_cast<size_t>(rt.tuning().lanes_for(rt.device().is_gpu));
+  Defines d{{"WG", std::to_string(kGemvWG)}, {"LANES", std::to_string(lanes)}};
   ops::add_weight_define(d, w.dtype);
   if (swiglu) d["X_SWIGLU"] = "1";
+  if (rows == 1) d["ROWS1"] = "1";  // the same arithmetic as row 0 of the 8-row program
   auto& k = rt.kernel("linear.cl", "gemv_f32", d);
-  const size_t feats = kGemvWG / kGemvLanes, groups = (static_cast<size_t>(out) + feats - 1) / feats;
+  const size_t feats = kGemvWG / lanes, groups = (static_cast<size_t>(out) + feats - 1) / feats;
   rt.launch(k, cl::NDRange(groups * kGemvWG), cl::NDRange(kGemvWG), x, w, y, static_cast<cl_int>(rows),
             static_cast<cl_int>(in), static_cast<cl_int>(out));
 }
@@ -36,8 +38,7 @@ void gemm_quantized(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, in
   ops::add_weight_define(d, w.dtype);
   auto& k = rt.kernel("linear.cl", "linear_gemm_f32", d);
   rt.launch(k, cl::NDRange(round_up(static_cast<size_t>(out), 64) / 4, round_up(static_cast<size_t>(rows), 64) / 4),
-            cl::NDRange(16, 16), x, w, y, static_cast<cl_int>(rows), static_cast<cl_int>(in),
-            static_cast<cl_int>(out));
+            cl::NDRange(16, 16), x, w, y, static_cast<cl_int>(rows), static_cast<cl_int>(in), static_cast<cl_int>(out));
 }
 
 void check_weight(const char* op, const Tensor& w) {
@@ -45,8 +46,8 @@ void check_weight(const char* op, const Tensor& w) {
     throw Error(fmt::format("{}: weight {} is {}, expected f32, f16, bf16, q8 or q4", op, shape_str(w.shape),
                             dtype_name(w.dtype)));
   if (dtype_is_quantized(w.dtype) && w.dim(1) % 32 != 0)
-    throw Error(fmt::format("{}: quantised weight {} needs an input size that is a multiple of 32", op,
-                            shape_str(w.shape)));
+    throw Error(
+        fmt::format("{}: quantised weight {} needs an input size that is a multiple of 32", op, shape_str(w.shape)));
 }
 
 }  // namespace
@@ -65,7 +66,8 @@ void linear(Runtime& rt, const Tensor& x, const Tensor& w, const Tensor* bias, T
     throw Error(fmt::format("linear: x ({}) and y ({}) must be f32", dtype_name(x.dtype), dtype_name(y.dtype)));
   int64_t out = w.dim(0), in = w.dim(1);
   if (x.rank() < 1 || x.dim(-1) != in)
-    throw Error(fmt::format("linear: x {} does not end in in={} of weight {}", shape_str(x.shape), in, shape_str(w.shape)));
+    throw Error(
+        fmt::format("linear: x {} does not end in in={} of weight {}", shape_str(x.shape), in, shape_str(w.shape)));
   int64_t rows = x.numel() / in;
   if (y.numel() != rows * out || y.dim(-1) != out)
     throw Error(fmt::format("linear: y {} must be [..., {}] with {} rows", shape_str(y.shape), out, rows));

@@ -10,10 +10,15 @@
 namespace dsocr::ops {
 namespace {
 
-// Constants of kernels/moe_decode.cl (its defaults; the grids below depend on them).
-constexpr size_t kDWG = 128;   // DWG: work-group size
-constexpr size_t kLanes = 32;  // LANES: work-items per output
-constexpr size_t kFeats = kDWG / kLanes;
+// kernels/moe_decode.cl's work-group size DWG (its default); LANES, the work-items per output, is
+// linear()'s (Tuning::lanes_for), so that a router logit is the matrix-vector kernel's.
+constexpr size_t kDWG = 128;
+
+Defines lane_defines(const Runtime& rt, size_t& feats) {
+  const int lanes = rt.tuning().lanes_for(rt.device().is_gpu);
+  feats = kDWG / static_cast<size_t>(lanes);
+  return Defines{{"LANES", std::to_string(lanes)}};
+}
 
 }  // namespace
 
@@ -26,7 +31,8 @@ void moe_decode_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, cons
   const int64_t T = x.dim(0), K = ids.dim(1), NE = T * K, I = ex.I, H = ex.H;
   const int64_t Is = shared ? shared->down.dim(1) : 0;
   if (T == 0) return;
-  Defines defs;
+  size_t feats = 0;
+  Defines defs = lane_defines(rt, feats);
   add_weight_define(defs, ex.gate_up.dtype);
   Tensor h = rt.empty({NE, I}, DType::f32, "moe hidden");
   Tensor hs = shared ? rt.empty({T, Is}, DType::f32, "moe shared hidden") : h;  // unused without shared
@@ -36,10 +42,10 @@ void moe_decode_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, cons
                cE = static_cast<cl_int>(ex.E), cT = static_cast<cl_int>(T), cIs = static_cast<cl_int>(Is);
   const size_t entries = static_cast<size_t>(NE + (Is > 0 ? T : 0));
   rt.launch(rt.kernel("moe_decode.cl", "moe_decode_gate_up_f32", defs),
-            cl::NDRange(kDWG * entries, ceil_div(static_cast<size_t>(std::max(I, Is)), kFeats)), cl::NDRange(kDWG, 1),
-            x, ids, ex.gate_up, h, cH, cI, cK, cE, cT, ws, hs, cIs);
+            cl::NDRange(kDWG * entries, ceil_div(static_cast<size_t>(std::max(I, Is)), feats)), cl::NDRange(kDWG, 1), x,
+            ids, ex.gate_up, h, cH, cI, cK, cE, cT, ws, hs, cIs);
   rt.launch(rt.kernel("moe_decode.cl", "moe_decode_down_f32", defs),
-            cl::NDRange(kDWG * static_cast<size_t>(T), ceil_div(static_cast<size_t>(H), kFeats)), cl::NDRange(kDWG, 1),
+            cl::NDRange(kDWG * static_cast<size_t>(T), ceil_div(static_cast<size_t>(H), feats)), cl::NDRange(kDWG, 1),
             h, ids, weights, ex.down, y, cI, cH, cK, cE, hs, wsd, cIs);
 }
 
@@ -69,7 +75,8 @@ void moe_decode(Runtime& rt, const Tensor& x, const Tensor& router_w, const MoeE
                                      rt.device().local_mem));
   if (T == 0) return;
   Tensor ids = rt.empty({T, k}, DType::i32, "moe topk ids"), w = rt.empty({T, k}, DType::f32, "moe topk weights");
-  Defines defs;
+  size_t feats = 0;
+  Defines defs = lane_defines(rt, feats);
   add_weight_define(defs, rt_dt);
   const cl_int norm = routing.norm_topk_prob && k > 1 ? 1 : 0;
   rt.launch(rt.kernel("moe_decode.cl", "moe_route_x_f32", defs), cl::NDRange(kDWG * static_cast<size_t>(T)),

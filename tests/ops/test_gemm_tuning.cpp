@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "runtime/gemm.h"
 #include "runtime/gemm_tuning.h"
 #include "runtime/ops/linear.h"
+#include "runtime/ops/moe_decode.h"
 #include "runtime/tuning.h"
 
 using namespace dsocr;
@@ -136,7 +138,7 @@ TEST(gemm_tuning, bad_files_are_ignored) {
 namespace {
 
 const char* const kTuningVars[] = {"DSOCR_GEMV",    "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES", "DSOCR_NORM_NV",
-                                   "DSOCR_LN2D_PX", "DSOCR_POOL",        "DSOCR_GEMM_TUNING"};
+                                   "DSOCR_LN2D_PX", "DSOCR_GEMV_LANES",  "DSOCR_POOL",       "DSOCR_GEMM_TUNING"};
 
 // Every tuning variable unset for the test's duration; the values before are put back after.
 struct CleanTuningEnv {
@@ -181,7 +183,9 @@ TEST(tuning, defaults_without_environment) {
   EXPECT_EQ(t, Tuning{});
   EXPECT_TRUE(t.from_environment.empty());
   EXPECT_TRUE(t.gemv && t.pool && t.gemm_tuning);
-  EXPECT_FALSE(t.sdpa_decode || t.sdpa_tiles);
+  EXPECT_FALSE(t.sdpa_decode || t.sdpa_tiles || t.gemv_lanes);
+  EXPECT_EQ(t.lanes_for(false), 32);
+  EXPECT_EQ(t.lanes_for(true), Tuning::kGpuGemvLanes);
   EXPECT_EQ(t.norm_nv, 4);
   EXPECT_EQ(t.ln2d_px, 16);
   EXPECT_EQ(t.decode(), (Tuning::SdpaDecode{32, 64}));
@@ -240,6 +244,19 @@ TEST(tuning, norm_variables_are_clamped) {
   EXPECT_EQ(with_env("DSOCR_LN2D_PX", "-5").ln2d_px, 1);
 }
 
+TEST(tuning, gemv_lanes_variable) {
+  for (int n : {8, 16, 32, 64, 128}) {
+    const Tuning t = with_env("DSOCR_GEMV_LANES", std::to_string(n).c_str());
+    EXPECT_EQ(t.gemv_lanes, n);
+    EXPECT_EQ(t.lanes_for(false), n);
+    EXPECT_EQ(t.lanes_for(true), n);
+    EXPECT_EQ(t.from_environment, std::set<std::string>{"DSOCR_GEMV_LANES"});
+  }
+  for (const char* bad : {"4", "48", "256", "x", "-32"})
+    expect_error_containing([&] { with_env("DSOCR_GEMV_LANES", bad); },
+                            fmt::format("DSOCR_GEMV_LANES='{}': expected 8, 16, 32, 64 or 128", bad));
+}
+
 TEST(tuning, json_and_description_name_every_field) {
   CleanTuningEnv clean;
   setenv("DSOCR_SDPA_TILES", "2,1", 1);
@@ -247,7 +264,7 @@ TEST(tuning, json_and_description_name_every_field) {
   const Tuning t = Tuning::from_env();
   const nlohmann::ordered_json j = t.to_json();
   const std::vector<std::string> fields = {"gemv",    "sdpa_decode", "sdpa_tiles", "norm_nv",
-                                           "ln2d_px", "pool",        "gemm_tuning"};
+                                           "ln2d_px", "gemv_lanes",  "pool",       "gemm_tuning"};
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
   std::vector<std::string> want = fields;
@@ -258,6 +275,7 @@ TEST(tuning, json_and_description_name_every_field) {
   EXPECT_EQ(j["sdpa_tiles"], (nlohmann::ordered_json{{"rq", 2}, {"rk", 1}}));
   EXPECT_EQ(j["norm_nv"], 4);
   EXPECT_EQ(j["ln2d_px"], 16);
+  EXPECT_EQ(j["gemv_lanes"], "auto");
   EXPECT_EQ(j["pool"], true);
   EXPECT_EQ(j["gemm_tuning"], true);
   EXPECT_EQ(j["from_environment"], (nlohmann::ordered_json{"DSOCR_GEMV", "DSOCR_SDPA_TILES"}));
@@ -281,6 +299,9 @@ TEST(tuning, runtime_refuses_bad_values_by_field) {
   t = Tuning{};
   t.ln2d_px = 0;
   expect_error_containing([&] { runtime_with(t); }, "ln2d_px 0");
+  t = Tuning{};
+  t.gemv_lanes = 48;
+  expect_error_containing([&] { runtime_with(t); }, "gemv_lanes 48");
 }
 
 // linear() of 2 rows: the gemv kernel by default, CLBlast with gemv off; both match the host.
@@ -326,4 +347,69 @@ TEST(tuning, runtime_leaves_the_stored_clblast_tuning_alone) {
   EXPECT_EQ(r->gemm_tuning(), "");
   r->set_gemm_tuning(apply_gemm_tuning(*r));  // what apps/runtime_setup.cpp does when gemm_tuning is on
   EXPECT_NE(r->gemm_tuning().find("applied"), std::string::npos) << r->gemm_tuning();
+}
+
+// Every lane count builds the kernels with it (LANES=n in the build options; ROWS1 for one row) and
+// gives the same math: linear() of 5 rows of bf16 weights (K = 1280, the matrix-vector kernel)
+// close to double, each row bit for bit its one-row result; ops::moe_decode (f32, shared experts)
+// close to its result with the default lanes.
+TEST(tuning, gemv_lanes_are_followed) {
+  const int rows = 5, in = 1280, out = 70;
+  auto x = random_floats(rows * in, 81, -2.f, 2.f), w = random_floats(out * in, 82);
+  std::vector<uint16_t> wb(w.size());
+  std::vector<double> ref(rows * out);
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = float_to_bf16(w[i]);
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o)
+      for (int i = 0; i < in; ++i) ref[r * out + o] += double(x[r * in + i]) * bf16_to_float(wb[o * in + i]);
+  const int64_t T = 2, H = 64, E = 6, I = 24, Is = 16;
+  auto xm = random_floats(T * H, 83), router = random_floats(E * H, 84),
+       gu = random_floats(E * 2 * I * H, 85, -.3f, .3f), dn = random_floats(E * H * I, 86, -.3f, .3f),
+       sgu = random_floats(2 * Is * H, 87, -.3f, .3f), sd = random_floats(H * Is, 88, -.3f, .3f);
+  std::vector<float> moe_default;
+  for (int lanes : {0, 8, 16, 64, 128}) {  // 0: the default for this device
+    SCOPED_TRACE(fmt::format("lanes {}", lanes));
+    Tuning t;
+    if (lanes) t.gemv_lanes = lanes;
+    auto r = runtime_with(t);
+    std::vector<std::string> built;
+    r->programs().set_build_observer([&](const BuildEvent& e) {
+      if (!e.done) built.push_back(e.file + " " + e.options);
+    });
+    Tensor tx = r->upload(x, {rows, in}), tw = r->upload(wb.data(), {out, in}, DType::bf16), ty = r->empty({rows, out});
+    linear(*r, tx, tw, nullptr, ty, LinearPath::gemv);
+    auto all = r->read_f32(ty);
+    EXPECT_TRUE(all_close(all, ref, {rows, out}, 1e-5, 1e-4));
+    for (int row = 0; row < rows; ++row) {
+      Tensor x1 = r->upload(x.data() + row * in, {1, in}, DType::f32), y1 = r->empty({1, out});
+      linear(*r, x1, tw, nullptr, y1);
+      auto one = r->read_f32(y1);
+      EXPECT_EQ(0, std::memcmp(one.data(), all.data() + row * out, out * sizeof(float))) << "row " << row;
+    }
+    ops::MoeExperts ex{r->upload(gu, {E, 2 * I, H}), r->upload(dn, {E, H, I}), E, I, H};
+    ops::MoeShared sh{r->upload(sgu, {2 * Is, H}), r->upload(sd, {H, Is})};
+    Tensor xt = r->upload(xm, {T, H}), ym = r->empty({T, H});
+    ops::moe_decode(*r, xt, r->upload(router, {E, H}), ex, &sh, ops::MoeRouting{3, true, 1.0f}, ym);
+    auto moe = r->read_f32(ym);
+    if (lanes == 0)
+      moe_default = moe;
+    else
+      EXPECT_TRUE(all_close(moe, to_double(moe_default), {T, H}, 1e-6, 1e-5));
+    const std::string want = fmt::format("LANES={}", t.lanes_for(r->device().is_gpu));
+    int gemv8 = 0, gemv1 = 0, moe_progs = 0;
+    for (const std::string& b : built) {
+      const bool lanes_ok = b.find(want) != std::string::npos;
+      if (b.rfind("linear.cl", 0) == 0 && b.find("LANES") != std::string::npos) {
+        EXPECT_TRUE(lanes_ok) << b;
+        ++(b.find("ROWS1") != std::string::npos ? gemv1 : gemv8);
+      }
+      if (b.rfind("moe_decode.cl", 0) == 0) {
+        EXPECT_TRUE(lanes_ok) << b;
+        ++moe_progs;
+      }
+    }
+    EXPECT_EQ(gemv8, 1);
+    EXPECT_EQ(gemv1, 1);
+    EXPECT_GE(moe_progs, 1);
+  }
 }
