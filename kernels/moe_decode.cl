@@ -73,12 +73,39 @@ inline float row_dot(__global const wtype* w, size_t wo, __global const float* v
 }
 
 // x [T,H], w [E,H] -> ids, weights [T,k]. Grid (DWG*T). p: local E floats; sel: local k floats.
+// X_NORM (defined): the block's RMSNorm first, in the same work-group (one launch fewer): the
+// residual row res[t] += a[t] (nadd 1) or a[t] + b[t] (nadd 2), written back, then
+// x[t] = res[t] * rsqrt(mean(res[t]^2) + eps) * nw, written to x for the expert launches and
+// routed from there (norm.cl's add_rms_norm_wide_f32 arithmetic with a work-group of DWG).
 __kernel __attribute__((reqd_work_group_size(DWG, 1, 1))) void moe_route_x_f32(
-    __global const float* x, __global const wtype* w, __global int* ids, __global float* weights, int H, int E,
-    int k, int norm, float scale, __local float* p, __local float* sel) {
+#ifdef X_NORM
+    __global float* res, __global const float* a, __global const float* b, int nadd, __global const float* nw,
+    float eps, __global float* x,
+#else
+    __global const float* x,
+#endif
+    __global const wtype* w, __global int* ids, __global float* weights, int H, int E, int k, int norm, float scale,
+    __local float* p, __local float* sel) {
   __local float scratch[DWG];
   const size_t t = get_group_id(0);
   const int l = get_local_id(0), lane = l % LANES;
+#ifdef X_NORM
+  {
+    __global float* rr = res + t * H;
+    float s = 0.0f;
+    for (int c = l; c < H; c += DWG) {
+      float v = rr[c];
+      if (nadd > 0) {
+        v += nadd > 1 ? a[t * H + c] + b[t * H + c] : a[t * H + c];
+        rr[c] = v;
+      }
+      s += v * v;
+    }
+    const float r = rsqrt(wg_reduce_sum(s, scratch) / H + eps);
+    for (int c = l; c < H; c += DWG) x[t * H + c] = rr[c] * r * nw[c];
+    barrier(CLK_GLOBAL_MEM_FENCE);  // the row is read by every lane group below
+  }
+#endif
   __global const float* xr = x + t * H;
   for (int e0 = 0; e0 < E; e0 += DFEATS) {
     const int e = e0 + l / LANES;

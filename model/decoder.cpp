@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <utility>
 
-#include "runtime/ops/linear.h"
-#include "runtime/ops/moe_decode.h"
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/embedding.h"
+#include "runtime/ops/linear.h"
+#include "runtime/ops/moe_decode.h"
 #include "runtime/ops/norm.h"
 #include "runtime/ops/rope.h"
 #include "runtime/ops/sdpa.h"
@@ -157,8 +157,7 @@ KvCache make_kv_cache(Runtime& rt, const LmConfig& c, int64_t capacity, DType dt
   KvCache kv;
   kv.capacity = capacity;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-    kv.kv.push_back(
-        rt.empty({capacity, 2, c.num_key_value_heads, c.head_dim()}, dtype, fmt::format("KV cache {}", i)));
+    kv.kv.push_back(rt.empty({capacity, 2, c.num_key_value_heads, c.head_dim()}, dtype, fmt::format("KV cache {}", i)));
   return kv;
 }
 
@@ -209,15 +208,34 @@ void add_pending(Runtime& rt, Tensor& x, Pending& p) {
 // summed into `routed` (shared left undefined) by ops::moe_decode: a decode step (batch: one token
 // per sequence of a decode batch; else T <= kMoeDecodeMaxTokens) without taps, in three launches.
 // The decode kernels compute each row as it would be alone, for any number of rows.
+// Whether moe_parts runs a block of T tokens through ops::moe_decode.
+bool moe_by_decode(const LmLayer& l, int64_t T, bool taps, bool batch) {
+  ops::MoeShared sh{l.shared_gate_up, l.shared_down};
+  return !taps && (batch || T <= ops::kMoeDecodeMaxTokens) &&
+         ops::moe_decode_takes(l.experts, l.shared_gate_up.defined() ? &sh : nullptr);
+}
+
+ops::MoeRouting moe_routing(const LmConfig& c) {
+  return {static_cast<int>(c.num_experts_per_tok), c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
+}
+
+// The post-attention norm and the MoE block through ops::moe_decode (moe_by_decode holds), the
+// norm done by the router's launch: x += pending, xn = rms_norm(x), y = the block of xn.
+void norm_moe_decode(Runtime& rt, const LmConfig& c, const LmLayer& l, Tensor& x, Pending& p, Tensor& xn, Tensor& y) {
+  ops::MoeShared sh{l.shared_gate_up, l.shared_down};
+  const ops::MoeInputNorm n{p.a, p.b, l.post_norm, static_cast<float>(c.rms_norm_eps), xn};
+  ops::moe_decode(rt, x, l.router_w, l.experts, l.shared_gate_up.defined() ? &sh : nullptr, moe_routing(c), y, &n);
+  p = {};
+}
+
 void moe_parts(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& routed, Tensor& shared,
                Taps* taps, const std::string& prefix, bool batch = false) {
   const int64_t T = xn.dim(0);
   const int64_t E = l.experts.E, K = c.num_experts_per_tok;
   ops::MoeShared sh{l.shared_gate_up, l.shared_down};
   const ops::MoeShared* shp = l.shared_gate_up.defined() ? &sh : nullptr;
-  if (!taps && (batch || T <= ops::kMoeDecodeMaxTokens) && ops::moe_decode_takes(l.experts, shp)) {
-    const ops::MoeRouting r{static_cast<int>(K), c.norm_topk_prob, static_cast<float>(c.routed_scaling_factor)};
-    ops::moe_decode(rt, xn, l.router_w, l.experts, shp, r, routed);
+  if (moe_by_decode(l, T, taps != nullptr, batch)) {
+    ops::moe_decode(rt, xn, l.router_w, l.experts, shp, moe_routing(c), routed);
     return;
   }
   const LinearPath lp = batch ? LinearPath::gemv : LinearPath::automatic;
@@ -278,8 +296,13 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
     add_pending(rt, x, pend);
     (*taps)[prefix + "attn_residual"] = rt.clone(x, "tap attn_residual");
   }
-  add_norm(rt, x, pend, l.post_norm, xn, eps);
   Tensor y = rt.empty(x.shape, DType::f32, "lm mlp");
+  if (l.moe && moe_by_decode(l, T, taps != nullptr, false)) {
+    norm_moe_decode(rt, c, l, x, pend, xn, y);
+    pend.a = y;
+    return;
+  }
+  add_norm(rt, x, pend, l.post_norm, xn, eps);
   if (!l.moe) {
     swiglu_mlp(rt, xn, l.mlp_gate_up, l.mlp_down, y);
     pend.a = y;
@@ -296,8 +319,8 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
 // per row, as layer_impl with T = 1; attention in one launch for all sequences (plan: their rows,
 // key counts and splits, the same for every layer of the step).
 void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
-                        const Tensor& positions, const Tensor& rows, Tensor& kv_cache,
-                        const ops::SdpaDecodeBatch& plan, Pending& pend) {
+                        const Tensor& positions, const Tensor& rows, Tensor& kv_cache, const ops::SdpaDecodeBatch& plan,
+                        Pending& pend) {
   const int64_t B = x.dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
   const int64_t Ntot = H + 2 * Hkv, Q = H * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -315,8 +338,13 @@ void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const 
   Tensor o = rt.empty(x.shape, DType::f32, "lm o_proj");
   linear(rt, att, l.o_w, nullptr, o, lp);
   pend.a = o;
-  add_norm(rt, x, pend, l.post_norm, xn, eps);
   Tensor y = rt.empty(x.shape, DType::f32, "lm mlp");
+  if (l.moe && moe_by_decode(l, B, false, true)) {
+    norm_moe_decode(rt, c, l, x, pend, xn, y);
+    pend.a = y;
+    return;
+  }
+  add_norm(rt, x, pend, l.post_norm, xn, eps);
   if (!l.moe) {
     swiglu_mlp(rt, xn, l.mlp_gate_up, l.mlp_down, y, lp);
     pend.a = y;

@@ -20,6 +20,18 @@ Defines lane_defines(const Runtime& rt, size_t& feats) {
   return Defines{{"LANES", std::to_string(lanes)}};
 }
 
+void check_input_norm(const char* op, const Tensor& x, const MoeInputNorm& n) {
+  const int64_t H = x.dim(-1);
+  auto f32_like_x = [&](const Tensor& t) { return t.dtype == DType::f32 && t.shape == x.shape; };
+  if (!n.weight.defined() || n.weight.dtype != DType::f32 || n.weight.shape != Shape{H})
+    throw Error(fmt::format("{}: norm weight is {}, expected f32 [{}]", op, tensor_str(n.weight), H));
+  if (!n.xn.defined() || !f32_like_x(n.xn))
+    throw Error(fmt::format("{}: norm output is {}, expected f32 {}", op, tensor_str(n.xn), shape_str(x.shape)));
+  if ((n.a.defined() && !f32_like_x(n.a)) || (n.b.defined() && (!n.a.defined() || !f32_like_x(n.b))))
+    throw Error(fmt::format("{}: residual parts {} and {} must be f32 {} (b only with a)", op, tensor_str(n.a),
+                            tensor_str(n.b), shape_str(x.shape)));
+}
+
 }  // namespace
 
 bool moe_decode_takes(const MoeExperts& ex, const MoeShared* shared) {
@@ -50,7 +62,7 @@ void moe_decode_experts(Runtime& rt, const Tensor& x, const MoeExperts& ex, cons
 }
 
 void moe_decode(Runtime& rt, const Tensor& x, const Tensor& router_w, const MoeExperts& ex, const MoeShared* shared,
-                const MoeRouting& routing, Tensor& y) {
+                const MoeRouting& routing, Tensor& y, const MoeInputNorm* in_norm) {
   constexpr const char* op = "moe_decode";
   check_moe_experts(op, x, ex, y);
   const int64_t T = x.dim(0), E = ex.E, H = ex.H, k = routing.top_k;
@@ -73,17 +85,31 @@ void moe_decode(Runtime& rt, const Tensor& x, const Tensor& router_w, const MoeE
   if (local > rt.device().local_mem)
     throw NotImplemented(fmt::format("{}: E = {} needs {} bytes of local memory, the device has {}", op, E, local,
                                      rt.device().local_mem));
+  if (in_norm) check_input_norm(op, x, *in_norm);
   if (T == 0) return;
   Tensor ids = rt.empty({T, k}, DType::i32, "moe topk ids"), w = rt.empty({T, k}, DType::f32, "moe topk weights");
   size_t feats = 0;
   Defines defs = lane_defines(rt, feats);
   add_weight_define(defs, rt_dt);
   const cl_int norm = routing.norm_topk_prob && k > 1 ? 1 : 0;
-  rt.launch(rt.kernel("moe_decode.cl", "moe_route_x_f32", defs), cl::NDRange(kDWG * static_cast<size_t>(T)),
-            cl::NDRange(kDWG), x, router_w, ids, w, static_cast<cl_int>(H), static_cast<cl_int>(E),
-            static_cast<cl_int>(k), norm, static_cast<cl_float>(routing.routed_scaling_factor),
-            cl::Local(4 * static_cast<size_t>(E)), cl::Local(4 * static_cast<size_t>(k)));
-  moe_decode_experts(rt, x, ex, ids, w, shared, y);
+  const cl::NDRange global(kDWG * static_cast<size_t>(T)), local_range(kDWG);
+  const cl_int cH = static_cast<cl_int>(H), cE = static_cast<cl_int>(E), ck = static_cast<cl_int>(k);
+  const cl_float scale = routing.routed_scaling_factor;
+  const auto p = cl::Local(4 * static_cast<size_t>(E)), sel = cl::Local(4 * static_cast<size_t>(k));
+  if (!in_norm) {
+    rt.launch(rt.kernel("moe_decode.cl", "moe_route_x_f32", defs), global, local_range, x, router_w, ids, w, cH, cE, ck,
+              norm, scale, p, sel);
+    moe_decode_experts(rt, x, ex, ids, w, shared, y);
+    return;
+  }
+  defs["X_NORM"] = "1";
+  const MoeInputNorm& n = *in_norm;
+  const cl_int nadd = n.a.defined() ? (n.b.defined() ? 2 : 1) : 0;
+  const Tensor& a = n.a.defined() ? n.a : x;  // unused when nadd says so
+  const Tensor& b = n.b.defined() ? n.b : a;
+  rt.launch(rt.kernel("moe_decode.cl", "moe_route_x_f32", defs), global, local_range, x, a, b, nadd, n.weight,
+            static_cast<cl_float>(n.eps), n.xn, router_w, ids, w, cH, cE, ck, norm, scale, p, sel);
+  moe_decode_experts(rt, n.xn, ex, ids, w, shared, y);
 }
 
 }  // namespace dsocr::ops

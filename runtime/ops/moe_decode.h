@@ -26,8 +26,20 @@ struct MoeRouting {
 // rounds some storages differently in the two programs, within 1e-6). Each token's row is its
 // one-token result bit for bit. The shared matrices must
 // be in the experts' storage (moe_decode_takes).
+//
+// in_norm (given): the RMSNorm in front of the block is done by the router's launch, one launch
+// fewer. x is then the residual stream: x += in_norm->a (+ in_norm->b where defined; neither when
+// a is undefined), written back, and the block runs on rms_norm(x) * in_norm->weight, left in
+// in_norm->xn [T,H] (norm.cl's add_rms_norm_wide_f32 arithmetic over a work-group of 128: within
+// rounding of ops::add_rms_norm, and the same for every token count).
+struct MoeInputNorm {
+  Tensor a, b;    // residual parts still to add, [T,H] f32, or undefined
+  Tensor weight;  // [H] f32
+  float eps = 1e-6f;
+  Tensor xn;  // [T,H] f32: receives the normalised input
+};
 void moe_decode(Runtime& rt, const Tensor& x, const Tensor& router_w, const MoeExperts& ex, const MoeShared* shared,
-                const MoeRouting& routing, Tensor& y);
+                const MoeRouting& routing, Tensor& y, const MoeInputNorm* in_norm = nullptr);
 
 // Whether moe_decode takes these shared experts: none, or both matrices in the experts' dtype.
 bool moe_decode_takes(const MoeExperts& ex, const MoeShared* shared);

@@ -13,6 +13,7 @@
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/linear.h"
 #include "runtime/ops/moe_decode.h"
+#include "runtime/ops/norm.h"
 
 using namespace dsocr;
 using namespace dsocr::test;
@@ -160,6 +161,52 @@ TEST(moe_decode, awkward_sizes_and_no_shared_experts) {
   }
 }
 
+TEST(moe_decode, input_norm_in_the_router_launch) {
+  // in_norm: x += a (+ b) written back exactly as ops::add does it, the block on rms_norm(x) * w
+  // within rounding of add_rms_norm (or rms_norm) followed by moe_decode; each token's row its
+  // one-token result bit for bit. H = 200 (not a multiple of the 128 work-items), f32 and bf16.
+  const int64_t T = 3, H = 200, E = 6, I = 24;
+  auto x = random_floats(T * H, 731, -2.f, 2.f), a = random_floats(T * H, 732), b = random_floats(T * H, 733);
+  auto nw = random_floats(H, 734, 0.5f, 1.5f);
+  const ops::MoeRouting r{2, true, 1.0f};
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Block blk = make_block(E, I, H, 16, dt, 735);
+    for (int nadd : {0, 1, 2}) {
+      SCOPED_TRACE(fmt::format("{} nadd {}", dtype_name(dt), nadd));
+      auto run = [&](int64_t t0, int64_t n, bool fused, std::vector<float>* res, std::vector<float>* xn_out) {
+        auto part = [&](const std::vector<float>& v) {
+          return rt().upload(std::vector<float>(v.begin() + t0 * H, v.begin() + (t0 + n) * H), {n, H});
+        };
+        Tensor xt = part(x), at = nadd > 0 ? part(a) : Tensor{}, bt = nadd > 1 ? part(b) : Tensor{};
+        Tensor w = rt().upload(nw, {H}), xn = rt().empty({n, H});
+        Guarded y(rt(), {n, H});
+        if (fused) {
+          const ops::MoeInputNorm in{at, bt, w, 1e-6f, xn};
+          ops::moe_decode(rt(), xt, blk.router, blk.ex, &blk.shared, r, y, &in);
+        } else {
+          if (nadd > 0)
+            ops::add_rms_norm(rt(), xt, at, nadd > 1 ? &bt : nullptr, w, xn, 1e-6f);
+          else
+            ops::rms_norm(rt(), xt, w, xn, 1e-6f);
+          ops::moe_decode(rt(), xn, blk.router, blk.ex, &blk.shared, r, y);
+        }
+        if (res) *res = rt().read_f32(xt);
+        if (xn_out) *xn_out = rt().read_f32(xn);
+        return y.read_f32();
+      };
+      std::vector<float> res_f, res_u, xn_f, xn_u;
+      auto fused = run(0, T, true, &res_f, &xn_f), unfused = run(0, T, false, &res_u, &xn_u);
+      EXPECT_EQ(0, std::memcmp(res_f.data(), res_u.data(), res_f.size() * sizeof(float)));
+      EXPECT_TRUE(all_close(xn_f, to_double(xn_u), {T, H}, 1e-6, 1e-6));
+      EXPECT_TRUE(all_close(fused, to_double(unfused), {T, H}, 1e-5, 1e-5));
+      for (int64_t t = 0; t < T; ++t) {
+        auto one = run(t, 1, true, nullptr, nullptr);
+        EXPECT_EQ(0, std::memcmp(one.data(), fused.data() + t * H, H * sizeof(float))) << "token " << t;
+      }
+    }
+  }
+}
+
 TEST(moe_decode, rejects_bad_inputs) {
   const int64_t H = 16, E = 4, I = 8;
   const Block b = make_block(E, I, H, 8, DType::f32, 721);
@@ -181,4 +228,14 @@ TEST(moe_decode, rejects_bad_inputs) {
                           "moe_decode: shared experts gate_up [15,16] f32 and down [16,8] f32 must be");
   Tensor y_bad = rt().empty({3, H});
   expect_error_containing([&] { ops::moe_decode(rt(), x, b.router, b.ex, &b.shared, r, y_bad); }, "moe_decode: y is");
+  ops::MoeInputNorm n{Tensor{}, Tensor{}, rt().empty({H + 1}), 1e-6f, rt().empty({2, H})};
+  expect_error_containing([&] { ops::moe_decode(rt(), x, b.router, b.ex, &b.shared, r, y, &n); },
+                          "moe_decode: norm weight is [17] f32, expected f32 [16]");
+  n.weight = rt().empty({H});
+  n.xn = rt().empty({2, H + 1});
+  expect_error_containing([&] { ops::moe_decode(rt(), x, b.router, b.ex, &b.shared, r, y, &n); },
+                          "moe_decode: norm output is [2,17] f32, expected f32 [2,16]");
+  n.xn = rt().empty({2, H});
+  n.b = rt().empty({2, H});
+  expect_error_containing([&] { ops::moe_decode(rt(), x, b.router, b.ex, &b.shared, r, y, &n); }, "(b only with a)");
 }
