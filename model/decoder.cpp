@@ -314,17 +314,25 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   pend.b = shared;
 }
 
+// Whether a decode batch of B rows takes the GEMM paths (Tuning::batch_gemm_rows).
+bool batch_takes_gemm(const Runtime& rt, int64_t B) {
+  const int from = rt.tuning().batch_gemm_rows;
+  return from > 0 && B >= from;
+}
+
 // One layer for a decode batch: x [B, hidden], one new token per sequence, sequence b's cache
 // rows starting at batch.first_row[b] (see lm_decode_batch). The same kernels, in the same order
 // per row, as layer_impl with T = 1; attention in one launch for all sequences (plan: their rows,
-// key counts and splits, the same for every layer of the step).
+// key counts and splits, the same for every layer of the step). A batch that batch_takes_gemm
+// runs its products through the GEMM paths instead (as a prompt of B tokens would).
 void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
                         const Tensor& positions, const Tensor& rows, Tensor& kv_cache, const ops::SdpaDecodeBatch& plan,
                         Pending& pend) {
   const int64_t B = x.dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
   const int64_t Ntot = H + 2 * Hkv, Q = H * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  constexpr LinearPath lp = LinearPath::gemv;
+  const bool gemm = batch_takes_gemm(rt, B);
+  const LinearPath lp = gemm ? LinearPath::automatic : LinearPath::gemv;
 
   Tensor xn = rt.empty(x.shape, DType::f32, "lm norm");
   add_norm(rt, x, pend, l.in_norm, xn, eps);
@@ -339,7 +347,7 @@ void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const 
   linear(rt, att, l.o_w, nullptr, o, lp);
   pend.a = o;
   Tensor y = rt.empty(x.shape, DType::f32, "lm mlp");
-  if (l.moe && moe_by_decode(l, B, false, true)) {
+  if (l.moe && !gemm && moe_by_decode(l, B, false, true)) {
     norm_moe_decode(rt, c, l, x, pend, xn, y);
     pend.a = y;
     return;
@@ -351,7 +359,7 @@ void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const 
     return;
   }
   Tensor shared;
-  moe_parts(rt, c, l, xn, y, shared, nullptr, {}, /*batch=*/true);
+  moe_parts(rt, c, l, xn, y, shared, nullptr, {}, /*batch=*/!gemm);
   pend.a = y;
   pend.b = shared;
 }
@@ -392,7 +400,7 @@ Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vect
   Tensor hn = rt.empty(x.shape, DType::f32, "final norm");
   add_norm(rt, x, pend, lm.norm, hn, static_cast<float>(c.rms_norm_eps));
   Tensor logits = rt.empty({B, c.vocab_size}, DType::f32, "logits");
-  linear(rt, hn, lm.lm_head, nullptr, logits, LinearPath::gemv);
+  linear(rt, hn, lm.lm_head, nullptr, logits, batch_takes_gemm(rt, B) ? LinearPath::automatic : LinearPath::gemv);
   return logits;
 }
 

@@ -82,7 +82,9 @@ struct DecodeBatch {
 // extended by one row per sequence. Each row's logits equal, bit for bit, those lm_forward gives
 // for that sequence alone (the same kernels in the same order per row: matrix-vector products
 // for any number of rows, the MoE decode path, and attention for all sequences in one launch that
-// splits each sequence's keys as it would be split alone: ops::sdpa_decode_batch).
+// splits each sequence's keys as it would be split alone: ops::sdpa_decode_batch). From
+// Tuning::batch_gemm_rows sequences on (when set), the dense products and the MoE blocks take the
+// GEMM paths instead: each row then within rounding of its one-sequence logits, not bit for bit.
 Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vector<Tensor>& caches,
                        const DecodeBatch& batch);
 

@@ -68,6 +68,10 @@ Tuning Tuning::from_env() {
     t.ln2d_px = std::clamp(std::atoi(e), 1, 256);
     t.from_environment.insert("DSOCR_LN2D_PX");
   }
+  if (const char* e = env("DSOCR_BATCH_GEMM")) {
+    t.batch_gemm_rows = std::max(0, std::atoi(e));
+    t.from_environment.insert("DSOCR_BATCH_GEMM");
+  }
   if (const char* e = env("DSOCR_GEMV_LANES")) {
     const int n = std::atoi(e);
     if (!lanes_ok(n)) throw Error(fmt::format("DSOCR_GEMV_LANES='{}': expected 8, 16, 32, 64 or 128", e));
@@ -86,6 +90,7 @@ void Tuning::check() const {
   if (norm_nv < 1 || norm_nv > 8) throw Error(fmt::format("tuning: norm_nv {}: expected 1 to 8", norm_nv));
   if (gemv_lanes && !lanes_ok(*gemv_lanes))
     throw Error(fmt::format("tuning: gemv_lanes {}: expected 8, 16, 32, 64 or 128", *gemv_lanes));
+  if (batch_gemm_rows < 0) throw Error(fmt::format("tuning: batch_gemm_rows {}: expected 0 or more", batch_gemm_rows));
   if (ln2d_px < 1 || ln2d_px > 256) throw Error(fmt::format("tuning: ln2d_px {}: expected 1 to 256", ln2d_px));
 }
 
@@ -98,6 +103,7 @@ nlohmann::ordered_json Tuning::to_json() const {
   j["norm_nv"] = norm_nv;
   j["ln2d_px"] = ln2d_px;
   j["gemv_lanes"] = gemv_lanes ? J(*gemv_lanes) : J("auto");
+  j["batch_gemm_rows"] = batch_gemm_rows;
   j["pool"] = pool;
   j["gemm_tuning"] = gemm_tuning;
   j["from_environment"] = J::array();
@@ -120,6 +126,8 @@ std::string Tuning::describe(const std::string& indent) const {
   line("ln2d_px", std::to_string(ln2d_px), "DSOCR_LN2D_PX", "pixels per work-group of LayerNorm2d");
   line("gemv_lanes", gemv_lanes ? std::to_string(*gemv_lanes) : "auto", "DSOCR_GEMV_LANES",
        "work-items per output of the matrix-vector and MoE decode kernels (auto: by device type)");
+  line("batch_gemm_rows", std::to_string(batch_gemm_rows), "DSOCR_BATCH_GEMM",
+       "decode batches of at least this many rows take the GEMM paths (0: never)");
   line("pool", on_off(pool), "DSOCR_POOL", "reuse of freed device buffers");
   line("gemm_tuning", on_off(gemm_tuning), "DSOCR_GEMM_TUNING", "apply the stored CLBlast tuning (dsocr tune)");
   return s;
@@ -127,7 +135,8 @@ std::string Tuning::describe(const std::string& indent) const {
 
 bool Tuning::operator==(const Tuning& o) const {
   return gemv == o.gemv && sdpa_decode == o.sdpa_decode && sdpa_tiles == o.sdpa_tiles && norm_nv == o.norm_nv &&
-         ln2d_px == o.ln2d_px && gemv_lanes == o.gemv_lanes && pool == o.pool && gemm_tuning == o.gemm_tuning;
+         ln2d_px == o.ln2d_px && gemv_lanes == o.gemv_lanes && batch_gemm_rows == o.batch_gemm_rows && pool == o.pool &&
+         gemm_tuning == o.gemm_tuning;
 }
 
 }  // namespace dsocr

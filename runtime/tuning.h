@@ -34,6 +34,11 @@ struct Tuning {
   // DSOCR_GEMV_LANES: work-items per output of the matrix-vector and MoE decode kernels (8, 16,
   // 32, 64 or 128); unset: chosen by device type (gemv_lanes()).
   std::optional<int> gemv_lanes;
+  // DSOCR_BATCH_GEMM: a decode batch of at least this many sequences runs its dense products and
+  // MoE blocks through the GEMM paths (CLBlast, the grouped expert GEMM) instead of the
+  // matrix-vector kernels: rows then agree with their one-sequence results within rounding, not
+  // bit for bit. 0: never.
+  int batch_gemm_rows = 0;
   bool pool = true;         // DSOCR_POOL=0: no reuse of freed device buffers
   bool gemm_tuning = true;  // DSOCR_GEMM_TUNING=0: the stored CLBlast tuning is not applied
 
@@ -42,8 +47,8 @@ struct Tuning {
 
   // The defaults with every variable set (non-empty) in the environment applied. Throws Error
   // naming the variable and what it expects for a value it does not accept (DSOCR_SDPA_DECODE,
-  // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their ranges; DSOCR_GEMV,
-  // DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on for anything else.
+  // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their ranges,
+  // DSOCR_BATCH_GEMM to 0 or more; DSOCR_GEMV, DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on for anything else.
   static Tuning from_env();
 
   // Throws Error naming the field for a value the kernels cannot run (what from_env refuses or
@@ -58,7 +63,8 @@ struct Tuning {
   static constexpr int kGpuGemvLanes = 32;
 
   // {"gemv": true, "sdpa_decode": "auto" | {"bk", "min_keys"}, "sdpa_tiles": "auto" | {"rq", "rk"},
-  //  "norm_nv", "ln2d_px", "gemv_lanes": "auto" | n, "pool", "gemm_tuning", "from_environment": [variable names]}.
+  //  "norm_nv", "ln2d_px", "gemv_lanes": "auto" | n, "batch_gemm_rows", "pool", "gemm_tuning", "from_environment":
+  //  [variable names]}.
   nlohmann::ordered_json to_json() const;
   // One line per field: name, value, and where it came from ("default" or the variable), e.g.
   // "sdpa_tiles    2,2    DSOCR_SDPA_TILES". Each line starts with `indent`.

@@ -49,7 +49,7 @@ struct Prompts {
   Tensor img;
 };
 
-Prompts make_prompts(OcrModel& m) {
+Prompts make_prompts(OcrModel& m, Runtime& r = rt()) {
   const int32_t V = static_cast<int32_t>(m.lm.cfg.vocab_size);
   Prompts ps;
   const int lens[] = {5, 17, 1, 40, 9, 12, 23};
@@ -67,7 +67,7 @@ Prompts make_prompts(OcrModel& m) {
   }
   // prompt 5: image slots (id 7) take 4 embeddings
   const int64_t D = m.lm.cfg.hidden_size;
-  ps.img = rt().upload(random_floats(4 * D, 555), {4, D});
+  ps.img = r.upload(random_floats(4 * D, 555), {4, D});
   auto& five = ps.p[5];
   five.prompt = {3, 7, 7, 7, 7, 9, 11};
   five.image_embeds = &ps.img;
@@ -75,20 +75,20 @@ Prompts make_prompts(OcrModel& m) {
   return ps;
 }
 
-void expect_same_as_alone(OcrModel& m, std::vector<BatchPrompt> ps, int slots, DType kv) {
+void expect_same_as_alone(OcrModel& m, std::vector<BatchPrompt> ps, int slots, DType kv, Runtime& r = rt()) {
   // prompt 2 stops at the EOS it generates as its third token alone
   {
     GenerateOptions o = ps[2].opts;
     o.kv = kv;
-    auto alone = generate(rt(), m.lm, ps[2].prompt, nullptr, -1, o);
+    auto alone = generate(r, m.lm, ps[2].prompt, nullptr, -1, o);
     ps[2].opts.eos_id = alone.at(2);
   }
-  auto batched = generate_batch(rt(), m.lm, ps, slots, 0, kv);
+  auto batched = generate_batch(r, m.lm, ps, slots, 0, kv);
   ASSERT_EQ(batched.size(), ps.size());
   for (size_t i = 0; i < ps.size(); ++i) {
     GenerateOptions o = ps[i].opts;
     o.kv = kv;
-    auto alone = generate(rt(), m.lm, ps[i].prompt, ps[i].image_embeds, ps[i].image_token_id, o);
+    auto alone = generate(r, m.lm, ps[i].prompt, ps[i].image_embeds, ps[i].image_token_id, o);
     EXPECT_EQ(batched[i], alone) << "prompt " << i << " with " << slots << " slots, kv " << dtype_name(kv);
     if (i == 2) EXPECT_EQ(batched[i].size(), 3u) << "stopped at its EOS";
   }
@@ -106,6 +106,26 @@ TEST(batch_generate, each_sequence_as_alone_two_slots_f16_cache) {
   OcrModel& m = tiny();
   Prompts ps = make_prompts(m);
   expect_same_as_alone(m, ps.p, 2, DType::f16);  // slots handed on five times
+}
+
+TEST(batch_generate, each_sequence_as_alone_through_the_gemm_paths) {
+  // Tuning::batch_gemm_rows = 5: steps of 5 or more sequences run CLBlast and the grouped expert
+  // GEMM (seen in the launches), within rounding of the one-sequence logits: the same ids here.
+  RuntimeOptions o;
+  o.device = std::to_string(rt().device().index);
+  Tuning t;
+  t.batch_gemm_rows = 5;
+  o.tuning = t;
+  o.timing = true;
+  Runtime r(o);
+  OcrModel m = load_model(r, ckpt_dir());
+  Prompts ps = make_prompts(m, r);
+  r.take_timings();
+  auto batched = generate_batch(r, m.lm, ps.p, 6, 0, DType::f32);
+  int grouped = 0;
+  for (const LaunchTiming& t : r.take_timings()) grouped += t.name == "moe_gate_up_f32";
+  EXPECT_GT(grouped, 0) << "no decode step took the grouped expert GEMM";
+  expect_same_as_alone(m, ps.p, 6, DType::f32, r);
 }
 
 TEST(batch_generate, streams_per_sequence_and_frees_slots) {

@@ -137,8 +137,9 @@ TEST(gemm_tuning, bad_files_are_ignored) {
 
 namespace {
 
-const char* const kTuningVars[] = {"DSOCR_GEMV",    "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES", "DSOCR_NORM_NV",
-                                   "DSOCR_LN2D_PX", "DSOCR_GEMV_LANES",  "DSOCR_POOL",       "DSOCR_GEMM_TUNING"};
+const char* const kTuningVars[] = {"DSOCR_GEMV",       "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES",
+                                   "DSOCR_NORM_NV",    "DSOCR_LN2D_PX",     "DSOCR_GEMV_LANES",
+                                   "DSOCR_BATCH_GEMM", "DSOCR_POOL",        "DSOCR_GEMM_TUNING"};
 
 // Every tuning variable unset for the test's duration; the values before are put back after.
 struct CleanTuningEnv {
@@ -242,6 +243,9 @@ TEST(tuning, norm_variables_are_clamped) {
   EXPECT_EQ(with_env("DSOCR_LN2D_PX", "8").ln2d_px, 8);
   EXPECT_EQ(with_env("DSOCR_LN2D_PX", "1000").ln2d_px, 256);
   EXPECT_EQ(with_env("DSOCR_LN2D_PX", "-5").ln2d_px, 1);
+  EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "16").batch_gemm_rows, 16);
+  EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "-3").batch_gemm_rows, 0);
+  EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "8").from_environment, std::set<std::string>{"DSOCR_BATCH_GEMM"});
 }
 
 TEST(tuning, gemv_lanes_variable) {
@@ -263,8 +267,8 @@ TEST(tuning, json_and_description_name_every_field) {
   setenv("DSOCR_GEMV", "0", 1);
   const Tuning t = Tuning::from_env();
   const nlohmann::ordered_json j = t.to_json();
-  const std::vector<std::string> fields = {"gemv",    "sdpa_decode", "sdpa_tiles", "norm_nv",
-                                           "ln2d_px", "gemv_lanes",  "pool",       "gemm_tuning"};
+  const std::vector<std::string> fields = {"gemv",       "sdpa_decode",     "sdpa_tiles", "norm_nv",    "ln2d_px",
+                                           "gemv_lanes", "batch_gemm_rows", "pool",       "gemm_tuning"};
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
   std::vector<std::string> want = fields;
@@ -276,6 +280,7 @@ TEST(tuning, json_and_description_name_every_field) {
   EXPECT_EQ(j["norm_nv"], 4);
   EXPECT_EQ(j["ln2d_px"], 16);
   EXPECT_EQ(j["gemv_lanes"], "auto");
+  EXPECT_EQ(j["batch_gemm_rows"], 0);
   EXPECT_EQ(j["pool"], true);
   EXPECT_EQ(j["gemm_tuning"], true);
   EXPECT_EQ(j["from_environment"], (nlohmann::ordered_json{"DSOCR_GEMV", "DSOCR_SDPA_TILES"}));
@@ -302,6 +307,9 @@ TEST(tuning, runtime_refuses_bad_values_by_field) {
   t = Tuning{};
   t.gemv_lanes = 48;
   expect_error_containing([&] { runtime_with(t); }, "gemv_lanes 48");
+  t = Tuning{};
+  t.batch_gemm_rows = -1;
+  expect_error_containing([&] { runtime_with(t); }, "batch_gemm_rows -1");
 }
 
 // linear() of 2 rows: the gemv kernel by default, CLBlast with gemv off; both match the host.
