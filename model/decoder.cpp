@@ -316,7 +316,7 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
 
 // Whether a decode batch of B rows takes the GEMM paths (Tuning::batch_gemm_rows).
 bool batch_takes_gemm(const Runtime& rt, int64_t B) {
-  const int from = rt.tuning().batch_gemm_rows;
+  const int from = rt.tuning().batch_gemm_for(rt.device().is_gpu);
   return from > 0 && B >= from;
 }
 

@@ -72,12 +72,14 @@ Tuning Tuning::from_env() {
     t.batch_gemm_rows = std::max(0, std::atoi(e));
     t.from_environment.insert("DSOCR_BATCH_GEMM");
   }
-  if (const char* e = env("DSOCR_GEMV_LANES")) {
-    const int n = std::atoi(e);
-    if (!lanes_ok(n)) throw Error(fmt::format("DSOCR_GEMV_LANES='{}': expected 8, 16, 32, 64 or 128", e));
-    t.gemv_lanes = n;
-    t.from_environment.insert("DSOCR_GEMV_LANES");
-  }
+  for (auto [name, field] :
+       {std::pair{"DSOCR_GEMV_LANES", &Tuning::gemv_lanes}, {"DSOCR_MOE_LANES", &Tuning::moe_lanes}})
+    if (const char* e = env(name)) {
+      const int n = std::atoi(e);
+      if (!lanes_ok(n)) throw Error(fmt::format("{}='{}': expected 8, 16, 32, 64 or 128", name, e));
+      t.*field = n;
+      t.from_environment.insert(name);
+    }
   return t;
 }
 
@@ -90,7 +92,10 @@ void Tuning::check() const {
   if (norm_nv < 1 || norm_nv > 8) throw Error(fmt::format("tuning: norm_nv {}: expected 1 to 8", norm_nv));
   if (gemv_lanes && !lanes_ok(*gemv_lanes))
     throw Error(fmt::format("tuning: gemv_lanes {}: expected 8, 16, 32, 64 or 128", *gemv_lanes));
-  if (batch_gemm_rows < 0) throw Error(fmt::format("tuning: batch_gemm_rows {}: expected 0 or more", batch_gemm_rows));
+  if (moe_lanes && !lanes_ok(*moe_lanes))
+    throw Error(fmt::format("tuning: moe_lanes {}: expected 8, 16, 32, 64 or 128", *moe_lanes));
+  if (batch_gemm_rows && *batch_gemm_rows < 0)
+    throw Error(fmt::format("tuning: batch_gemm_rows {}: expected 0 or more", *batch_gemm_rows));
   if (ln2d_px < 1 || ln2d_px > 256) throw Error(fmt::format("tuning: ln2d_px {}: expected 1 to 256", ln2d_px));
 }
 
@@ -102,8 +107,10 @@ nlohmann::ordered_json Tuning::to_json() const {
   j["sdpa_tiles"] = sdpa_tiles ? J{{"rq", sdpa_tiles->rq}, {"rk", sdpa_tiles->rk}} : J("auto");
   j["norm_nv"] = norm_nv;
   j["ln2d_px"] = ln2d_px;
-  j["gemv_lanes"] = gemv_lanes ? J(*gemv_lanes) : J("auto");
-  j["batch_gemm_rows"] = batch_gemm_rows;
+  auto opt = [](const std::optional<int>& v) { return v ? J(*v) : J("auto"); };
+  j["gemv_lanes"] = opt(gemv_lanes);
+  j["moe_lanes"] = opt(moe_lanes);
+  j["batch_gemm_rows"] = opt(batch_gemm_rows);
   j["pool"] = pool;
   j["gemm_tuning"] = gemm_tuning;
   j["from_environment"] = J::array();
@@ -124,10 +131,13 @@ std::string Tuning::describe(const std::string& indent) const {
        "flash attention query rows, keys per work-item (auto: 4,4 for D <= 64, else 2,2)");
   line("norm_nv", std::to_string(norm_nv), "DSOCR_NORM_NV", "vecs per work-item of the row norms");
   line("ln2d_px", std::to_string(ln2d_px), "DSOCR_LN2D_PX", "pixels per work-group of LayerNorm2d");
-  line("gemv_lanes", gemv_lanes ? std::to_string(*gemv_lanes) : "auto", "DSOCR_GEMV_LANES",
-       "work-items per output of the matrix-vector and MoE decode kernels (auto: by device type)");
-  line("batch_gemm_rows", std::to_string(batch_gemm_rows), "DSOCR_BATCH_GEMM",
-       "decode batches of at least this many rows take the GEMM paths (0: never)");
+  auto opt = [](const std::optional<int>& v) { return v ? std::to_string(*v) : std::string("auto"); };
+  line("gemv_lanes", opt(gemv_lanes), "DSOCR_GEMV_LANES",
+       "work-items per output of the matrix-vector kernel (auto: 32)");
+  line("moe_lanes", opt(moe_lanes), "DSOCR_MOE_LANES",
+       "work-items per output of the MoE decode kernels (auto: 64 on a GPU, else 32)");
+  line("batch_gemm_rows", opt(batch_gemm_rows), "DSOCR_BATCH_GEMM",
+       "decode batches of this many rows take the GEMM paths (0: never; auto: 16 on a GPU, else never)");
   line("pool", on_off(pool), "DSOCR_POOL", "reuse of freed device buffers");
   line("gemm_tuning", on_off(gemm_tuning), "DSOCR_GEMM_TUNING", "apply the stored CLBlast tuning (dsocr tune)");
   return s;
@@ -135,8 +145,8 @@ std::string Tuning::describe(const std::string& indent) const {
 
 bool Tuning::operator==(const Tuning& o) const {
   return gemv == o.gemv && sdpa_decode == o.sdpa_decode && sdpa_tiles == o.sdpa_tiles && norm_nv == o.norm_nv &&
-         ln2d_px == o.ln2d_px && gemv_lanes == o.gemv_lanes && batch_gemm_rows == o.batch_gemm_rows && pool == o.pool &&
-         gemm_tuning == o.gemm_tuning;
+         ln2d_px == o.ln2d_px && gemv_lanes == o.gemv_lanes && moe_lanes == o.moe_lanes &&
+         batch_gemm_rows == o.batch_gemm_rows && pool == o.pool && gemm_tuning == o.gemm_tuning;
 }
 
 }  // namespace dsocr

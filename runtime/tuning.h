@@ -31,14 +31,17 @@ struct Tuning {
   std::optional<SdpaTiles> sdpa_tiles;
   int norm_nv = 4;   // DSOCR_NORM_NV: vecs per work-item of the row norms, 1..8
   int ln2d_px = 16;  // DSOCR_LN2D_PX: pixels per work-group of LayerNorm2d, 1..256 (rounded down to 2^n)
-  // DSOCR_GEMV_LANES: work-items per output of the matrix-vector and MoE decode kernels (8, 16,
-  // 32, 64 or 128); unset: chosen by device type (gemv_lanes()).
+  // Device-dependent knobs: unset means the default for the device's type (the *_for accessors;
+  // the defaults were measured: docs/targets.md, "Decode kernels per device type").
+  // DSOCR_GEMV_LANES: work-items per output of the matrix-vector kernel (8, 16, 32, 64 or 128).
   std::optional<int> gemv_lanes;
+  // DSOCR_MOE_LANES: the same for the MoE decode kernels (ops::moe_decode).
+  std::optional<int> moe_lanes;
   // DSOCR_BATCH_GEMM: a decode batch of at least this many sequences runs its dense products and
   // MoE blocks through the GEMM paths (CLBlast, the grouped expert GEMM) instead of the
   // matrix-vector kernels: rows then agree with their one-sequence results within rounding, not
   // bit for bit. 0: never.
-  int batch_gemm_rows = 0;
+  std::optional<int> batch_gemm_rows;
   bool pool = true;         // DSOCR_POOL=0: no reuse of freed device buffers
   bool gemm_tuning = true;  // DSOCR_GEMM_TUNING=0: the stored CLBlast tuning is not applied
 
@@ -47,8 +50,9 @@ struct Tuning {
 
   // The defaults with every variable set (non-empty) in the environment applied. Throws Error
   // naming the variable and what it expects for a value it does not accept (DSOCR_SDPA_DECODE,
-  // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their ranges,
-  // DSOCR_BATCH_GEMM to 0 or more; DSOCR_GEMV, DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on for anything else.
+  // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES, DSOCR_MOE_LANES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their
+  // ranges, DSOCR_BATCH_GEMM to 0 or more; DSOCR_GEMV, DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on for
+  // anything else.
   static Tuning from_env();
 
   // Throws Error naming the field for a value the kernels cannot run (what from_env refuses or
@@ -57,14 +61,14 @@ struct Tuning {
 
   // The decode tiles in force (sdpa_decode, or the default).
   SdpaDecode decode() const { return sdpa_decode.value_or(SdpaDecode{}); }
-  // The lanes per output in force: gemv_lanes, or the default for a device (gpu: whether it is a
-  // GPU; the value for each type was measured, docs/targets.md).
-  int lanes_for(bool gpu) const { return gemv_lanes.value_or(gpu ? kGpuGemvLanes : 32); }
-  static constexpr int kGpuGemvLanes = 32;
+  // The values in force on a device (gpu: whether it is a GPU): the field, or that type's default.
+  int gemv_lanes_for(bool gpu) const { return gemv_lanes.value_or(32); }
+  int moe_lanes_for(bool gpu) const { return moe_lanes.value_or(gpu ? 64 : 32); }
+  int batch_gemm_for(bool gpu) const { return batch_gemm_rows.value_or(gpu ? 16 : 0); }
 
   // {"gemv": true, "sdpa_decode": "auto" | {"bk", "min_keys"}, "sdpa_tiles": "auto" | {"rq", "rk"},
-  //  "norm_nv", "ln2d_px", "gemv_lanes": "auto" | n, "batch_gemm_rows", "pool", "gemm_tuning", "from_environment":
-  //  [variable names]}.
+  //  "norm_nv", "ln2d_px", "gemv_lanes", "moe_lanes", "batch_gemm_rows": "auto" | n, "pool", "gemm_tuning",
+  //  "from_environment": [variable names]}.
   nlohmann::ordered_json to_json() const;
   // One line per field: name, value, and where it came from ("default" or the variable), e.g.
   // "sdpa_tiles    2,2    DSOCR_SDPA_TILES". Each line starts with `indent`.

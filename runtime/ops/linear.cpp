@@ -13,7 +13,7 @@ namespace dsocr {
 namespace {
 
 constexpr int64_t kGemvMaxRows = 4;
-constexpr size_t kGemvWG = 128;  // kernels/linear.cl: WG work-items; LANES per output: Tuning::lanes_for
+constexpr size_t kGemvWG = 128;  // kernels/linear.cl: WG work-items; LANES per output: Tuning::gemv_lanes_for
 // Tuning::gemv off (DSOCR_GEMV=0) sends every linear() through CLBlast (benchmark comparisons).
 bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 
@@ -21,7 +21,7 @@ bool gemv_enabled(const Runtime& rt) { return rt.tuning().gemv; }
 // SwiGLU product of x [rows, 2*in] (gate | up).
 void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows, int64_t in, int64_t out,
           bool swiglu) {
-  const size_t lanes = static_cast<size_t>(rt.tuning().lanes_for(rt.device().is_gpu));
+  const size_t lanes = static_cast<size_t>(rt.tuning().gemv_lanes_for(rt.device().is_gpu));
   Defines d{{"WG", std::to_string(kGemvWG)}, {"LANES", std::to_string(lanes)}};
   ops::add_weight_define(d, w.dtype);
   if (swiglu) d["X_SWIGLU"] = "1";

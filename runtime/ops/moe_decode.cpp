@@ -10,12 +10,13 @@
 namespace dsocr::ops {
 namespace {
 
-// kernels/moe_decode.cl's work-group size DWG (its default); LANES, the work-items per output, is
-// linear()'s (Tuning::lanes_for), so that a router logit is the matrix-vector kernel's.
+// kernels/moe_decode.cl's work-group size DWG (its default); LANES, the work-items per output:
+// Tuning::moe_lanes_for. Where it equals linear()'s (Tuning::gemv_lanes_for: the default on a CPU),
+// a router logit is the matrix-vector kernel's.
 constexpr size_t kDWG = 128;
 
 Defines lane_defines(const Runtime& rt, size_t& feats) {
-  const int lanes = rt.tuning().lanes_for(rt.device().is_gpu);
+  const int lanes = rt.tuning().moe_lanes_for(rt.device().is_gpu);
   feats = kDWG / static_cast<size_t>(lanes);
   return Defines{{"LANES", std::to_string(lanes)}};
 }

@@ -109,8 +109,8 @@ TEST(batch_generate, each_sequence_as_alone_two_slots_f16_cache) {
 }
 
 TEST(batch_generate, each_sequence_as_alone_through_the_gemm_paths) {
-  // Tuning::batch_gemm_rows = 5: steps of 5 or more sequences run CLBlast and the grouped expert
-  // GEMM (seen in the launches), within rounding of the one-sequence logits: the same ids here.
+  // Tuning::batch_gemm_rows = 5 (a CPU device's default is never): steps of 5 or more sequences run CLBlast and the
+  // grouped expert GEMM (seen in the launches), within rounding of the one-sequence logits: the same ids here.
   RuntimeOptions o;
   o.device = std::to_string(rt().device().index);
   Tuning t;

@@ -137,9 +137,9 @@ TEST(gemm_tuning, bad_files_are_ignored) {
 
 namespace {
 
-const char* const kTuningVars[] = {"DSOCR_GEMV",       "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES",
-                                   "DSOCR_NORM_NV",    "DSOCR_LN2D_PX",     "DSOCR_GEMV_LANES",
-                                   "DSOCR_BATCH_GEMM", "DSOCR_POOL",        "DSOCR_GEMM_TUNING"};
+const char* const kTuningVars[] = {"DSOCR_GEMV",    "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES", "DSOCR_NORM_NV",
+                                   "DSOCR_LN2D_PX", "DSOCR_GEMV_LANES",  "DSOCR_MOE_LANES",  "DSOCR_BATCH_GEMM",
+                                   "DSOCR_POOL",    "DSOCR_GEMM_TUNING"};
 
 // Every tuning variable unset for the test's duration; the values before are put back after.
 struct CleanTuningEnv {
@@ -184,9 +184,14 @@ TEST(tuning, defaults_without_environment) {
   EXPECT_EQ(t, Tuning{});
   EXPECT_TRUE(t.from_environment.empty());
   EXPECT_TRUE(t.gemv && t.pool && t.gemm_tuning);
-  EXPECT_FALSE(t.sdpa_decode || t.sdpa_tiles || t.gemv_lanes);
-  EXPECT_EQ(t.lanes_for(false), 32);
-  EXPECT_EQ(t.lanes_for(true), Tuning::kGpuGemvLanes);
+  EXPECT_FALSE(t.sdpa_decode || t.sdpa_tiles || t.gemv_lanes || t.moe_lanes || t.batch_gemm_rows);
+  // The device-type defaults (measured on an H100 and the CPU drivers, docs/targets.md).
+  EXPECT_EQ(t.gemv_lanes_for(false), 32);
+  EXPECT_EQ(t.gemv_lanes_for(true), 32);
+  EXPECT_EQ(t.moe_lanes_for(false), 32);
+  EXPECT_EQ(t.moe_lanes_for(true), 64);
+  EXPECT_EQ(t.batch_gemm_for(false), 0);
+  EXPECT_EQ(t.batch_gemm_for(true), 16);
   EXPECT_EQ(t.norm_nv, 4);
   EXPECT_EQ(t.ln2d_px, 16);
   EXPECT_EQ(t.decode(), (Tuning::SdpaDecode{32, 64}));
@@ -245,20 +250,28 @@ TEST(tuning, norm_variables_are_clamped) {
   EXPECT_EQ(with_env("DSOCR_LN2D_PX", "-5").ln2d_px, 1);
   EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "16").batch_gemm_rows, 16);
   EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "-3").batch_gemm_rows, 0);
+  EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "0").batch_gemm_for(true), 0);
+  EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "4").batch_gemm_for(false), 4);
   EXPECT_EQ(with_env("DSOCR_BATCH_GEMM", "8").from_environment, std::set<std::string>{"DSOCR_BATCH_GEMM"});
 }
 
-TEST(tuning, gemv_lanes_variable) {
+TEST(tuning, lanes_variables) {
   for (int n : {8, 16, 32, 64, 128}) {
     const Tuning t = with_env("DSOCR_GEMV_LANES", std::to_string(n).c_str());
     EXPECT_EQ(t.gemv_lanes, n);
-    EXPECT_EQ(t.lanes_for(false), n);
-    EXPECT_EQ(t.lanes_for(true), n);
+    EXPECT_EQ(t.gemv_lanes_for(false), n);
+    EXPECT_EQ(t.gemv_lanes_for(true), n);
+    EXPECT_EQ(t.moe_lanes_for(true), 64);  // its own knob
     EXPECT_EQ(t.from_environment, std::set<std::string>{"DSOCR_GEMV_LANES"});
+    const Tuning m = with_env("DSOCR_MOE_LANES", std::to_string(n).c_str());
+    EXPECT_EQ(m.moe_lanes_for(false), n);
+    EXPECT_EQ(m.moe_lanes_for(true), n);
+    EXPECT_EQ(m.gemv_lanes, std::nullopt);
   }
-  for (const char* bad : {"4", "48", "256", "x", "-32"})
-    expect_error_containing([&] { with_env("DSOCR_GEMV_LANES", bad); },
-                            fmt::format("DSOCR_GEMV_LANES='{}': expected 8, 16, 32, 64 or 128", bad));
+  for (const char* var : {"DSOCR_GEMV_LANES", "DSOCR_MOE_LANES"})
+    for (const char* bad : {"4", "48", "256", "x", "-32"})
+      expect_error_containing([&] { with_env(var, bad); },
+                              fmt::format("{}='{}': expected 8, 16, 32, 64 or 128", var, bad));
 }
 
 TEST(tuning, json_and_description_name_every_field) {
@@ -267,8 +280,8 @@ TEST(tuning, json_and_description_name_every_field) {
   setenv("DSOCR_GEMV", "0", 1);
   const Tuning t = Tuning::from_env();
   const nlohmann::ordered_json j = t.to_json();
-  const std::vector<std::string> fields = {"gemv",       "sdpa_decode",     "sdpa_tiles", "norm_nv",    "ln2d_px",
-                                           "gemv_lanes", "batch_gemm_rows", "pool",       "gemm_tuning"};
+  const std::vector<std::string> fields = {"gemv",       "sdpa_decode", "sdpa_tiles",      "norm_nv", "ln2d_px",
+                                           "gemv_lanes", "moe_lanes",   "batch_gemm_rows", "pool",    "gemm_tuning"};
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
   std::vector<std::string> want = fields;
@@ -280,7 +293,8 @@ TEST(tuning, json_and_description_name_every_field) {
   EXPECT_EQ(j["norm_nv"], 4);
   EXPECT_EQ(j["ln2d_px"], 16);
   EXPECT_EQ(j["gemv_lanes"], "auto");
-  EXPECT_EQ(j["batch_gemm_rows"], 0);
+  EXPECT_EQ(j["moe_lanes"], "auto");
+  EXPECT_EQ(j["batch_gemm_rows"], "auto");
   EXPECT_EQ(j["pool"], true);
   EXPECT_EQ(j["gemm_tuning"], true);
   EXPECT_EQ(j["from_environment"], (nlohmann::ordered_json{"DSOCR_GEMV", "DSOCR_SDPA_TILES"}));
@@ -310,6 +324,9 @@ TEST(tuning, runtime_refuses_bad_values_by_field) {
   t = Tuning{};
   t.batch_gemm_rows = -1;
   expect_error_containing([&] { runtime_with(t); }, "batch_gemm_rows -1");
+  t = Tuning{};
+  t.moe_lanes = 3;
+  expect_error_containing([&] { runtime_with(t); }, "moe_lanes 3");
 }
 
 // linear() of 2 rows: the gemv kernel by default, CLBlast with gemv off; both match the host.
@@ -358,7 +375,7 @@ TEST(tuning, runtime_leaves_the_stored_clblast_tuning_alone) {
 }
 
 // Every lane count builds the kernels with it (LANES=n in the build options; ROWS1 for one row) and
-// gives the same math: linear() of 5 rows of bf16 weights (K = 1280, the matrix-vector kernel)
+// Every lane count (both knobs) builds the kernels with it (LANES=n in the build options; ROWS1 for one row) and
 // close to double, each row bit for bit its one-row result; ops::moe_decode (f32, shared experts)
 // close to its result with the default lanes.
 TEST(tuning, gemv_lanes_are_followed) {
@@ -378,7 +395,7 @@ TEST(tuning, gemv_lanes_are_followed) {
   for (int lanes : {0, 8, 16, 64, 128}) {  // 0: the default for this device
     SCOPED_TRACE(fmt::format("lanes {}", lanes));
     Tuning t;
-    if (lanes) t.gemv_lanes = lanes;
+    if (lanes) t.gemv_lanes = t.moe_lanes = lanes;
     auto r = runtime_with(t);
     std::vector<std::string> built;
     r->programs().set_build_observer([&](const BuildEvent& e) {
@@ -403,16 +420,17 @@ TEST(tuning, gemv_lanes_are_followed) {
       moe_default = moe;
     else
       EXPECT_TRUE(all_close(moe, to_double(moe_default), {T, H}, 1e-6, 1e-5));
-    const std::string want = fmt::format("LANES={}", t.lanes_for(r->device().is_gpu));
+    const bool gpu = r->device().is_gpu;
+    const std::string want = fmt::format("LANES={}", t.gemv_lanes_for(gpu)),
+                      want_moe = fmt::format("LANES={}", t.moe_lanes_for(gpu));
     int gemv8 = 0, gemv1 = 0, moe_progs = 0;
     for (const std::string& b : built) {
-      const bool lanes_ok = b.find(want) != std::string::npos;
       if (b.rfind("linear.cl", 0) == 0 && b.find("LANES") != std::string::npos) {
-        EXPECT_TRUE(lanes_ok) << b;
+        EXPECT_NE(b.find(want), std::string::npos) << b;
         ++(b.find("ROWS1") != std::string::npos ? gemv1 : gemv8);
       }
       if (b.rfind("moe_decode.cl", 0) == 0) {
-        EXPECT_TRUE(lanes_ok) << b;
+        EXPECT_NE(b.find(want_moe), std::string::npos) << b;
         ++moe_progs;
       }
     }
