@@ -7,7 +7,7 @@
 // is read once, coalesced, for all R rows together.
 // Index mapping: a work-group of WG work-items computes FEATS = WG / LANES output features; lane
 // group f (work-items f*LANES .. f*LANES + LANES-1) owns feature o = group * FEATS + f. Lane l of
-// it accumulates, for up to 8 rows at once (acc: float8, component r = row r of the chunk; ROWS1: float):
+// it accumulates, for up to ROWS rows at once (acc: float8, float4 or float; component r = row r of the chunk):
 //   K % 8 == 0 and 16-bit or f32 weights: the 8-element pieces c = l, l + LANES, ... (one 16- or
 //     32-byte load of w per piece, two float4 loads of x per row);
 //   quantised weights, K % 32 == 0: the 32-element blocks b = l, l + LANES, ... (weights.cl);
@@ -47,20 +47,32 @@ inline float4 swiglu_in4(__global const float* x, int K, int r, int k) {
 #define LOADX4(r, k) vload4(0, x + (size_t)(r) * K + (k))
 #endif
 
-// Row r of the chunk (component sr of acc), when the chunk has it (R > r: uniform). ROWS1
-// (defined: the host passes Rall == 1) keeps one row: acc and the tree are scalar, the same
-// additions in the same order as component 0 of the 8-row program, with an eighth of its
-// registers and local traffic.
-#ifdef ROWS1
+// Row r of the chunk (component sr of acc), when the chunk has it (R > r: uniform). ROWS (1, 4 or
+// 8, default 8) rows per chunk: the accumulator and the tree are a float, float4 or float8, and a
+// row's additions are the same in each (its component's), so every ROWS gives every row the same
+// result bit for bit. The host runs one row with ROWS 1 (an eighth of the registers and local
+// traffic of ROWS 8); fewer rows per chunk load fewer input rows per weight piece, more rows read
+// each weight piece for more rows (Tuning::gemv_rows).
+#ifndef ROWS
+#define ROWS 8
+#endif
+#if ROWS == 1
 #define GEMV_ROWS(M) M(0, s0)
 #define ACC(sr) acc
 #define TSUM(sr) t
 typedef float acc_t;
-#else
+#elif ROWS == 4
+#define GEMV_ROWS(M) M(0, s0) M(1, s1) M(2, s2) M(3, s3)
+#define ACC(sr) acc.sr
+#define TSUM(sr) t.sr
+typedef float4 acc_t;
+#elif ROWS == 8
 #define GEMV_ROWS(M) M(0, s0) M(1, s1) M(2, s2) M(3, s3) M(4, s4) M(5, s5) M(6, s6) M(7, s7)
 #define ACC(sr) acc.sr
 #define TSUM(sr) t.sr
 typedef float8 acc_t;
+#else
+#error "ROWS must be 1, 4 or 8"
 #endif
 #define GEMV_PIECE(r, sr) \
   if (R > r) ACC(sr) += dot(wa, LOADX4(r, k0)) + dot(wb, LOADX4(r, k0 + 4));
@@ -93,10 +105,10 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_f32(__global 
 #else
   const size_t xrow = (size_t)K;
 #endif
-  for (int r0 = 0; r0 < Rall; r0 += 8) {
+  for (int r0 = 0; r0 < Rall; r0 += ROWS) {
     __global const float* x = xall + (size_t)r0 * xrow;
     __global float* y = yall + (size_t)r0 * N;
-    const int R = min(8, Rall - r0);
+    const int R = min(ROWS, Rall - r0);
     acc_t acc = 0.0f;
     if (live) {
 #ifdef QBLOCK

@@ -72,6 +72,12 @@ Tuning Tuning::from_env() {
     t.batch_gemm_rows = std::max(0, std::atoi(e));
     t.from_environment.insert("DSOCR_BATCH_GEMM");
   }
+  if (const char* e = env("DSOCR_GEMV_ROWS")) {
+    const int n = std::atoi(e);
+    if (n != 4 && n != 8) throw Error(fmt::format("DSOCR_GEMV_ROWS='{}': expected 4 or 8", e));
+    t.gemv_rows = n;
+    t.from_environment.insert("DSOCR_GEMV_ROWS");
+  }
   for (auto [name, field] :
        {std::pair{"DSOCR_GEMV_LANES", &Tuning::gemv_lanes}, {"DSOCR_MOE_LANES", &Tuning::moe_lanes}})
     if (const char* e = env(name)) {
@@ -94,6 +100,8 @@ void Tuning::check() const {
     throw Error(fmt::format("tuning: gemv_lanes {}: expected 8, 16, 32, 64 or 128", *gemv_lanes));
   if (moe_lanes && !lanes_ok(*moe_lanes))
     throw Error(fmt::format("tuning: moe_lanes {}: expected 8, 16, 32, 64 or 128", *moe_lanes));
+  if (gemv_rows && *gemv_rows != 4 && *gemv_rows != 8)
+    throw Error(fmt::format("tuning: gemv_rows {}: expected 4 or 8", *gemv_rows));
   if (batch_gemm_rows && *batch_gemm_rows < 0)
     throw Error(fmt::format("tuning: batch_gemm_rows {}: expected 0 or more", *batch_gemm_rows));
   if (ln2d_px < 1 || ln2d_px > 256) throw Error(fmt::format("tuning: ln2d_px {}: expected 1 to 256", ln2d_px));
@@ -110,6 +118,7 @@ nlohmann::ordered_json Tuning::to_json() const {
   auto opt = [](const std::optional<int>& v) { return v ? J(*v) : J("auto"); };
   j["gemv_lanes"] = opt(gemv_lanes);
   j["moe_lanes"] = opt(moe_lanes);
+  j["gemv_rows"] = opt(gemv_rows);
   j["batch_gemm_rows"] = opt(batch_gemm_rows);
   j["pool"] = pool;
   j["gemm_tuning"] = gemm_tuning;
@@ -136,6 +145,7 @@ std::string Tuning::describe(const std::string& indent) const {
        "work-items per output of the matrix-vector kernel (auto: 32)");
   line("moe_lanes", opt(moe_lanes), "DSOCR_MOE_LANES",
        "work-items per output of the MoE decode kernels (auto: 64 on a GPU, else 32)");
+  line("gemv_rows", opt(gemv_rows), "DSOCR_GEMV_ROWS", "rows per chunk of the matrix-vector kernel (auto: 8)");
   line("batch_gemm_rows", opt(batch_gemm_rows), "DSOCR_BATCH_GEMM",
        "decode batches of this many rows take the GEMM paths (0: never; auto: 16 on a GPU, else never)");
   line("pool", on_off(pool), "DSOCR_POOL", "reuse of freed device buffers");

@@ -37,6 +37,8 @@ struct Tuning {
   std::optional<int> gemv_lanes;
   // DSOCR_MOE_LANES: the same for the MoE decode kernels (ops::moe_decode).
   std::optional<int> moe_lanes;
+  // DSOCR_GEMV_ROWS: rows per chunk of the matrix-vector kernel for two or more rows (4 or 8).
+  std::optional<int> gemv_rows;
   // DSOCR_BATCH_GEMM: a decode batch of at least this many sequences runs its dense products and
   // MoE blocks through the GEMM paths (CLBlast, the grouped expert GEMM) instead of the
   // matrix-vector kernels: rows then agree with their one-sequence results within rounding, not
@@ -50,9 +52,9 @@ struct Tuning {
 
   // The defaults with every variable set (non-empty) in the environment applied. Throws Error
   // naming the variable and what it expects for a value it does not accept (DSOCR_SDPA_DECODE,
-  // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES, DSOCR_MOE_LANES); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped into their
-  // ranges, DSOCR_BATCH_GEMM to 0 or more; DSOCR_GEMV, DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on for
-  // anything else.
+  // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES, DSOCR_MOE_LANES, DSOCR_GEMV_ROWS); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped
+  // into their ranges, DSOCR_BATCH_GEMM to 0 or more; DSOCR_GEMV, DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on
+  // for anything else.
   static Tuning from_env();
 
   // Throws Error naming the field for a value the kernels cannot run (what from_env refuses or
@@ -64,11 +66,12 @@ struct Tuning {
   // The values in force on a device (gpu: whether it is a GPU): the field, or that type's default.
   int gemv_lanes_for(bool gpu) const { return gemv_lanes.value_or(32); }
   int moe_lanes_for(bool gpu) const { return moe_lanes.value_or(gpu ? 64 : 32); }
+  int gemv_rows_for(bool gpu) const { return gemv_rows.value_or(8); }
   int batch_gemm_for(bool gpu) const { return batch_gemm_rows.value_or(gpu ? 16 : 0); }
 
   // {"gemv": true, "sdpa_decode": "auto" | {"bk", "min_keys"}, "sdpa_tiles": "auto" | {"rq", "rk"},
-  //  "norm_nv", "ln2d_px", "gemv_lanes", "moe_lanes", "batch_gemm_rows": "auto" | n, "pool", "gemm_tuning",
-  //  "from_environment": [variable names]}.
+  //  "norm_nv", "ln2d_px", "gemv_lanes", "moe_lanes", "gemv_rows", "batch_gemm_rows": "auto" | n, "pool",
+  //  "gemm_tuning", "from_environment": [variable names]}.
   nlohmann::ordered_json to_json() const;
   // One line per field: name, value, and where it came from ("default" or the variable), e.g.
   // "sdpa_tiles    2,2    DSOCR_SDPA_TILES". Each line starts with `indent`.

@@ -25,7 +25,8 @@ void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows
   Defines d{{"WG", std::to_string(kGemvWG)}, {"LANES", std::to_string(lanes)}};
   ops::add_weight_define(d, w.dtype);
   if (swiglu) d["X_SWIGLU"] = "1";
-  if (rows == 1) d["ROWS1"] = "1";  // the same arithmetic as row 0 of the 8-row program
+  // Rows per chunk: each row's arithmetic is the same for every choice.
+  d["ROWS"] = rows == 1 ? "1" : std::to_string(rt.tuning().gemv_rows_for(rt.device().is_gpu));
   auto& k = rt.kernel("linear.cl", "gemv_f32", d);
   const size_t feats = kGemvWG / lanes, groups = (static_cast<size_t>(out) + feats - 1) / feats;
   rt.launch(k, cl::NDRange(groups * kGemvWG), cl::NDRange(kGemvWG), x, w, y, static_cast<cl_int>(rows),
