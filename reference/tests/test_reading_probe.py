@@ -26,13 +26,31 @@ def dirs(tmp_path_factory):
 def test_probe_runs_and_reports(dirs):
     out = dirs / "probe.jsonl"
     reports = reading_probe.main(["--assets", str(dirs / "assets"), "--tokenizer", str(dirs / "tok"), "--words", "5",
-                                  "--steps", "2", "--batch", "2", "--every", "1", "--device", "cpu", "--out", str(out)])
+                                  "--steps", "2", "--batch", "2", "--every", "1", "--eval", "3", "--device", "cpu",
+                                  "--out", str(out)])
     head, rows = reports[0], reports[1:]
     assert len(set(head["words"])) == 5 and head["chance"] == pytest.approx(0.2) and head["blank"] is False
+    assert head["prior"] in (0.2, 0.4, 0.6, 0.8, 1.0)
+    for r in rows:  # three images per report: a multiple of 1/3
+        assert r["first_token_acc"] * 3 == pytest.approx(round(r["first_token_acc"] * 3))
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
         assert 0.0 <= r["first_token_acc"] <= 1.0 and r["loss"] > 0
     assert [json.loads(x) for x in open(out)] == json.loads(json.dumps(reports))
+
+
+class _Tok:
+    """A tokenizer whose first token of a word is its first letter."""
+
+    def encode(self, w):
+        class E:
+            ids = [ord(c) for c in w]
+        return E()
+
+
+def test_first_token_prior():
+    assert reading_probe.first_token_prior(_Tok(), ["sun", "sea", "sky", "moon", "tree"]) == pytest.approx(0.6)
+    assert reading_probe.first_token_prior(_Tok(), ["a", "b", "c", "d"]) == pytest.approx(0.25)
 
 
 def test_draw_words_and_blank_control(dirs):
