@@ -1,6 +1,6 @@
 // The MoE block of DeepSeek-V2 for a few tokens (decode), kernels/moe_decode.cl: router, routing,
-// routed experts and shared experts in three launches (instead of six), reading only the chosen
-// experts' weights.
+// routed experts and shared experts (and, with in_norm, the RMSNorm before them) in three launches
+// instead of six (or seven), reading only the chosen experts' weights.
 #pragma once
 #include "runtime/ops/moe.h"
 
