@@ -19,8 +19,11 @@
 // X_SWIGLU (defined): the input row is the SwiGLU product of a fused gate|up row, x [R, 2K]:
 //   x'[r, k] = silu(x[r, k]) * x[r, K + k]   (the expression of activation.cl's swiglu_f32)
 // so that an MLP's down projection in decode needs no separate activation launch.
-// Tunables: WG (power of two, default 128), LANES (power of two <= WG, default 32), WEIGHT_*
-// (defined: weight storage, weights.cl). The host's grid arithmetic uses FEATS.
+// Tunables: WG (power of two, default 128), LANES (power of two <= WG, default 32), ROWS (below),
+// NO_WIDE (defined: element loads instead of 8-element pieces; with LANES = WG and ROWS 4 this is
+// the access pattern of the work-group-per-output kernel this one replaced, which a GPU keeps:
+// Tuning::gemv_*_for), WEIGHT_* (defined: weight storage, weights.cl). The host's grid arithmetic
+// uses FEATS.
 #ifndef WG
 #define WG 128
 #endif
@@ -121,7 +124,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_f32(__global 
         }
       } else
 #endif
-#ifdef WIDE8
+#if defined(WIDE8) && !defined(NO_WIDE)
       if ((K & 7) == 0) {  // rows of whole 8-element pieces: one vector load of w each
         for (int c = lane; c < (K >> 3); c += LANES) {
           const int k0 = c << 3;

@@ -72,6 +72,10 @@ Tuning Tuning::from_env() {
     t.batch_gemm_rows = std::max(0, std::atoi(e));
     t.from_environment.insert("DSOCR_BATCH_GEMM");
   }
+  if (const char* e = env("DSOCR_GEMV_WIDE")) {
+    t.gemv_wide = std::string(e) != "0";
+    t.from_environment.insert("DSOCR_GEMV_WIDE");
+  }
   if (const char* e = env("DSOCR_GEMV_ROWS")) {
     const int n = std::atoi(e);
     if (n != 4 && n != 8) throw Error(fmt::format("DSOCR_GEMV_ROWS='{}': expected 4 or 8", e));
@@ -119,6 +123,7 @@ nlohmann::ordered_json Tuning::to_json() const {
   j["gemv_lanes"] = opt(gemv_lanes);
   j["moe_lanes"] = opt(moe_lanes);
   j["gemv_rows"] = opt(gemv_rows);
+  j["gemv_wide"] = gemv_wide ? J(*gemv_wide) : J("auto");
   j["batch_gemm_rows"] = opt(batch_gemm_rows);
   j["pool"] = pool;
   j["gemm_tuning"] = gemm_tuning;
@@ -142,10 +147,13 @@ std::string Tuning::describe(const std::string& indent) const {
   line("ln2d_px", std::to_string(ln2d_px), "DSOCR_LN2D_PX", "pixels per work-group of LayerNorm2d");
   auto opt = [](const std::optional<int>& v) { return v ? std::to_string(*v) : std::string("auto"); };
   line("gemv_lanes", opt(gemv_lanes), "DSOCR_GEMV_LANES",
-       "work-items per output of the matrix-vector kernel (auto: 32)");
+       "work-items per output of the matrix-vector kernel (auto: 128 on a GPU, 32 on a CPU)");
   line("moe_lanes", opt(moe_lanes), "DSOCR_MOE_LANES",
        "work-items per output of the MoE decode kernels (auto: 64 on a GPU, else 32)");
-  line("gemv_rows", opt(gemv_rows), "DSOCR_GEMV_ROWS", "rows per chunk of the matrix-vector kernel (auto: 8)");
+  line("gemv_rows", opt(gemv_rows), "DSOCR_GEMV_ROWS",
+       "rows per chunk of the matrix-vector kernel (auto: 4 on a GPU, 8 on a CPU)");
+  line("gemv_wide", gemv_wide ? on_off(*gemv_wide) : "auto", "DSOCR_GEMV_WIDE",
+       "8-element weight loads in the matrix-vector kernel (auto: off on a GPU, on on a CPU)");
   line("batch_gemm_rows", opt(batch_gemm_rows), "DSOCR_BATCH_GEMM",
        "decode batches of this many rows take the GEMM paths (0: never; auto: 16 on a GPU, else never)");
   line("pool", on_off(pool), "DSOCR_POOL", "reuse of freed device buffers");

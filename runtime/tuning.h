@@ -39,6 +39,9 @@ struct Tuning {
   std::optional<int> moe_lanes;
   // DSOCR_GEMV_ROWS: rows per chunk of the matrix-vector kernel for two or more rows (4 or 8).
   std::optional<int> gemv_rows;
+  // DSOCR_GEMV_WIDE=0: the matrix-vector kernel loads weights element by element instead of in
+  // 8-element pieces.
+  std::optional<bool> gemv_wide;
   // DSOCR_BATCH_GEMM: a decode batch of at least this many sequences runs its dense products and
   // MoE blocks through the GEMM paths (CLBlast, the grouped expert GEMM) instead of the
   // matrix-vector kernels: rows then agree with their one-sequence results within rounding, not
@@ -53,8 +56,8 @@ struct Tuning {
   // The defaults with every variable set (non-empty) in the environment applied. Throws Error
   // naming the variable and what it expects for a value it does not accept (DSOCR_SDPA_DECODE,
   // DSOCR_SDPA_TILES, DSOCR_GEMV_LANES, DSOCR_MOE_LANES, DSOCR_GEMV_ROWS); DSOCR_NORM_NV and DSOCR_LN2D_PX are clamped
-  // into their ranges, DSOCR_BATCH_GEMM to 0 or more; DSOCR_GEMV, DSOCR_POOL and DSOCR_GEMM_TUNING are off for "0", on
-  // for anything else.
+  // into their ranges, DSOCR_BATCH_GEMM to 0 or more; DSOCR_GEMV, DSOCR_GEMV_WIDE, DSOCR_POOL and DSOCR_GEMM_TUNING are
+  // off for "0", on for anything else.
   static Tuning from_env();
 
   // Throws Error naming the field for a value the kernels cannot run (what from_env refuses or
@@ -64,14 +67,17 @@ struct Tuning {
   // The decode tiles in force (sdpa_decode, or the default).
   SdpaDecode decode() const { return sdpa_decode.value_or(SdpaDecode{}); }
   // The values in force on a device (gpu: whether it is a GPU): the field, or that type's default.
-  int gemv_lanes_for(bool gpu) const { return gemv_lanes.value_or(32); }
+  // On a GPU the matrix-vector kernel defaults to 128 lanes, 4-row chunks and element loads: the
+  // work-group-per-output kernel of df0f40b, faster there than the lane groups a CPU gets.
+  int gemv_lanes_for(bool gpu) const { return gemv_lanes.value_or(gpu ? 128 : 32); }
+  int gemv_rows_for(bool gpu) const { return gemv_rows.value_or(gpu ? 4 : 8); }
+  bool gemv_wide_for(bool gpu) const { return gemv_wide.value_or(!gpu); }
   int moe_lanes_for(bool gpu) const { return moe_lanes.value_or(gpu ? 64 : 32); }
-  int gemv_rows_for(bool gpu) const { return gemv_rows.value_or(8); }
   int batch_gemm_for(bool gpu) const { return batch_gemm_rows.value_or(gpu ? 16 : 0); }
 
   // {"gemv": true, "sdpa_decode": "auto" | {"bk", "min_keys"}, "sdpa_tiles": "auto" | {"rq", "rk"},
-  //  "norm_nv", "ln2d_px", "gemv_lanes", "moe_lanes", "gemv_rows", "batch_gemm_rows": "auto" | n, "pool",
-  //  "gemm_tuning", "from_environment": [variable names]}.
+  //  "norm_nv", "ln2d_px", "gemv_lanes", "moe_lanes", "gemv_rows", "gemv_wide", "batch_gemm_rows": "auto" | value,
+  //  "pool", "gemm_tuning", "from_environment": [variable names]}.
   nlohmann::ordered_json to_json() const;
   // One line per field: name, value, and where it came from ("default" or the variable), e.g.
   // "sdpa_tiles    2,2    DSOCR_SDPA_TILES". Each line starts with `indent`.

@@ -27,6 +27,7 @@ void gemv(Runtime& rt, const Tensor& x, const Tensor& w, Tensor& y, int64_t rows
   if (swiglu) d["X_SWIGLU"] = "1";
   // Rows per chunk: each row's arithmetic is the same for every choice.
   d["ROWS"] = rows == 1 ? "1" : std::to_string(rt.tuning().gemv_rows_for(rt.device().is_gpu));
+  if (!rt.tuning().gemv_wide_for(rt.device().is_gpu)) d["NO_WIDE"] = "1";
   auto& k = rt.kernel("linear.cl", "gemv_f32", d);
   const size_t feats = kGemvWG / lanes, groups = (static_cast<size_t>(out) + feats - 1) / feats;
   rt.launch(k, cl::NDRange(groups * kGemvWG), cl::NDRange(kGemvWG), x, w, y, static_cast<cl_int>(rows),

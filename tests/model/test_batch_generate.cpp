@@ -128,6 +128,27 @@ TEST(batch_generate, each_sequence_as_alone_through_the_gemm_paths) {
   expect_same_as_alone(m, ps.p, 6, DType::f32, r);
 }
 
+TEST(batch_generate, each_sequence_as_alone_with_a_gpus_kernel_settings) {
+  // A GPU's defaults on this device: 128 lanes, 4-row chunks and element loads in the
+  // matrix-vector kernel, 64 lanes in the MoE kernels (the GEMM paths off: bit for bit as alone).
+  Tuning t;
+  t.gemv_lanes = 128;
+  t.gemv_rows = 4;
+  t.gemv_wide = false;
+  t.moe_lanes = 64;
+  t.batch_gemm_rows = 0;
+  EXPECT_EQ(t.gemv_lanes, Tuning{}.gemv_lanes_for(true));
+  EXPECT_EQ(t.gemv_rows, Tuning{}.gemv_rows_for(true));
+  EXPECT_EQ(t.gemv_wide, Tuning{}.gemv_wide_for(true));
+  EXPECT_EQ(t.moe_lanes, Tuning{}.moe_lanes_for(true));
+  RuntimeOptions o;
+  o.device = std::to_string(rt().device().index);
+  o.tuning = t;
+  Runtime r(o);
+  OcrModel m = load_model(r, ckpt_dir());
+  expect_same_as_alone(m, make_prompts(m, r).p, 6, DType::f16, r);
+}
+
 TEST(batch_generate, streams_per_sequence_and_frees_slots) {
   OcrModel& m = tiny();
   const int32_t V = static_cast<int32_t>(m.lm.cfg.vocab_size);

@@ -137,9 +137,9 @@ TEST(gemm_tuning, bad_files_are_ignored) {
 
 namespace {
 
-const char* const kTuningVars[] = {"DSOCR_GEMV",       "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES", "DSOCR_NORM_NV",
-                                   "DSOCR_LN2D_PX",    "DSOCR_GEMV_LANES",  "DSOCR_MOE_LANES",  "DSOCR_GEMV_ROWS",
-                                   "DSOCR_BATCH_GEMM", "DSOCR_POOL",        "DSOCR_GEMM_TUNING"};
+const char* const kTuningVars[] = {"DSOCR_GEMV",      "DSOCR_SDPA_DECODE", "DSOCR_SDPA_TILES", "DSOCR_NORM_NV",
+                                   "DSOCR_LN2D_PX",   "DSOCR_GEMV_LANES",  "DSOCR_MOE_LANES",  "DSOCR_GEMV_ROWS",
+                                   "DSOCR_GEMV_WIDE", "DSOCR_BATCH_GEMM",  "DSOCR_POOL",       "DSOCR_GEMM_TUNING"};
 
 // Every tuning variable unset for the test's duration; the values before are put back after.
 struct CleanTuningEnv {
@@ -184,14 +184,17 @@ TEST(tuning, defaults_without_environment) {
   EXPECT_EQ(t, Tuning{});
   EXPECT_TRUE(t.from_environment.empty());
   EXPECT_TRUE(t.gemv && t.pool && t.gemm_tuning);
-  EXPECT_FALSE(t.sdpa_decode || t.sdpa_tiles || t.gemv_lanes || t.moe_lanes || t.gemv_rows || t.batch_gemm_rows);
+  EXPECT_FALSE(t.sdpa_decode || t.sdpa_tiles || t.gemv_lanes || t.moe_lanes || t.gemv_rows || t.gemv_wide ||
+               t.batch_gemm_rows);
   // The device-type defaults (measured on an H100 and the CPU drivers, docs/targets.md).
   EXPECT_EQ(t.gemv_lanes_for(false), 32);
-  EXPECT_EQ(t.gemv_lanes_for(true), 32);
+  EXPECT_EQ(t.gemv_lanes_for(true), 128);
+  EXPECT_TRUE(t.gemv_wide_for(false));
+  EXPECT_FALSE(t.gemv_wide_for(true));
   EXPECT_EQ(t.moe_lanes_for(false), 32);
   EXPECT_EQ(t.moe_lanes_for(true), 64);
   EXPECT_EQ(t.gemv_rows_for(false), 8);
-  EXPECT_EQ(t.gemv_rows_for(true), 8);
+  EXPECT_EQ(t.gemv_rows_for(true), 4);
   EXPECT_EQ(t.batch_gemm_for(false), 0);
   EXPECT_EQ(t.batch_gemm_for(true), 16);
   EXPECT_EQ(t.norm_nv, 4);
@@ -264,13 +267,17 @@ TEST(tuning, lanes_variables) {
     EXPECT_EQ(t.gemv_lanes_for(false), n);
     EXPECT_EQ(t.gemv_lanes_for(true), n);
     EXPECT_EQ(t.moe_lanes_for(true), 64);  // its own knob
+    EXPECT_EQ(t.gemv_rows_for(true), 4);   // and so are the rows
     EXPECT_EQ(t.from_environment, std::set<std::string>{"DSOCR_GEMV_LANES"});
     const Tuning m = with_env("DSOCR_MOE_LANES", std::to_string(n).c_str());
     EXPECT_EQ(m.moe_lanes_for(false), n);
     EXPECT_EQ(m.moe_lanes_for(true), n);
     EXPECT_EQ(m.gemv_lanes, std::nullopt);
   }
-  EXPECT_EQ(with_env("DSOCR_GEMV_ROWS", "4").gemv_rows_for(true), 4);
+  EXPECT_EQ(with_env("DSOCR_GEMV_ROWS", "4").gemv_rows_for(false), 4);
+  EXPECT_EQ(with_env("DSOCR_GEMV_WIDE", "0").gemv_wide, false);
+  EXPECT_TRUE(with_env("DSOCR_GEMV_WIDE", "1").gemv_wide_for(true));
+  EXPECT_EQ(with_env("DSOCR_GEMV_WIDE", "0").from_environment, std::set<std::string>{"DSOCR_GEMV_WIDE"});
   EXPECT_EQ(with_env("DSOCR_GEMV_ROWS", "8").gemv_rows, 8);
   for (const char* bad : {"1", "2", "16", "x"})
     expect_error_containing([&] { with_env("DSOCR_GEMV_ROWS", bad); },
@@ -287,9 +294,9 @@ TEST(tuning, json_and_description_name_every_field) {
   setenv("DSOCR_GEMV", "0", 1);
   const Tuning t = Tuning::from_env();
   const nlohmann::ordered_json j = t.to_json();
-  const std::vector<std::string> fields = {"gemv",       "sdpa_decode", "sdpa_tiles", "norm_nv",         "ln2d_px",
-                                           "gemv_lanes", "moe_lanes",   "gemv_rows",  "batch_gemm_rows", "pool",
-                                           "gemm_tuning"};
+  const std::vector<std::string> fields = {"gemv",      "sdpa_decode",     "sdpa_tiles", "norm_nv",
+                                           "ln2d_px",   "gemv_lanes",      "moe_lanes",  "gemv_rows",
+                                           "gemv_wide", "batch_gemm_rows", "pool",       "gemm_tuning"};
   std::vector<std::string> keys;
   for (auto& [k, v] : j.items()) keys.push_back(k);
   std::vector<std::string> want = fields;
@@ -303,6 +310,7 @@ TEST(tuning, json_and_description_name_every_field) {
   EXPECT_EQ(j["gemv_lanes"], "auto");
   EXPECT_EQ(j["moe_lanes"], "auto");
   EXPECT_EQ(j["gemv_rows"], "auto");
+  EXPECT_EQ(j["gemv_wide"], "auto");
   EXPECT_EQ(j["batch_gemm_rows"], "auto");
   EXPECT_EQ(j["pool"], true);
   EXPECT_EQ(j["gemm_tuning"], true);
@@ -386,10 +394,10 @@ TEST(tuning, runtime_leaves_the_stored_clblast_tuning_alone) {
   EXPECT_NE(r->gemm_tuning().find("applied"), std::string::npos) << r->gemm_tuning();
 }
 
-// Every lane count (both knobs) and 4 or 8 rows per chunk build the kernels with them (LANES=n,
-// ROWS=r in the build options; ROWS=1 for one row) and give the same math: linear() of 5 rows of
-// bf16 weights (K = 1280, the matrix-vector kernel) close to double, each row bit for bit its
-// one-row result; ops::moe_decode (f32, shared experts) close to its result with the default lanes.
+// Every lane count (both knobs), 4 or 8 rows per chunk, and wide or element loads build the kernels
+// with them (LANES=n, ROWS=r, NO_WIDE in the build options; ROWS=1 for one row) and give the same math: linear() of 5
+// rows of bf16 weights (K = 1280, the matrix-vector kernel) close to double, each row bit for bit its one-row result;
+// ops::moe_decode (f32, shared experts) close to its result with the default lanes.
 TEST(tuning, gemv_lanes_are_followed) {
   const int rows = 5, in = 1280, out = 70;
   auto x = random_floats(rows * in, 81, -2.f, 2.f), w = random_floats(out * in, 82);
@@ -409,6 +417,7 @@ TEST(tuning, gemv_lanes_are_followed) {
     Tuning t;
     if (lanes) t.gemv_lanes = t.moe_lanes = lanes;
     if (lanes) t.gemv_rows = lanes % 16 == 0 ? 4 : 8;  // 16, 64, 128: chunks of 4 rows (5 rows: 4 + 1)
+    if (lanes) t.gemv_wide = lanes < 64;               // 64, 128: element loads
     auto r = runtime_with(t);
     std::vector<std::string> built;
     r->programs().set_build_observer([&](const BuildEvent& e) {
@@ -443,6 +452,7 @@ TEST(tuning, gemv_lanes_are_followed) {
         const bool one = b.find("ROWS=1") != std::string::npos;
         ++(one ? gemv1 : gemv8);
         if (!one) EXPECT_NE(b.find(fmt::format("ROWS={}", t.gemv_rows_for(gpu))), std::string::npos) << b;
+        EXPECT_EQ(b.find("NO_WIDE") != std::string::npos, !t.gemv_wide_for(gpu)) << b;
       }
       if (b.rfind("moe_decode.cl", 0) == 0) {
         EXPECT_NE(b.find(want_moe), std::string::npos) << b;
