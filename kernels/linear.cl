@@ -1,21 +1,22 @@
 // The linear op (runtime/ops/linear.h): matrix-vector products for a few rows (decode: M = 1..4,
-// or a batch of sequences decoded together: any M, in chunks of 8 rows),
-// fp32 arithmetic, and the bias epilogue of the CLBlast path:
+// or a batch of sequences decoded together: any M, in chunks of ROWS rows), fp32 arithmetic, and
+// the bias epilogue of the CLBlast path:
 //   y[r, o] = sum_k x[r, k] * w[o, k]        x [R, K], w [N, K], y [R, N]
 // w is f32, or 16-bit or quantised storage widened on load (kernels/weights.cl: f16, bf16, q8, q4).
 // CLBlast's GEMM reaches only a fraction of the memory bandwidth at M = 1; here every weight row
 // is read once, coalesced, for all R rows together.
 // Index mapping: a work-group of WG work-items computes FEATS = WG / LANES output features; lane
 // group f (work-items f*LANES .. f*LANES + LANES-1) owns feature o = group * FEATS + f. Lane l of
-// it accumulates, for up to ROWS rows at once (acc: float8, float4 or float; component r = row r of the chunk):
-//   K % 8 == 0 and 16-bit or f32 weights: the 8-element pieces c = l, l + LANES, ... (one 16- or
-//     32-byte load of w per piece, two float4 loads of x per row);
+// it accumulates, for up to ROWS rows at once (acc: a float, float4 or float8; component r = row r
+// of the chunk):
+//   K % 8 == 0 and 16-bit or f32 weights (unless NO_WIDE): the 8-element pieces c = l, l + LANES,
+//     ... (one 16- or 32-byte load of w per piece, two float4 loads of x per row);
 //   quantised weights, K % 32 == 0: the 32-element blocks b = l, l + LANES, ... (weights.cl);
 //   otherwise: the elements k = l, l + LANES, ...
-// then a tree over the group's LANES lanes in local memory (reduce.cl LANE_TREE, all 8 rows in each
-// step). A row's
-// arithmetic depends only on K and the weight storage, never on the row count or the row's place
-// in the chunk: a batch of rows gives each row its single-row result bit for bit.
+// then a tree over the group's LANES lanes in local memory (reduce.cl LANE_TREE, all the chunk's
+// rows in each step). A row's arithmetic depends only on K, LANES, NO_WIDE and the weight storage,
+// never on the row count, ROWS or the row's place in the chunk: a batch of rows gives each row its
+// single-row result bit for bit.
 // X_SWIGLU (defined): the input row is the SwiGLU product of a fused gate|up row, x [R, 2K]:
 //   x'[r, k] = silu(x[r, k]) * x[r, K + k]   (the expression of activation.cl's swiglu_f32)
 // so that an MLP's down projection in decode needs no separate activation launch.
