@@ -39,7 +39,8 @@ server:
                         without either there is no check); GET /health needs no key
   --max-batch N         requests decoded together, 1..256 (default 8; fewer when their KV caches
                         would take more than half of the free device memory). Each answer is the
-                        one its request gets alone. 1: one request at a time
+                        one its request gets alone (from 16 at once on a GPU within rounding of
+                        its logits: DSOCR_BATCH_GEMM). 1: one request at a time
   --max-queue N         requests that may wait besides those running (default 16); more get 503
                         with a Retry-After header
   --max-body-mb N       largest request body in MiB, after any Content-Encoding (default 50): 413

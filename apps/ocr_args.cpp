@@ -71,8 +71,9 @@ generation:
   --max-batch N         pages decoded together when there are several (images, a folder, PDF
                         pages), N in 1..256 (default 8; fewer when their KV caches would take more
                         than half of the free device memory). Each page's output is the one it
-                        gets alone; pages are printed in order as each is complete. 1: one page at
-                        a time, streamed as generated
+                        gets alone (from 16 at once on a GPU within rounding of its logits:
+                        DSOCR_BATCH_GEMM); pages are printed in order as each is complete. 1: one
+                        page at a time, streamed as generated
 
 output:
   --format F            text: the model's output as generated (grounding tags kept);
