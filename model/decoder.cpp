@@ -204,15 +204,16 @@ void add_pending(Runtime& rt, Tensor& x, Pending& p) {
   p = {};
 }
 
-// Routed experts into `routed`, shared experts (when the layer has them) into `shared`, or both
-// summed into `routed` (shared left undefined) by ops::moe_decode: a decode step (batch: one token
-// per sequence of a decode batch; else T <= kMoeDecodeMaxTokens) without taps, in three launches.
-// The decode kernels compute each row as it would be alone, for any number of rows.
+// The layer's shared experts as moe_decode takes them, in `sh`; nullptr when it has none.
+const ops::MoeShared* layer_shared(const LmLayer& l, ops::MoeShared& sh) {
+  sh = {l.shared_gate_up, l.shared_down};
+  return l.shared_gate_up.defined() ? &sh : nullptr;
+}
+
 // Whether moe_parts runs a block of T tokens through ops::moe_decode.
 bool moe_by_decode(const LmLayer& l, int64_t T, bool taps, bool batch) {
-  ops::MoeShared sh{l.shared_gate_up, l.shared_down};
-  return !taps && (batch || T <= ops::kMoeDecodeMaxTokens) &&
-         ops::moe_decode_takes(l.experts, l.shared_gate_up.defined() ? &sh : nullptr);
+  ops::MoeShared sh;
+  return !taps && (batch || T <= ops::kMoeDecodeMaxTokens) && ops::moe_decode_takes(l.experts, layer_shared(l, sh));
 }
 
 ops::MoeRouting moe_routing(const LmConfig& c) {
@@ -222,18 +223,22 @@ ops::MoeRouting moe_routing(const LmConfig& c) {
 // The post-attention norm and the MoE block through ops::moe_decode (moe_by_decode holds), the
 // norm done by the router's launch: x += pending, xn = rms_norm(x), y = the block of xn.
 void norm_moe_decode(Runtime& rt, const LmConfig& c, const LmLayer& l, Tensor& x, Pending& p, Tensor& xn, Tensor& y) {
-  ops::MoeShared sh{l.shared_gate_up, l.shared_down};
+  ops::MoeShared sh;
   const ops::MoeInputNorm n{p.a, p.b, l.post_norm, static_cast<float>(c.rms_norm_eps), xn};
-  ops::moe_decode(rt, x, l.router_w, l.experts, l.shared_gate_up.defined() ? &sh : nullptr, moe_routing(c), y, &n);
+  ops::moe_decode(rt, x, l.router_w, l.experts, layer_shared(l, sh), moe_routing(c), y, &n);
   p = {};
 }
 
+// Routed experts into `routed`, shared experts (when the layer has them) into `shared`, or both
+// summed into `routed` (shared left undefined) by ops::moe_decode: a decode step (batch: one token
+// per sequence of a decode batch; else T <= kMoeDecodeMaxTokens) without taps, in three launches.
+// The decode kernels compute each row as it would be alone, for any number of rows.
 void moe_parts(Runtime& rt, const LmConfig& c, const LmLayer& l, const Tensor& xn, Tensor& routed, Tensor& shared,
                Taps* taps, const std::string& prefix, bool batch = false) {
   const int64_t T = xn.dim(0);
   const int64_t E = l.experts.E, K = c.num_experts_per_tok;
-  ops::MoeShared sh{l.shared_gate_up, l.shared_down};
-  const ops::MoeShared* shp = l.shared_gate_up.defined() ? &sh : nullptr;
+  ops::MoeShared sh;
+  const ops::MoeShared* shp = layer_shared(l, sh);
   if (moe_by_decode(l, T, taps != nullptr, batch)) {
     ops::moe_decode(rt, xn, l.router_w, l.experts, shp, moe_routing(c), routed);
     return;
@@ -314,24 +319,17 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   pend.b = shared;
 }
 
-// Whether a decode batch of B rows takes the GEMM paths (Tuning::batch_gemm_rows).
-bool batch_takes_gemm(const Runtime& rt, int64_t B) {
-  const int from = rt.tuning().batch_gemm_for(rt.device().is_gpu);
-  return from > 0 && B >= from;
-}
-
 // One layer for a decode batch: x [B, hidden], one new token per sequence, sequence b's cache
 // rows starting at batch.first_row[b] (see lm_decode_batch). The same kernels, in the same order
 // per row, as layer_impl with T = 1; attention in one launch for all sequences (plan: their rows,
-// key counts and splits, the same for every layer of the step). A batch that batch_takes_gemm
-// runs its products through the GEMM paths instead (as a prompt of B tokens would).
+// key counts and splits, the same for every layer of the step). gemm (Tuning::batch_gemm_rows): the
+// products run through the GEMM paths instead (as a prompt of B tokens would).
 void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
                         const Tensor& positions, const Tensor& rows, Tensor& kv_cache, const ops::SdpaDecodeBatch& plan,
-                        Pending& pend) {
+                        bool gemm, Pending& pend) {
   const int64_t B = x.dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
   const int64_t Ntot = H + 2 * Hkv, Q = H * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
-  const bool gemm = batch_takes_gemm(rt, B);
   const LinearPath lp = gemm ? LinearPath::automatic : LinearPath::gemv;
 
   Tensor xn = rt.empty(x.shape, DType::f32, "lm norm");
@@ -392,15 +390,17 @@ Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vect
   for (int64_t b = 0; b < B; ++b) n_keys[b] = batch.length[b] + 1;
   const ops::SdpaDecodeBatch plan =
       ops::sdpa_decode_batch_plan(rt, c.num_attention_heads, c.head_dim(), batch.first_row, n_keys);
+  const int gemm_from = rt.tuning().batch_gemm_for(rt.device().is_gpu);  // GEMM paths from this many rows
+  const bool gemm = gemm_from > 0 && B >= gemm_from;
   Pending pend;
   for (size_t i = 0; i < lm.layers.size(); ++i) {
-    layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, rowt, caches[i], plan, pend);
+    layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, rowt, caches[i], plan, gemm, pend);
     rt.flush();
   }
   Tensor hn = rt.empty(x.shape, DType::f32, "final norm");
   add_norm(rt, x, pend, lm.norm, hn, static_cast<float>(c.rms_norm_eps));
   Tensor logits = rt.empty({B, c.vocab_size}, DType::f32, "logits");
-  linear(rt, hn, lm.lm_head, nullptr, logits, batch_takes_gemm(rt, B) ? LinearPath::automatic : LinearPath::gemv);
+  linear(rt, hn, lm.lm_head, nullptr, logits, gemm ? LinearPath::automatic : LinearPath::gemv);
   return logits;
 }
 
