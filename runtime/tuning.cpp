@@ -26,9 +26,10 @@ bool tiles_ok(const Tuning::SdpaTiles& t) {
   return t.rq >= 1 && t.rq <= 16 && t.rk >= 1 && t.rk <= 16 && (t.rk * 8) % 4 == 0;
 }
 
-// Parses "a,b" as sscanf("%d,%d") did (trailing text ignored).
 bool lanes_ok(int n) { return n == 8 || n == 16 || n == 32 || n == 64 || n == 128; }
+bool rows_ok(int n) { return n == 4 || n == 8; }
 
+// Parses "a,b" as sscanf("%d,%d") did (trailing text ignored).
 bool two_ints(const char* s, int& a, int& b) { return std::sscanf(s, "%d,%d", &a, &b) == 2; }
 
 std::string on_off(bool b) { return b ? "on" : "off"; }
@@ -78,7 +79,7 @@ Tuning Tuning::from_env() {
   }
   if (const char* e = env("DSOCR_GEMV_ROWS")) {
     const int n = std::atoi(e);
-    if (n != 4 && n != 8) throw Error(fmt::format("DSOCR_GEMV_ROWS='{}': expected 4 or 8", e));
+    if (!rows_ok(n)) throw Error(fmt::format("DSOCR_GEMV_ROWS='{}': expected 4 or 8", e));
     t.gemv_rows = n;
     t.from_environment.insert("DSOCR_GEMV_ROWS");
   }
@@ -104,8 +105,7 @@ void Tuning::check() const {
     throw Error(fmt::format("tuning: gemv_lanes {}: expected 8, 16, 32, 64 or 128", *gemv_lanes));
   if (moe_lanes && !lanes_ok(*moe_lanes))
     throw Error(fmt::format("tuning: moe_lanes {}: expected 8, 16, 32, 64 or 128", *moe_lanes));
-  if (gemv_rows && *gemv_rows != 4 && *gemv_rows != 8)
-    throw Error(fmt::format("tuning: gemv_rows {}: expected 4 or 8", *gemv_rows));
+  if (gemv_rows && !rows_ok(*gemv_rows)) throw Error(fmt::format("tuning: gemv_rows {}: expected 4 or 8", *gemv_rows));
   if (batch_gemm_rows && *batch_gemm_rows < 0)
     throw Error(fmt::format("tuning: batch_gemm_rows {}: expected 0 or more", *batch_gemm_rows));
   if (ln2d_px < 1 || ln2d_px > 256) throw Error(fmt::format("tuning: ln2d_px {}: expected 1 to 256", ln2d_px));
@@ -163,8 +163,9 @@ std::string Tuning::describe(const std::string& indent) const {
 
 bool Tuning::operator==(const Tuning& o) const {
   return gemv == o.gemv && sdpa_decode == o.sdpa_decode && sdpa_tiles == o.sdpa_tiles && norm_nv == o.norm_nv &&
-         ln2d_px == o.ln2d_px && gemv_lanes == o.gemv_lanes && moe_lanes == o.moe_lanes &&
-         batch_gemm_rows == o.batch_gemm_rows && pool == o.pool && gemm_tuning == o.gemm_tuning;
+         ln2d_px == o.ln2d_px && gemv_lanes == o.gemv_lanes && moe_lanes == o.moe_lanes && gemv_rows == o.gemv_rows &&
+         gemv_wide == o.gemv_wide && batch_gemm_rows == o.batch_gemm_rows && pool == o.pool &&
+         gemm_tuning == o.gemm_tuning;
 }
 
 }  // namespace dsocr

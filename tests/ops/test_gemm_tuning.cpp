@@ -9,11 +9,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "harness/harness.h"
 #include "runtime/gemm.h"
@@ -197,6 +199,15 @@ TEST(tuning, defaults_without_environment) {
   EXPECT_EQ(t.gemv_rows_for(true), 4);
   EXPECT_EQ(t.batch_gemm_for(false), 0);
   EXPECT_EQ(t.batch_gemm_for(true), 16);
+  // Setting any device-dependent knob makes a different Tuning.
+  for (auto set : std::vector<std::function<void(Tuning&)>>{
+           [](Tuning& u) { u.gemv_lanes = 32; }, [](Tuning& u) { u.moe_lanes = 32; },
+           [](Tuning& u) { u.gemv_rows = 8; }, [](Tuning& u) { u.gemv_wide = true; },
+           [](Tuning& u) { u.batch_gemm_rows = 0; }}) {
+    Tuning u;
+    set(u);
+    EXPECT_FALSE(u == Tuning{});
+  }
   EXPECT_EQ(t.norm_nv, 4);
   EXPECT_EQ(t.ln2d_px, 16);
   EXPECT_EQ(t.decode(), (Tuning::SdpaDecode{32, 64}));
