@@ -140,6 +140,15 @@ BatchRunner open_batch_engine(const ServeSettings& s, const ModelLocation& loc, 
     return e->batch->add(image, req, true, e->crops, events,
                          [done = std::move(done)](int64_t, PageOutput& out) { done(out); });
   };
+  r.start_many = [e](std::vector<BatchRunner::Start>& pages) {  // their vision in as few passes as fit
+    std::vector<PageBatchEngine::Adding> adding;
+    for (BatchRunner::Start& p : pages)
+      adding.push_back(PageBatchEngine::Adding{p.image, p.req, true, &e->crops, p.events,
+                                               [done = std::move(p.done)](int64_t, PageOutput& out) { done(out); }});
+    std::vector<BatchRunner::Started> out;
+    for (PageBatchEngine::Added& a : e->batch->add_many(adding)) out.push_back({a.id, std::move(a.error)});
+    return out;
+  };
   r.step = [e] { e->batch->step(); };
   r.cancel = [e](int64_t page) { e->batch->cancel(page); };
   return r;
@@ -169,11 +178,10 @@ int cmd_serve(const std::vector<std::string>& argv) {
     log.line(fmt::format("dsocr serve: warning: listening on {} without --api-key: anyone who reaches it may use it",
                          s.host));
   std::unique_ptr<PageScheduler> sched_ptr =
-      s.max_batch > 1
-          ? std::make_unique<PageScheduler>(std::function<BatchRunner()>([&] { return open_batch_engine(s, loc, log); }),
-                                            s.max_queue)
-          : std::make_unique<PageScheduler>(std::function<PageRunner()>([&] { return open_engine(s, loc, log); }),
-                                            s.max_queue);
+      s.max_batch > 1 ? std::make_unique<PageScheduler>(
+                            std::function<BatchRunner()>([&] { return open_batch_engine(s, loc, log); }), s.max_queue)
+                      : std::make_unique<PageScheduler>(
+                            std::function<PageRunner()>([&] { return open_engine(s, loc, log); }), s.max_queue);
   PageScheduler& sched = *sched_ptr;
   HttpServer http(s, sched, log);  // the port first: one in use fails before the model loads
   sched.open();                    // the model loads on this thread, which runs the pages (scheduler.h)

@@ -9,7 +9,9 @@
 //                 then image_newline after each mosaic row (only when there are tiles);
 //   global view:  for r < g: g tokens of glob[0, r*g + c, :], then image_newline;
 //   then view_seperator.
-//   out [rows_total, C]; one work-item per output element; global (C↑64, rows_total).
+//   out [rows_total, C]; one work-item per output element; global (C↑64, rows_total). The page's
+//   tiles start at view tile0 of tiles, its global view is view glob0 of glob (pages encoded
+//   together: vision_embeddings_batch).
 
 __kernel void concat_features_f32(__global const float* clip, __global const float* sam, __global float* feat,
                                   int Cc, int Cs, int hw) {
@@ -22,7 +24,8 @@ __kernel void concat_features_f32(__global const float* clip, __global const flo
 
 __kernel void assemble_views_f32(__global const float* tiles, __global const float* glob,
                                  __global const float* newline, __global const float* separator,
-                                 __global float* out, int C, int q, int cols, int rows, int g) {
+                                 __global float* out, int C, int q, int cols, int rows, int g, int tile0,
+                                 int glob0) {
   int c = get_global_id(0), t = get_global_id(1);
   if (c >= C) return;
   int tile_rows = (cols * rows > 0) ? q * rows : 0;
@@ -33,10 +36,10 @@ __kernel void assemble_views_f32(__global const float* tiles, __global const flo
   if (t < n_tile_tokens) {
     int r = t / tile_row_len, k = t % tile_row_len;
     if (k == q * cols) v = newline[c];
-    else v = tiles[(((size_t)(r / q) * cols + k / q) * q * q + (r % q) * q + k % q) * C + c];
+    else v = tiles[(((size_t)tile0 + (r / q) * cols + k / q) * q * q + (r % q) * q + k % q) * C + c];
   } else if (t < n_tile_tokens + n_glob_tokens) {
     int u = t - n_tile_tokens, r = u / (g + 1), k = u % (g + 1);
-    v = k == g ? newline[c] : glob[((size_t)r * g + k) * C + c];
+    v = k == g ? newline[c] : glob[(((size_t)glob0 * g + r) * g + k) * C + c];
   } else if (t == n_tile_tokens + n_glob_tokens) {
     v = separator[c];
   } else {

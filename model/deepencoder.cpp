@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "runtime/ops/linear.h"
 #include "runtime/ops/conv2d.h"
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/layout.h"
+#include "runtime/ops/linear.h"
 #include "runtime/ops/norm.h"
 #include "runtime/ops/resize.h"
 
@@ -128,30 +128,34 @@ Tensor encode_views(Runtime& rt, DeepEncoder& e, const Tensor& pixels, Taps* tap
   return proj;
 }
 
-Tensor vision_embeddings(Runtime& rt, DeepEncoder& e, const Tensor& global_view, const Tensor* tiles, int cols,
-                         int rows, Taps* taps) {
-  if (e.cfg.is_v2()) return vision_embeddings_v2(rt, e, global_view, tiles, cols, rows, taps);
+Tensor assemble_views(Runtime& rt, DeepEncoder& e, const Tensor* loc, int64_t tile0, int cols, int rows,
+                      const Tensor& glo, int64_t glob0) {
+  if (e.cfg.is_v2()) return assemble_views_v2(rt, e, loc, tile0, cols, rows, glo, glob0);
   const int64_t C = e.cfg.n_embed;
-  Tensor loc;
-  int64_t q = 0;
-  bool has_tiles = tiles && tiles->defined() && tiles->numel() > 0 && tiles->dim(0) > 0;
-  if (has_tiles) {
-    if (tiles->dim(0) != static_cast<int64_t>(cols) * rows)
-      throw Error(fmt::format("vision: {} tiles for a {}x{} grid", tiles->dim(0), cols, rows));
-    loc = encode_views(rt, e, *tiles, taps, "tiles.");
-    q = isqrt_exact(loc.dim(1), "tile features");
-  } else {
-    cols = rows = 0;
-    loc = rt.empty({1}, DType::f32, "no tiles");
-  }
-  Tensor glo = encode_views(rt, e, global_view, taps, "global.");
+  const bool has_tiles = loc != nullptr;
+  const int64_t q = has_tiles ? isqrt_exact(loc->dim(1), "tile features") : 0;
+  if (!has_tiles) cols = rows = 0;
   const int64_t g = isqrt_exact(glo.dim(1), "global features");
   const int64_t total = (has_tiles ? q * rows * (q * cols + 1) : 0) + g * (g + 1) + 1;
   Tensor out = rt.empty({total, C}, DType::f32, "image embeddings");
   auto& k = rt.kernel("deepencoder.cl", "assemble_views_f32");
-  rt.launch(k, cl::NDRange(round_up(C, 64), total), cl::NDRange(64, 1), loc, glo, e.newline, e.separator, out,
-            static_cast<cl_int>(C), static_cast<cl_int>(q), cols, rows, static_cast<cl_int>(g));
+  rt.launch(k, cl::NDRange(round_up(C, 64), total), cl::NDRange(64, 1), has_tiles ? *loc : glo, glo, e.newline,
+            e.separator, out, static_cast<cl_int>(C), static_cast<cl_int>(q), cols, rows, static_cast<cl_int>(g),
+            static_cast<cl_int>(tile0), static_cast<cl_int>(glob0));
   return out;
+}
+
+Tensor vision_embeddings(Runtime& rt, DeepEncoder& e, const Tensor& global_view, const Tensor* tiles, int cols,
+                         int rows, Taps* taps) {
+  const bool has_tiles = tiles && tiles->defined() && tiles->numel() > 0 && tiles->dim(0) > 0;
+  Tensor loc;
+  if (has_tiles) {
+    if (tiles->dim(0) != static_cast<int64_t>(cols) * rows)
+      throw Error(fmt::format("vision: {} tiles for a {}x{} grid", tiles->dim(0), cols, rows));
+    loc = encode_views(rt, e, *tiles, taps, "tiles.");
+  }
+  Tensor glo = encode_views(rt, e, global_view, taps, "global.");
+  return assemble_views(rt, e, has_tiles ? &loc : nullptr, 0, cols, rows, glo, 0);
 }
 
 }  // namespace dsocr

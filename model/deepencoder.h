@@ -16,6 +16,8 @@
 
 namespace dsocr {
 
+struct Views;  // model/preprocess.h
+
 using Taps = std::map<std::string, Tensor>;
 
 struct SamEncoder {
@@ -52,15 +54,27 @@ Tensor encode_views(Runtime& rt, DeepEncoder& enc, const Tensor& pixels, Taps* t
 
 // The image embeddings in sequence order: tiles mosaic (image_newline per row), global rows with
 // newline, view_seperator (v2: every tile's rows one tile after another, the global rows,
-// view_seperator: 144 n + 256 + 1 rows at the official sizes). global_view [1,3,G,G]; tiles [n,3,T,T] (n = cols*rows, or 0).
-// Returns [n_image_tokens, n_embed].
+// view_seperator: 144 n + 256 + 1 rows at the official sizes). global_view [1,3,G,G]; tiles [n,3,T,T] (n = cols*rows,
+// or 0). Returns [n_image_tokens, n_embed].
 Tensor vision_embeddings(Runtime& rt, DeepEncoder& enc, const Tensor& global_view, const Tensor* tiles, int cols,
                          int rows, Taps* taps = nullptr);
 
-// The v2 halves of the three functions above (they dispatch on cfg.is_v2()).
+// Several pages at once (dsocr ocr's and serve's batches): the global views of all pages of one
+// size in one encode_views pass, the tiles of all pages of one tile size in another, then each
+// page's sequence as vision_embeddings assembles it. result[i] is page i's [n_image_tokens,
+// n_embed]; every kernel computes a view's rows from that view alone, so these are the rows
+// vision_embeddings gives the page alone (tests/model/test_vision_batch.cpp).
+std::vector<Tensor> vision_embeddings_batch(Runtime& rt, DeepEncoder& enc, const std::vector<const Views*>& pages);
+
+// One page's image embeddings from encoded views: its tiles are rows tile0 .. tile0 + cols*rows - 1
+// of loc [n, Nt, n_embed] (nullptr: no tiles), its global view row glob0 of glo [m, Ng, n_embed].
+Tensor assemble_views(Runtime& rt, DeepEncoder& enc, const Tensor* loc, int64_t tile0, int cols, int rows,
+                      const Tensor& glo, int64_t glob0);
+
+// The v2 halves of load_deepencoder, encode_views and assemble_views (they dispatch on cfg.is_v2()).
 DeepEncoder load_deepencoder_v2(Runtime& rt, const WeightSource& w, const ModelConfig& cfg);
 Tensor encode_views_v2(Runtime& rt, DeepEncoder& enc, const Tensor& pixels, Taps* taps, const std::string& prefix);
-Tensor vision_embeddings_v2(Runtime& rt, DeepEncoder& enc, const Tensor& global_view, const Tensor* tiles, int cols,
-                            int rows, Taps* taps);
+Tensor assemble_views_v2(Runtime& rt, DeepEncoder& enc, const Tensor* loc, int64_t tile0, int cols, int rows,
+                         const Tensor& glo, int64_t glob0);
 
 }  // namespace dsocr

@@ -11,9 +11,10 @@ namespace dsocr {
 
 DeepEncoder load_deepencoder_v2(Runtime& rt, const WeightSource& w, const ModelConfig& cfg) {
   if (cfg.sam.downsample_channels[1] != cfg.qwen2.hidden || cfg.projector_input_dim != cfg.qwen2.hidden)
-    throw Error(fmt::format("DeepSeek-OCR-2: SAM net_3 channels {} and projector input {} must equal the encoder "
-                            "width {}",
-                            cfg.sam.downsample_channels[1], cfg.projector_input_dim, cfg.qwen2.hidden));
+    throw Error(
+        fmt::format("DeepSeek-OCR-2: SAM net_3 channels {} and projector input {} must equal the encoder "
+                    "width {}",
+                    cfg.sam.downsample_channels[1], cfg.projector_input_dim, cfg.qwen2.hidden));
   DeepEncoder e;
   e.cfg = cfg;
   e.sam = load_sam(rt, SubWeights(w, "sam_model."), cfg.sam);
@@ -44,22 +45,15 @@ Tensor encode_views_v2(Runtime& rt, DeepEncoder& e, const Tensor& pixels, Taps* 
   return proj;
 }
 
-Tensor vision_embeddings_v2(Runtime& rt, DeepEncoder& e, const Tensor& global_view, const Tensor* tiles, int cols,
-                            int rows, Taps* taps) {
+Tensor assemble_views_v2(Runtime& rt, DeepEncoder& e, const Tensor* loc, int64_t tile0, int cols, int rows,
+                         const Tensor& glo, int64_t glob0) {
   const int64_t C = e.cfg.n_embed;
-  Tensor loc;
-  const bool has_tiles = tiles && tiles->defined() && tiles->numel() > 0 && tiles->dim(0) > 0;
-  if (has_tiles) {
-    if (tiles->dim(0) != static_cast<int64_t>(cols) * rows)
-      throw Error(fmt::format("vision: {} tiles for a {}x{} grid", tiles->dim(0), cols, rows));
-    loc = encode_views_v2(rt, e, *tiles, taps, "tiles.");  // [n, Nt, C]
-  }
-  Tensor glo = encode_views_v2(rt, e, global_view, taps, "global.");  // [1, Ng, C]
-  const int64_t n_loc = has_tiles ? loc.dim(0) * loc.dim(1) : 0, n_glo = glo.dim(0) * glo.dim(1);
+  const int64_t per_tile = loc ? loc->dim(1) : 0, n_loc = loc ? int64_t{cols} * rows * per_tile : 0;
+  const int64_t n_glo = glo.dim(1);
   Tensor out = rt.empty({n_loc + n_glo + 1, C}, DType::f32, "image embeddings");
   const size_t row = static_cast<size_t>(C) * sizeof(float);
-  if (has_tiles) rt.copy(loc, out, n_loc * row, 0, 0);
-  rt.copy(glo, out, n_glo * row, 0, n_loc * row);
+  if (loc) rt.copy(*loc, out, n_loc * row, tile0 * per_tile * row, 0);
+  rt.copy(glo, out, n_glo * row, glob0 * n_glo * row, n_loc * row);
   rt.copy(e.separator, out, row, 0, (n_loc + n_glo) * row);
   return out;
 }

@@ -46,49 +46,35 @@ using Clock = std::chrono::steady_clock;
 double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 }  // namespace
 
-PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt,
-                          const OcrOptions& o, const Views* views, double views_s) {
+namespace {
+
+// A page's result before its vision: size, mode, views, grid and prompt ids; Error when the
+// page cannot run (a mode of the other model version, a prompt that fills the context).
+PreparedPage page_before_vision(OcrEngine& e, const PageInput& in, Views& made) {
   PreparedPage pp;
   PageResult& r = pp.r;
-  r.width = image.width;
-  r.height = image.height;
+  const OcrOptions& o = *in.opts;
+  r.width = in.image->width;
+  r.height = in.image->height;
   r.mode = effective_mode(o);
-  // Seconds spent building or loading kernel programs so far: taken out of every stage's time.
-  auto compiled = [&] { return rt.programs().stats().seconds; };
-  const double c0 = compiled();
   if (const int want = e.model.cfg.is_v2() ? 2 : 1; mode_spec(r.mode).version != want)
     throw Error(fmt::format("mode {} is not a mode of this {} checkpoint (use {})", r.mode,
                             want == 2 ? "DeepSeek-OCR-2" : "DeepSeek-OCR", want == 2 ? "ocr2" : "gundam or base"));
-  auto t0 = Clock::now();
-  Views made;
-  if (!views) made = make_views(image, r.mode, o.max_tiles);
-  const Views& v = views ? *views : made;
+  const auto t0 = Clock::now();
+  if (!in.views) made = make_views(*in.image, r.mode, o.max_tiles);
+  const Views& v = in.views ? *in.views : made;
+  r.t.preprocess_s = in.views ? in.views_s : secs(t0, Clock::now());
   r.cols = v.cols;
   r.rows = v.rows;
   r.n_tiles = v.n_tiles;
-  auto t1 = Clock::now();
-  const double c1 = compiled();
   // The prompt first: a page that cannot fit the context fails before the encoder runs.
   r.n_image_tokens = image_token_count(r.mode, v.cols, v.rows, v.n_tiles);
-  r.prompt_ids = build_prompt_ids(e.tok, prompt, r.n_image_tokens, e.bos_id, e.image_id);
+  r.prompt_ids = build_prompt_ids(e.tok, *in.prompt, r.n_image_tokens, e.bos_id, e.image_id);
   const int64_t ctx = e.model.cfg.lm.max_position_embeddings;
   const int64_t room = ctx - static_cast<int64_t>(r.prompt_ids.size());
   if (room < 1)
     throw Error(fmt::format("the prompt ({} tokens, {} of them image) fills the model's context of {} tokens",
                             r.prompt_ids.size(), r.n_image_tokens, ctx));
-  {
-    Tensor g = rt.upload(v.global_view, {1, 3, v.global_size, v.global_size});
-    Tensor tiles;
-    if (v.n_tiles > 0) tiles = rt.upload(v.tiles, {v.n_tiles, 3, v.tile_size, v.tile_size});
-    pp.image_embeds = vision_embeddings(rt, e.model.vision, g, v.n_tiles > 0 ? &tiles : nullptr, v.cols, v.rows);
-    rt.finish();
-    rt.trim();  // the encoder's freed activations are not needed by the decoder
-  }
-  auto t2 = Clock::now();
-  const double c2 = compiled();
-  if (pp.image_embeds.dim(0) != r.n_image_tokens)
-    throw Error(fmt::format("the vision encoder gave {} image tokens, the {} layout needs {}",
-                            pp.image_embeds.dim(0), r.mode, r.n_image_tokens));
   GenerateOptions& go = pp.gen;
   go.max_new_tokens = r.max_new_tokens = std::min<int64_t>(o.max_new_tokens, room);
   go.ngram_size = o.ngram_size;
@@ -96,10 +82,56 @@ PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, cons
   go.ngram_whitelist = e.ngram_whitelist;
   go.eos_id = e.eos_id;
   go.kv = o.kv;
-  r.t.preprocess_s = views ? views_s : secs(t0, t1);
-  r.t.vision_s = std::max(0.0, secs(t1, t2) - (c2 - c1));
-  r.t.compile_s = compiled() - c0;
   return pp;
+}
+
+}  // namespace
+
+std::vector<PreparedOrError> prepare_pages(Runtime& rt, OcrEngine& e, const std::vector<PageInput>& in) {
+  // Seconds spent building or loading kernel programs so far: taken out of every stage's time.
+  auto compiled = [&] { return rt.programs().stats().seconds; };
+  const double c0 = compiled();
+  std::vector<PreparedOrError> out(in.size());
+  std::vector<Views> made(in.size());
+  std::vector<const Views*> views;
+  std::vector<size_t> which;  // out index of each entry of views
+  for (size_t i = 0; i < in.size(); ++i) {
+    try {
+      out[i].page = page_before_vision(e, in[i], made[i]);
+      views.push_back(in[i].views ? in[i].views : &made[i]);
+      which.push_back(i);
+    } catch (const OutOfDeviceMemory&) {
+      throw;
+    } catch (const Error& err) {
+      out[i].error = err.what();
+    }
+  }
+  if (views.empty()) return out;
+  const auto t1 = Clock::now();
+  const double c1 = compiled();
+  std::vector<Tensor> embeds = vision_embeddings_batch(rt, e.model.vision, views);
+  rt.finish();
+  rt.trim();  // the encoder's freed activations are not needed by the decoder
+  const double vision_s = std::max(0.0, secs(t1, Clock::now()) - (compiled() - c1));
+  const double compile_s = compiled() - c0;
+  for (size_t j = 0; j < which.size(); ++j) {
+    PreparedPage& pp = *out[which[j]].page;
+    if (embeds[j].dim(0) != pp.r.n_image_tokens)
+      throw Error(fmt::format("the vision encoder gave {} image tokens, the {} layout needs {}", embeds[j].dim(0),
+                              pp.r.mode, pp.r.n_image_tokens));
+    pp.image_embeds = std::move(embeds[j]);
+    pp.r.t.vision_s = vision_s / static_cast<double>(which.size());
+    pp.r.t.compile_s = compile_s / static_cast<double>(which.size());
+    pp.r.vision_batch = static_cast<int>(which.size());
+  }
+  return out;
+}
+
+PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt,
+                          const OcrOptions& o, const Views* views, double views_s) {
+  std::vector<PreparedOrError> p = prepare_pages(rt, e, {PageInput{&image, &prompt, &o, views, views_s}});
+  if (!p[0].page) throw Error(p[0].error);
+  return std::move(*p[0].page);
 }
 
 void finish_page(Runtime& rt, const OcrEngine& e, PageResult& r) {
@@ -179,6 +211,7 @@ nlohmann::ordered_json page_json(const PageResult& r, const PageReport& rep) {
        {{"load_s", rep.load_s},
         {"preprocess_s", r.t.preprocess_s},
         {"vision_s", r.t.vision_s},
+        {"vision_batch", r.vision_batch},
         {"prefill_s", r.t.prefill_s},
         {"decode_s", r.t.decode_s},
         {"decode_tok_s", tok_s},

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,7 @@ struct PageResult {
   int64_t max_new_tokens = 0;  // after the context cap
   std::string text;            // decode(generated without EOS)
   PageTimings t;
+  int vision_batch = 1;  // pages whose views went through the encoder together with this one's
   // Memory once the page is done: the process's resident set (0 where /proc is absent), and the
   // device memory live and held (live + the runtime's pool of freed buffers).
   uint64_t host_rss_bytes = 0, device_live_bytes = 0, device_held_bytes = 0;
@@ -80,6 +82,23 @@ struct PreparedPage {
 // o.max_tiles), in views_s seconds (reported as the page's preprocessing time).
 PreparedPage prepare_page(Runtime& rt, OcrEngine& e, const RgbImage& image, const std::string& prompt,
                           const OcrOptions& o, const Views* views = nullptr, double views_s = 0);
+
+// prepare_page for several pages, their vision in one vision_embeddings_batch (each page's
+// embeddings are those it gets alone; vision_s and compile_s are the batch's, shared evenly).
+// A page's own failure (its mode, its prompt: Error) is its entry's error, the others go on;
+// device failures and OutOfDeviceMemory propagate. The pointers must outlive the call.
+struct PageInput {
+  const RgbImage* image = nullptr;
+  const std::string* prompt = nullptr;
+  const OcrOptions* opts = nullptr;
+  const Views* views = nullptr;  // optional, as prepare_page's
+  double views_s = 0;
+};
+struct PreparedOrError {
+  std::optional<PreparedPage> page;
+  std::string error;  // when !page
+};
+std::vector<PreparedOrError> prepare_pages(Runtime& rt, OcrEngine& e, const std::vector<PageInput>& in);
 // After generation (r.generated filled): eos, text, and the memory figures.
 void finish_page(Runtime& rt, const OcrEngine& e, PageResult& r);
 

@@ -26,25 +26,124 @@ int page_batch_slots(const Runtime& rt, const OcrEngine& e, int max_batch, int64
   return static_cast<int>(std::clamp<uint64_t>(fit, 1, static_cast<uint64_t>(std::max(max_batch, 1))));
 }
 
+namespace {
+// A page's view pixels, global view and tiles (the encoder's work and memory grow with them);
+// nullptr (views made in prepare_pages): counted as nothing.
+double view_pixels(const Views* v) {
+  return v ? double(v->global_size) * v->global_size + double(v->n_tiles) * v->tile_size * v->tile_size : 0;
+}
+}  // namespace
+
+size_t PageBatchEngine::vision_pages(const std::vector<const Views*>& pages) const {
+  if (vision_bytes_per_px_ <= 0) return std::min<size_t>(pages.size(), 1);
+  const uint64_t total = rt_.device().global_mem, held = rt_.memory().current;
+  const double budget = total > held ? double(total - held) / 2 : 0;
+  double need = 0;
+  size_t n = 0;
+  for (const Views* v : pages) {
+    need += view_pixels(v) * vision_bytes_per_px_;
+    if (n > 0 && need > budget) break;
+    ++n;
+  }
+  return n;
+}
+
 int64_t PageBatchEngine::add(const RgbImage& image, const PageRequest& req, bool stream, int& crop_counter,
                              const PageEvents& events, DoneFn done, const Views* views, double views_s) {
-  if (free_slots() < 1) throw Error(fmt::format("page batch: all {} slots are busy", slots_));
-  PreparedPage pp = prepare_page(rt_, e_, image, req.prompt, req.opts, views, views_s);
-  if (!gen_)
-    gen_ =
-        std::make_unique<BatchGenerator>(rt_, e_.model.lm, slots_, e_.model.cfg.lm.max_position_embeddings, pp.gen.kv);
-  Page pg;
-  pg.r = std::move(pp.r);
-  if (stream) pg.stream = std::make_unique<PageStream>(e_, image, req, crop_counter, events);
-  pg.done = std::move(done);
-  pg.prefill_start = Clock::now();
-  int64_t id = -1;
-  gen_->add(pg.r.prompt_ids, &pp.image_embeds, e_.image_id, pp.gen, [&](int64_t seq, int32_t tok, bool last) {
-    id = seq;
-    pages_.emplace(seq, std::move(pg));
-    on_token(seq, tok, last);
-  });
-  return id;
+  std::vector<Adding> one(1);
+  one[0] = Adding{&image, &req, stream, &crop_counter, &events, std::move(done), views, views_s};
+  const Added a = add_many(one)[0];
+  if (a.id < 0) throw Error(a.error);
+  return a.id;
+}
+
+std::vector<PageBatchEngine::Added> PageBatchEngine::add_many(std::vector<Adding>& pages) {
+  if (static_cast<int>(pages.size()) > free_slots())
+    throw Error(fmt::format("page batch: {} pages for {} free slots of {}", pages.size(), free_slots(), slots_));
+  std::vector<Added> out(pages.size());
+  std::vector<Views> made(pages.size());  // the views of pages given without: their sizes plan the passes
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < pages.size(); ++i) {
+    Adding& a = pages[i];
+    if (!a.views) {
+      try {
+        const auto t0 = Clock::now();
+        made[i] = make_views(*a.image, effective_mode(a.req->opts), a.req->opts.max_tiles);
+        a.views = &made[i];
+        a.views_s = secs(t0, Clock::now());
+      } catch (const Error& err) {
+        out[i].error = err.what();
+        continue;
+      }
+    }
+    todo.push_back(i);
+  }
+  // Passes of as many pages as vision_pages allows, in order; a failing pass's pages are not begun
+  // and the later ones are not tried (OutOfDeviceMemory and device failures propagate).
+  for (size_t first = 0; first < todo.size();) {
+    std::vector<const Views*> views;
+    for (size_t j = first; j < todo.size(); ++j) views.push_back(pages[todo[j]].views);
+    const size_t n = std::max<size_t>(vision_pages(views), 1);
+    std::vector<Adding*> pass;
+    for (size_t j = first; j < first + n; ++j) pass.push_back(&pages[todo[j]]);
+    std::vector<Added> got;
+    try {
+      got = add_pass(pass);
+    } catch (...) {
+      for (size_t j = 0; j < first; ++j)  // none of the call's pages is left begun
+        if (out[todo[j]].id >= 0) cancel(out[todo[j]].id);
+      throw;
+    }
+    for (size_t j = 0; j < n; ++j) out[todo[first + j]] = std::move(got[j]);
+    first += n;
+  }
+  return out;
+}
+
+std::vector<PageBatchEngine::Added> PageBatchEngine::add_pass(const std::vector<Adding*>& pages) {
+  std::vector<PageInput> in;
+  for (const Adding* a : pages) in.push_back(PageInput{a->image, &a->req->prompt, &a->req->opts, a->views, a->views_s});
+  // What the pass needs: the most bytes live at once above those held before, per view pixel.
+  const uint64_t held = rt_.memory().current;
+  rt_.reset_peak();
+  std::vector<PreparedOrError> prepared = prepare_pages(rt_, e_, in);
+  double px = 0;
+  for (size_t i = 0; i < pages.size(); ++i)
+    if (prepared[i].page) px += view_pixels(pages[i]->views);
+  if (px > 0 && rt_.memory().peak > held)
+    vision_bytes_per_px_ = std::max(vision_bytes_per_px_, static_cast<double>(rt_.memory().peak - held) / px);
+  std::vector<Added> out(pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    if (!prepared[i].page) {
+      out[i].error = prepared[i].error;
+      continue;
+    }
+    PreparedPage& pp = *prepared[i].page;
+    Adding& a = *pages[i];
+    if (!gen_)
+      gen_ = std::make_unique<BatchGenerator>(rt_, e_.model.lm, slots_, e_.model.cfg.lm.max_position_embeddings,
+                                              pp.gen.kv);
+    Page pg;
+    pg.r = std::move(pp.r);
+    if (a.stream) pg.stream = std::make_unique<PageStream>(e_, *a.image, *a.req, *a.crop_counter, *a.events);
+    pg.done = std::move(a.done);
+    pg.prefill_start = Clock::now();
+    try {
+      gen_->add(pg.r.prompt_ids, &pp.image_embeds, e_.image_id, pp.gen, [&](int64_t seq, int32_t tok, bool last) {
+        out[i].id = seq;
+        pages_.emplace(seq, std::move(pg));
+        on_token(seq, tok, last);
+      });
+    } catch (const OutOfDeviceMemory&) {
+      for (size_t j = 0; j < i; ++j)  // none of the call's pages is left begun
+        if (out[j].id >= 0) cancel(out[j].id);
+      throw;
+    } catch (const Error& err) {
+      out[i].error = err.what();
+    }
+    pp.image_embeds = {};  // in the KV cache now
+  }
+  return out;
 }
 
 void PageBatchEngine::step() {
@@ -97,12 +196,14 @@ class PageReader {
     cv_.notify_all();
     thread_.join();
   }
-  // The next page, nullopt at the end; rethrows what next() threw.
-  std::optional<BatchPage> get() {
+  // The next page; nullopt at the end (ended set) or, without wait, when none is ready yet.
+  // Rethrows what next() threw.
+  std::optional<BatchPage> get(bool wait, bool& ended) {
     std::unique_lock<std::mutex> lk(m_);
-    cv_.wait(lk, [&] { return !ready_.empty() || ended_; });
+    if (wait) cv_.wait(lk, [&] { return !ready_.empty() || ended_; });
+    ended = ready_.empty() && ended_;
     if (ready_.empty()) {
-      if (error_) std::rethrow_exception(error_);
+      if (error_ && ended_) std::rethrow_exception(error_);
       return std::nullopt;
     }
     BatchPage p = std::move(ready_.front());
@@ -196,34 +297,41 @@ void run_page_batch(Runtime& rt, OcrEngine& e, int slots, const std::function<st
   };
 
   while (true) {
-    while (more && engine.free_slots() > 0) {
-      std::optional<BatchPage> p = reader.get();
-      if (!p) {
-        more = false;
-        break;
-      }
+    // The pages ready now (waiting only for a first one while none is in flight), as many as
+    // there are free slots, begun together (add_many: their vision in as few passes as fit).
+    std::vector<Entry*> batch;
+    while (static_cast<int>(batch.size()) < engine.free_slots() && more) {
+      bool ended = false;
+      std::optional<BatchPage> p = reader.get(batch.empty() && engine.active() == 0, ended);
+      if (ended) more = false;
+      if (!p) break;
       order.push_back(std::make_unique<Entry>());
       Entry* en = order.back().get();
       en->page = std::move(*p);
-      if (en->page.error.empty()) {
-        try {
-          engine.add(
-              en->page.image, en->page.req, false, unused_crops, none,
-              [en](int64_t, PageOutput& out) {
-                en->r = std::move(out.result);
-                en->done = true;
-              },
-              en->page.views.get(), en->page.views_s);
-          en->page.views.reset();  // on the device now
-          continue;
-        } catch (const OutOfDeviceMemory&) {
-          throw;
-        } catch (const Error& err) {
-          en->page.error = err.what();
+      if (!en->page.error.empty()) {
+        en->error = en->page.error;
+        en->done = true;
+        continue;
+      }
+      batch.push_back(en);
+    }
+    if (!batch.empty()) {
+      std::vector<PageBatchEngine::Adding> adding;
+      for (Entry* en : batch)
+        adding.push_back(PageBatchEngine::Adding{&en->page.image, &en->page.req, false, &unused_crops, &none,
+                                                 [en](int64_t, PageOutput& out) {
+                                                   en->r = std::move(out.result);
+                                                   en->done = true;
+                                                 },
+                                                 en->page.views.get(), en->page.views_s});
+      const std::vector<PageBatchEngine::Added> added = engine.add_many(adding);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i]->page.views.reset();  // on the device now
+        if (added[i].id < 0) {
+          batch[i]->error = added[i].error;
+          batch[i]->done = true;
         }
       }
-      en->error = en->page.error;
-      en->done = true;
     }
     deliver();
     if (engine.active() == 0) {

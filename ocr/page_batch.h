@@ -48,6 +48,30 @@ class PageBatchEngine {
   // views (optional): made ahead (prepare_page's views, views_s).
   int64_t add(const RgbImage& image, const PageRequest& req, bool stream, int& crop_counter, const PageEvents& events,
               DoneFn done, const Views* views = nullptr, double views_s = 0);
+  // add for several pages at once (at most free_slots()): their views made (where not given),
+  // then their vision in as few passes as the device memory allows (vision_pages; one
+  // prepare_pages each), each page prefilled into a slot in turn. out[i]: page i's id, or (id -1)
+  // its own failure's message. OutOfDeviceMemory and device failures propagate, none of the
+  // call's pages left begun.
+  struct Adding {
+    const RgbImage* image = nullptr;
+    const PageRequest* req = nullptr;
+    bool stream = false;
+    int* crop_counter = nullptr;
+    const PageEvents* events = nullptr;
+    DoneFn done;
+    const Views* views = nullptr;
+    double views_s = 0;
+  };
+  struct Added {
+    int64_t id = -1;
+    std::string error;
+  };
+  std::vector<Added> add_many(std::vector<Adding>& pages);
+  // How many of these pages (in order; their views made ahead) one vision pass of add_many should
+  // take: as many as fit in half of the device memory free now, at the most bytes per view pixel
+  // an earlier pass needed above what was held before it; 1 until a pass has been measured.
+  size_t vision_pages(const std::vector<const Views*>& pages) const;
   // One token for every page in flight.
   void step();
   // Stops a page now (its client went away, its deadline passed): its slot is free, done is not
@@ -62,6 +86,8 @@ class PageBatchEngine {
     std::chrono::steady_clock::time_point prefill_start{}, first{}, last{};
   };
   void on_token(int64_t seq, int32_t tok, bool last);
+  // One vision pass (prepare_pages) for these pages, then each prefilled; measures the pass's memory.
+  std::vector<Added> add_pass(const std::vector<Adding*>& pages);
 
   Runtime& rt_;
   OcrEngine& e_;
@@ -69,15 +95,16 @@ class PageBatchEngine {
   std::unique_ptr<BatchGenerator> gen_;
   std::map<int64_t, Page> pages_;  // by sequence id
   int64_t tokens_ = 0;
+  double vision_bytes_per_px_ = 0;  // measured by add_many (vision_pages)
 };
 
 // One page for run_page_batch.
 struct BatchPage {
   RgbImage image;
   PageRequest req;
-  std::string error;  // set: the page could not be read (delivered through failed, in order)
-  int tag = 0;        // the caller's (e.g. which input the page is of)
-  std::vector<std::string> notes;  // the caller's warnings about this page, passed to events.warning in its turn
+  std::string error;                   // set: the page could not be read (delivered through failed, in order)
+  int tag = 0;                         // the caller's (e.g. which input the page is of)
+  std::vector<std::string> notes;      // the caller's warnings about this page, passed to events.warning in its turn
   std::shared_ptr<const Views> views;  // made by run_page_batch's reader thread
   double views_s = 0;
 };

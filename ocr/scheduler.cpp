@@ -287,25 +287,50 @@ void PageScheduler::run_batched() {
       active_ = running.size() + starting.size();
       running_ = active_ > 0;
     }
+    std::vector<std::unique_ptr<Running>> begin;
     for (auto& job : starting) {
       if (ended_before_start(*job)) continue;
       auto r = std::make_unique<Running>();
-      Running* rp = r.get();
-      rp->job = job;
-      rp->t0 = SteadyClock::now();
-      rp->events.text = [j = job.get()](const std::string& piece) { j->add_text(piece); };
-      rp->events.token = [j = job.get()](int64_t n, int32_t) { j->add_token(n); };
+      r->job = job;
+      r->t0 = SteadyClock::now();
+      r->events.text = [j = job.get()](const std::string& piece) { j->add_text(piece); };
+      r->events.token = [j = job.get()](int64_t n, int32_t) { j->add_token(n); };
+      begin.push_back(std::move(r));
+    }
+    auto on_done = [&finished_page](Running* rp) {
+      return [rp, &finished_page](PageOutput& out) {
+        rp->ended = true;
+        finished_page(*rp);
+        rp->job->finish(JobEnd::done, std::move(out));
+      };
+    };
+    auto failed = [](Running& r, const std::exception& e) {
+      if (!r.ended) r.job->finish(JobEnd::failed, {}, e.what(), dynamic_cast<const OutOfDeviceMemory*>(&e) != nullptr);
+    };
+    if (batch_.start_many && !begin.empty()) {
+      std::vector<BatchRunner::Start> starts;
+      for (auto& r : begin)
+        starts.push_back(BatchRunner::Start{&r->job->image(), &r->job->request(), &r->events, on_done(r.get())});
       try {
-        const int64_t id = batch_.start(job->image(), job->request(), rp->events, [rp, &finished_page](PageOutput& out) {
-          rp->ended = true;
-          finished_page(*rp);
-          rp->job->finish(JobEnd::done, std::move(out));
-        });
-        if (!rp->ended) running.emplace(id, std::move(r));
-      } catch (const OutOfDeviceMemory& e) {
-        job->finish(JobEnd::failed, {}, e.what(), true);
+        const std::vector<BatchRunner::Started> got = batch_.start_many(starts);
+        for (size_t i = 0; i < begin.size(); ++i) {
+          if (i >= got.size() || got[i].id < 0)
+            begin[i]->job->finish(JobEnd::failed, {}, i < got.size() ? got[i].error : "the page was not started");
+          else if (!begin[i]->ended)
+            running.emplace(got[i].id, std::move(begin[i]));
+        }
       } catch (const std::exception& e) {
-        job->finish(JobEnd::failed, {}, e.what());
+        for (auto& r : begin) failed(*r, e);
+      }
+      begin.clear();
+    }
+    for (auto& r : begin) {
+      Running* rp = r.get();
+      try {
+        const int64_t id = batch_.start(rp->job->image(), rp->job->request(), rp->events, on_done(rp));
+        if (!rp->ended) running.emplace(id, std::move(r));
+      } catch (const std::exception& e) {
+        failed(*rp, e);
       }
     }
     set_active();

@@ -30,6 +30,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ocr/pipeline.h"
 
@@ -44,11 +45,24 @@ using PageRunner = std::function<PageOutput(const RgbImage&, const PageRequest&,
 // thread only. start: prepares and begins a page, returns its id; its events (streamed text,
 // token counts) must not throw; done(out) is called when the page ends, possibly inside start or
 // step. step: one token for every page begun. cancel: stops a page (done is not called).
+// start_many (optional; used instead of start when set): the pages that can start now, begun
+// together (dsocr serve: their vision in one pass), each entry its id or (id < 0) its own
+// failure's message; what it throws fails every page of the call (none of them left begun).
 struct BatchRunner {
   int slots = 1;
-  std::function<int64_t(const RgbImage&, const PageRequest&, const PageEvents&,
-                        std::function<void(PageOutput&)> done)>
+  std::function<int64_t(const RgbImage&, const PageRequest&, const PageEvents&, std::function<void(PageOutput&)> done)>
       start;
+  struct Start {
+    const RgbImage* image = nullptr;
+    const PageRequest* req = nullptr;
+    const PageEvents* events = nullptr;
+    std::function<void(PageOutput&)> done;
+  };
+  struct Started {
+    int64_t id = -1;
+    std::string error;
+  };
+  std::function<std::vector<Started>(std::vector<Start>&)> start_many;
   std::function<void()> step;
   std::function<void(int64_t)> cancel;
 };

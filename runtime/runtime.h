@@ -57,6 +57,9 @@ class Runtime {
   ProgramCache& programs() { return *programs_; }
   const MemoryStats& memory() const { return pool_->stats; }
   std::string memory_summary() const;
+  // Starts a new high-water mark: memory().peak is from now on the most bytes live at once since
+  // this call (what one stage needs, say).
+  void reset_peak() { pool_->stats.peak = pool_->stats.current; }
   // The performance knobs the ops follow (RuntimeOptions::tuning, checked when created).
   const Tuning& tuning() const { return tuning_; }
   // Releases the freed buffers kept for reuse (after loading a model, say). Tuning::pool off keeps none.

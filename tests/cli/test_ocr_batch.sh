@@ -2,7 +2,7 @@
 # folder of images (one of them not an image at all) and a PDF's three pages of different sizes, run
 # one page at a time (--max-batch 1) and several at once (2, 5): the same pages in the same order,
 # each with the same generated ids, text and markdown (JSON), the same stdout (markdown and text),
-# the same failures; the batch size printed; --max-batch checked. The batched decoder's exactness
+# the same failures, pages' views through the encoder together; the batch size printed; --max-batch checked. The batched decoder's exactness
 # on every platform is tests/model/test_batch_generate.cpp's; this is the command's.
 # ctest: once
 source "$(dirname "$0")/lib.sh" "$@"
@@ -45,6 +45,12 @@ for other in runs[1:]:
         for k in ("source", "page", "error", "generated_ids", "text", "markdown", "stop", "tokens", "grid"):
             assert a.get(k) == b.get(k), (a.get("source"), a.get("page"), k)
 print("pages:", len(base))
+# vision: one page at a time alone; at --max-batch 5 the pages ready together share a pass (the
+# first pass, before its memory is measured, takes one page; the reader thread has the next
+# pages' views ready long before that page is decoded)
+vb = lambda run: [p["timings"]["vision_batch"] for p in run if "error" not in p]
+assert set(vb(runs[0])) == {1}, vb(runs[0])
+assert max(vb(runs[2])) > 1 and max(vb(runs[2])) <= 5, vb(runs[2])
 PY
 expect_contains "batch size reported" "$WORK/json5.err" "up to 5 pages at once \(--max-batch 5; KV cache [0-9]+ MiB per page\)"
 expect_contains "one page at a time: no batch" "$WORK/json1.err" "loaded in"

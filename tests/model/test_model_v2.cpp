@@ -66,6 +66,27 @@ TEST(model_v2, view_layout_tiles_global_separator) {
   expect_error_containing([&] { encode_views(rt(), m.vision, odd); }, "100 image tokens has no learned queries");
 }
 
+// Two pages in one pass (vision_embeddings_batch): each page's rows are those it gets alone.
+TEST(model_v2, pages_encoded_together_are_each_page_alone) {
+  OcrModel& m = tiny_v2();
+  Views a, b;
+  a.global_size = b.global_size = 1024;
+  a.tile_size = b.tile_size = 768;
+  a.global_view = random_floats(3 * 1024 * 1024, 21);
+  a.tiles = random_floats(2 * 3 * 768 * 768, 22);
+  a.n_tiles = 2;
+  a.cols = 2;
+  b.global_view = random_floats(3 * 1024 * 1024, 23);
+  std::vector<Tensor> both = vision_embeddings_batch(rt(), m.vision, {&a, &b});
+  ASSERT_EQ(both.size(), 2u);
+  Tensor ga = rt().upload(a.global_view, {1, 3, 1024, 1024}), ta = rt().upload(a.tiles, {2, 3, 768, 768});
+  Tensor gb = rt().upload(b.global_view, {1, 3, 1024, 1024});
+  EXPECT_EQ(rt().read_f32(both[0]), rt().read_f32(vision_embeddings(rt(), m.vision, ga, &ta, 2, 1)));
+  EXPECT_EQ(rt().read_f32(both[1]), rt().read_f32(vision_embeddings(rt(), m.vision, gb, nullptr, 1, 1)));
+  EXPECT_EQ(both[0].dim(0), image_token_count("ocr2", 2, 1, 2));
+  EXPECT_EQ(both[1].dim(0), image_token_count("ocr2", 1, 1, 0));
+}
+
 TEST(model_v2, weight_storages) {
   for (WeightStorage s : {WeightStorage::fp16, WeightStorage::int8, WeightStorage::f32}) {
     OcrModel q = load_model(rt(), ckpt_dir(), s);

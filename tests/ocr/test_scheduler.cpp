@@ -3,6 +3,7 @@
 // cancellation, failures, a runner that cannot open, and stop() finishing the waiting jobs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <future>
@@ -293,6 +294,28 @@ struct FakeBatch {
     r.cancel = [this](int64_t id) { pages.erase(id); };
     return r;
   }
+
+  // With start_many: the pages that can start begin in one call (their sizes recorded); a page
+  // "fail" is that entry's error, "oom" throws OutOfDeviceMemory for the whole call.
+  std::vector<size_t> many_calls;
+  BatchRunner open_many(int slots) {
+    BatchRunner r = open(slots);
+    r.start_many = [this, start = r.start](std::vector<BatchRunner::Start>& ps) {
+      many_calls.push_back(ps.size());
+      for (auto& p : ps)
+        if (p.req->prompt == "oom") throw OutOfDeviceMemory("no room for the views");
+      std::vector<BatchRunner::Started> out;
+      for (auto& p : ps) {
+        try {
+          out.push_back({start(*p.image, *p.req, *p.events, std::move(p.done)), {}});
+        } catch (const Error& e) {
+          out.push_back({-1, e.what()});
+        }
+      }
+      return out;
+    };
+    return r;
+  }
 };
 
 }  // namespace
@@ -365,6 +388,47 @@ TEST(scheduler, batched_deadlines_failures_and_a_failing_step) {
   EXPECT_EQ(x->end(), JobEnd::failed);
   EXPECT_EQ(boom->error(), "device lost");
   fb.boom = false;
+  auto after = job("after", 2);
+  s.submit(after);
+  EXPECT_EQ(run_out(s, *after), "t1 t2");
+}
+
+TEST(scheduler, batched_jobs_that_can_start_begin_in_one_call) {
+  FakeBatch fb;
+  fb.hold = true;  // the first step waits until every job is queued
+  PageScheduler s(std::function<BatchRunner()>([&] { return fb.open_many(4); }), 16);
+  s.start();
+  auto a = job("a", 2), f = job("fail", 2), b = job("b", 3), c = job("c", 1), d = job("d", 2), e = job("e", 2);
+  for (auto& j : {a, f, b, c, d, e}) EXPECT_EQ(s.submit(j), PageScheduler::Admission::accepted);
+  fb.hold = false;
+  EXPECT_EQ(run_out(s, *a), "t1 t2");
+  EXPECT_EQ(run_out(s, *b), "t1 t2 t3");
+  EXPECT_EQ(run_out(s, *c), "t1");
+  EXPECT_EQ(run_out(s, *d), "t1 t2");
+  EXPECT_EQ(run_out(s, *e), "t1 t2");
+  run_out(s, *f);
+  EXPECT_EQ(f->end(), JobEnd::failed);
+  EXPECT_EQ(f->error(), "the page failed");  // its own failure; the others of its call went on
+  ASSERT_FALSE(fb.many_calls.empty());
+  EXPECT_GT(*std::max_element(fb.many_calls.begin(), fb.many_calls.end()), 1u);  // begun together
+  size_t started = 0;
+  for (size_t n : fb.many_calls) started += n;
+  EXPECT_EQ(started, 6u);  // each job through start_many once
+  // what start_many throws fails every job of the call, out of memory as such; the next ones run
+  auto x = job("x", 2), oom = job("oom", 2);
+  fb.hold = true;
+  s.submit(x);
+  s.submit(oom);
+  fb.hold = false;
+  run_out(s, *x);
+  run_out(s, *oom);
+  EXPECT_EQ(oom->end(), JobEnd::failed);
+  EXPECT_EQ(oom->error(), "no room for the views");
+  EXPECT_TRUE(oom->out_of_memory());
+  if (x->end() == JobEnd::failed)
+    EXPECT_EQ(x->error(), "no room for the views");  // in the same call
+  else
+    EXPECT_EQ(x->output().text, "t1 t2");  // or begun before it
   auto after = job("after", 2);
   s.submit(after);
   EXPECT_EQ(run_out(s, *after), "t1 t2");
