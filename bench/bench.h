@@ -63,6 +63,8 @@ struct ModelResult {
   double init_s = 0;  // random-weight initialisation on the device (no file read)
   double vision_base_ms = 0, vision_gundam_ms = 0, prefill_ms = 0, decode_tok_s = 0;
   double vision_base_tflop = 0, vision_gundam_tflop = 0, prefill_tflop = 0, decode_gbytes_per_token = 0;
+  double vision_base_batch_ms = 0;  // per Base view when kVisionBatch pages' views share one pass
+  static constexpr int kVisionBatch = 4;
   int64_t prefill_tokens = 0, decode_tokens = 0, context = 0;  // context: the KV cache's capacity
   int64_t tile_side = 640;                                     // the page's tiles (v2: 768)
   double decode_launches_per_token = 0;  // kernels, CLBlast calls, copies and fills per decoded token

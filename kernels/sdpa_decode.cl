@@ -121,10 +121,22 @@ __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_f3
 // host chooses nsplit and chunk per sequence as sdpa_decode_f32's launch for that sequence alone
 // would, and both kernels run decode_split: a sequence's output is bit for bit its own decode.
 // Grid (DEC_NT, max nsplit, B*H); work-groups past a sequence's nsplit return at once.
+// KV_APPEND (defined): the decoder's attention prologue in the same launch, as rope_kv_append_f32
+// (rope.cl) computes it: q is the raw fused projection of the step, row b [H q heads, Hkv k heads,
+// Hkv v heads] of HEAD_DIM, q_sh = HEAD_DIM; each work-group rotates its q head itself (position
+// pos[b], inv_freq [HEAD_DIM/2]), and the work-group(s) whose split holds the new token (the last
+// key, cache row sp[0] + Nk - 1) rotate its k head and write it and its v head to that row, then
+// read it back like every other key (a global fence within the work-group). With grouped heads the
+// group's work-groups write the same bits. Nothing else is written: q stays raw.
 __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_batch_f32(
-    __global const float* q, long q_sb, long q_sh, __global const kvtype* kv, int KV,  //
+    __global const float* q, long q_sb, long q_sh, __global kvtype* kv, int KV,  //
     __global float* o, long o_sb, long o_sh, __global const int* seq, int H, int group, float scale,
-    __global float* part) {
+    __global float* part
+#ifdef KV_APPEND
+    ,
+    __global const int* pos, __global const float* inv_freq
+#endif
+) {
   __local float Qd[DQ];
   __local float Ks[DEC_BK * DEC_LDK];
   __local float red[DEC_NT];
@@ -139,12 +151,39 @@ __kernel __attribute__((reqd_work_group_size(DEC_NT, 1, 1))) void sdpa_decode_ba
   const int Nk = sp[1], nsplit = sp[2], chunk = sp[3];
   if (split >= nsplit) return;  // uniform over the work-group, before any barrier
   const long k_sn = 2 * (long)KV;
-  __global const kvtype* kb = kv + (long)sp[0] * k_sn + hk * HEAD_DIM;
+  __global kvtype* kb = kv + (long)sp[0] * k_sn + hk * HEAD_DIM;
   __global const kvtype* vb = kb + KV;
-  if (lid < DQ / 4) vstore4(load_row4(q + b * q_sb + h * q_sh, lid * 4) * scale, 0, Qd + lid * 4);
-
   const int c0 = split * chunk;
   const int c1 = min(Nk, c0 + chunk);  // causal with one query: every cached key
+#ifdef KV_APPEND
+  {
+    const int hd2 = HEAD_DIM / 2, Hkv = KV / HEAD_DIM;
+    __global const float* qr = q + b * q_sb;
+    const bool new_key = Nk - 1 >= c0 && Nk - 1 < c1;  // this split reads the new token (uniform)
+    __global kvtype* cr = kb + (long)(Nk - 1) * k_sn;
+    __global const float* kq = qr + (H + hk) * q_sh;
+    __global const float* vq = qr + (H + Hkv + hk) * q_sh;
+    for (int d = lid; d < hd2; d += DEC_NT) {  // rope_kv_append_f32's arithmetic, then the scale
+      const float angle = (float)pos[b] * inv_freq[d];
+      const float c = cos(angle), s = sin(angle);
+      const float x1 = qr[h * q_sh + d], x2 = qr[h * q_sh + d + hd2];
+      const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+      Qd[d] = y1 * scale;
+      Qd[d + hd2] = y2 * scale;
+      if (new_key) {
+        const float k1 = kq[d], k2 = kq[d + hd2];
+        STOREKV(k1 * c - k2 * s, cr, d);
+        STOREKV(k2 * c + k1 * s, cr, d + hd2);
+        STOREKV(vq[d], cr + KV, d);
+        STOREKV(vq[d + hd2], cr + KV, d + hd2);
+      }
+    }
+    for (int d = HEAD_DIM + lid; d < DQ; d += DEC_NT) Qd[d] = 0.0f;  // DQ's padding past HEAD_DIM
+    barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);  // the new row is read by other work-items
+  }
+#else
+  if (lid < DQ / 4) vstore4(load_row4(q + b * q_sb + h * q_sh, lid * 4) * scale, 0, Qd + lid * 4);
+#endif
   float m, l, acc;
   decode_split(kb, vb, k_sn, k_sn, c0, c1, SDPA_CAUSAL, q, 0, 0, 0, 0, q, q, 0, 0, b, h, H, 1, 0, Qd, Ks, red, Sd, Pd,
                &m, &l, &acc);

@@ -8,7 +8,6 @@
 
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
-#include "runtime/ops/embedding.h"
 #include "runtime/ops/linear.h"
 #include "runtime/ops/moe_decode.h"
 #include "runtime/ops/norm.h"
@@ -319,14 +318,15 @@ void layer_impl(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::Rop
   pend.b = shared;
 }
 
-// One layer for a decode batch: x [B, hidden], one new token per sequence, sequence b's cache
-// rows starting at batch.first_row[b] (see lm_decode_batch). The same kernels, in the same order
-// per row, as layer_impl with T = 1; attention in one launch for all sequences (plan: their rows,
-// key counts and splits, the same for every layer of the step). gemm (Tuning::batch_gemm_rows): the
+// One layer for a decode batch (or one decode step: B = 1): x [B, hidden], one new token per
+// sequence at positions[b], sequence b's cache rows starting at batch.first_row[b] (see
+// lm_decode_batch). The same kernels, in the same order per row, as layer_impl with T = 1, except
+// that rope_kv_append is done by the attention's launch for all sequences (plan: their rows, key
+// counts and splits, the same for every layer of the step). gemm (Tuning::batch_gemm_rows): the
 // products run through the GEMM paths instead (as a prompt of B tokens would).
 void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const ops::RopeFreqs& rope, Tensor& x,
-                        const Tensor& positions, const Tensor& rows, Tensor& kv_cache, const ops::SdpaDecodeBatch& plan,
-                        bool gemm, Pending& pend) {
+                        const Tensor& positions, Tensor& kv_cache, const ops::SdpaDecodeBatch& plan, bool gemm,
+                        Pending& pend) {
   const int64_t B = x.dim(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, hd = c.head_dim();
   const int64_t Ntot = H + 2 * Hkv, Q = H * hd;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -336,11 +336,11 @@ void layer_decode_batch(Runtime& rt, const LmConfig& c, const LmLayer& l, const 
   add_norm(rt, x, pend, l.in_norm, xn, eps);
   Tensor qkv = rt.empty({B, Ntot * hd}, DType::f32, "lm qkv");
   linear(rt, xn, l.qkv_w, nullptr, qkv, lp);
-  qkv.shape = {1, B, Ntot, hd};
-  ops::rope_kv_append(rt, qkv, H, Hkv, positions, rope, kv_cache, 0, &rows);
   Tensor att = rt.empty({B, H * hd}, DType::f32, "lm attention");
-  // All sequences at once, each split over its keys as layer_impl splits it alone (sdpa.h).
-  ops::sdpa_decode_batch(rt, qkv, Ntot * hd, kv_cache, plan, att, Q, 1.0f / std::sqrt(static_cast<float>(hd)));
+  // All sequences at once, each split over its keys as layer_impl splits it alone, q and the new
+  // key rotated and the new key and value cached in the same launch (sdpa.h DecodeAppend).
+  const ops::DecodeAppend append{positions, rope.inv_freq};
+  ops::sdpa_decode_batch(rt, qkv, Ntot * hd, kv_cache, plan, att, Q, 1.0f / std::sqrt(static_cast<float>(hd)), &append);
   Tensor o = rt.empty(x.shape, DType::f32, "lm o_proj");
   linear(rt, att, l.o_w, nullptr, o, lp);
   pend.a = o;
@@ -375,17 +375,15 @@ Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vect
   if (caches.size() != lm.layers.size())
     throw Error(fmt::format("decode batch: {} caches for {} layers", caches.size(), lm.layers.size()));
   const int64_t cap = caches.front().dim(0);
-  std::vector<int32_t> pos(static_cast<size_t>(B)), rows(static_cast<size_t>(B));
+  std::vector<int32_t> pos(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t row = batch.first_row[b] + batch.length[b];
+    const int64_t row = batch.first_row[b] + batch.length[b];  // the new token's
     if (batch.first_row[b] < 0 || batch.length[b] < 0 || row >= cap || row > INT32_MAX)
       throw Error(fmt::format("decode batch: sequence {} (cache rows from {}, {} cached) outside the cache of {} rows",
                               b, batch.first_row[b], batch.length[b], cap));
     pos[b] = static_cast<int32_t>(batch.length[b]);
-    rows[b] = static_cast<int32_t>(row);
   }
   Tensor positions = rt.upload(pos.data(), {B}, DType::i32, "positions");
-  Tensor rowt = rt.upload(rows.data(), {B}, DType::i32, "cache rows");
   std::vector<int64_t> n_keys(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) n_keys[b] = batch.length[b] + 1;
   const ops::SdpaDecodeBatch plan =
@@ -394,7 +392,7 @@ Tensor lm_decode_batch(Runtime& rt, const LanguageModel& lm, Tensor x, std::vect
   const bool gemm = gemm_from > 0 && B >= gemm_from;
   Pending pend;
   for (size_t i = 0; i < lm.layers.size(); ++i) {
-    layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, rowt, caches[i], plan, gemm, pend);
+    layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, caches[i], plan, gemm, pend);
     rt.flush();
   }
   Tensor hn = rt.empty(x.shape, DType::f32, "final norm");
@@ -418,45 +416,6 @@ void lm_layer_forward(Runtime& rt, const LmConfig& c, const LmLayer& l, const op
   add_pending(rt, x, pend);
 }
 
-Tensor lm_embed(Runtime& rt, const LanguageModel& lm, const std::vector<int32_t>& ids, const Tensor* image_embeds,
-                int32_t image_token_id) {
-  const int64_t V = lm.cfg.vocab_size, D = lm.cfg.hidden_size, T = static_cast<int64_t>(ids.size());
-  if (T == 0) throw Error("language model: the prompt has no tokens");
-  int64_t slots = 0;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= V)
-      throw Error(
-          fmt::format("language model: token id {} at position {} is outside the vocabulary [0, {})", ids[i], i, V));
-    slots += ids[i] == image_token_id;
-  }
-  const int64_t n_img = image_embeds ? image_embeds->dim(0) : 0;
-  if (image_embeds && (image_embeds->rank() != 2 || image_embeds->dim(1) != D))
-    throw Error(
-        fmt::format("language model: image embeddings must be [n,{}], got {}", D, shape_str(image_embeds->shape)));
-  if (n_img > 0 && slots != n_img)
-    throw Error(fmt::format("language model: the prompt has {} image slots (id {}) for {} image embeddings", slots,
-                            image_token_id, n_img));
-  Tensor idt = rt.upload(ids.data(), {T}, DType::i32, "input ids");
-  Tensor x = rt.empty({T, D}, DType::f32, "embeddings");
-  ops::embedding(rt, lm.embed, idt, x);
-  if (n_img == 0) return x;
-  // Slots in sequence order take the image embeddings in order, one contiguous run at a time.
-  const size_t row = static_cast<size_t>(D) * 4;
-  int64_t next = 0;
-  for (int64_t i = 0; i < T;) {
-    if (ids[i] != image_token_id) {
-      ++i;
-      continue;
-    }
-    int64_t j = i;
-    while (j < T && ids[j] == image_token_id) ++j;
-    rt.copy(*image_embeds, x, (j - i) * row, next * row, i * row);
-    next += j - i;
-    i = j;
-  }
-  return x;
-}
-
 Tensor lm_forward(Runtime& rt, const LanguageModel& lm, Tensor x, KvCache& cache, bool last_only, Taps* taps) {
   const LmConfig& c = lm.cfg;
   const int64_t T = x.dim(0), D = c.hidden_size;
@@ -466,10 +425,18 @@ Tensor lm_forward(Runtime& rt, const LanguageModel& lm, Tensor x, KvCache& cache
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t i = 0; i < T; ++i) pos[i] = static_cast<int32_t>(cache.length + i);
   Tensor positions = rt.upload(pos.data(), {T}, DType::i32, "positions");
+  // One decode step without taps: the batched decoder's layer with one sequence (the same kernels
+  // as layer_impl's, the attention prologue in the attention's launch).
+  const bool step = T == 1 && !taps;
+  ops::SdpaDecodeBatch plan;
+  if (step) plan = ops::sdpa_decode_batch_plan(rt, c.num_attention_heads, c.head_dim(), {0}, {cache.length + 1});
   Pending pend;
   for (size_t i = 0; i < lm.layers.size(); ++i) {
     std::string p = fmt::format("layers.{}", i);
-    layer_impl(rt, c, lm.layers[i], lm.rope, x, positions, cache.kv[i], cache.length, pend, taps, p + ".");
+    if (step)
+      layer_decode_batch(rt, c, lm.layers[i], lm.rope, x, positions, cache.kv[i], plan, false, pend);
+    else
+      layer_impl(rt, c, lm.layers[i], lm.rope, x, positions, cache.kv[i], cache.length, pend, taps, p + ".");
     if (taps) {
       add_pending(rt, x, pend);
       (*taps)[p] = rt.clone(x, "tap " + p);

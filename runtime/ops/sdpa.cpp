@@ -337,8 +337,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
               q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
               out.t, off(out), out.sb, out.sh, out.sn, ba.bias, ba.b_off, ba.b_sb, ba.b_sh, ba.b_sq, ba.relh, ba.relw,
               static_cast<cl_int>(ba.kh), static_cast<cl_int>(ba.kw), iH, group, iNq, iNk, scale,
-              static_cast<cl_int>(ba.flags), prefix,
-              static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
+              static_cast<cl_int>(ba.flags), prefix, static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
     combine(defs, part, nsplit);
     return;
   }
@@ -351,8 +350,7 @@ void sdpa(Runtime& rt, const AttnView& q, const AttnView& k, const AttnView& v, 
             q.t, off(q), q.sb, q.sh, q.sn, k.t, off(k), k.sb, k.sh, k.sn, v.t, off(v), v.sb, v.sh, v.sn,  //
             out.t, off(out), out.sb, out.sh, out.sn, ba.bias, ba.b_off, ba.b_sb, ba.b_sh, ba.b_sq, ba.relh, ba.relw,
             static_cast<cl_int>(ba.kh), static_cast<cl_int>(ba.kw), iH, group, iNq, iNk, scale,
-            static_cast<cl_int>(ba.flags), prefix,
-            static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
+            static_cast<cl_int>(ba.flags), prefix, static_cast<cl_int>(nsplit), static_cast<cl_int>(chunk), part);
   combine(defs, part, nsplit);
 }
 
@@ -387,8 +385,8 @@ SdpaDecodeBatch sdpa_decode_batch_plan(Runtime& rt, int64_t H, int64_t D, const 
   return plan;
 }
 
-void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, const Tensor& kv_cache, const SdpaDecodeBatch& plan,
-                       Tensor& out, int64_t o_sb, float scale) {
+void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, Tensor& kv_cache, const SdpaDecodeBatch& plan,
+                       Tensor& out, int64_t o_sb, float scale, const DecodeAppend* append) {
   constexpr const char* op = "sdpa_decode_batch";
   const int64_t B = plan.B, H = plan.H, D = plan.D;
   if (!kv_cache.defined() || kv_cache.rank() != 4 || kv_cache.dim(1) != 2 || kv_cache.dim(3) != D ||
@@ -400,23 +398,41 @@ void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, const Tensor&
     throw Error(fmt::format("{}: kv cache is {}, expected f32, f16 or bf16", op, dtype_name(kv)));
   const int64_t Hkv = kv_cache.dim(2);
   if (kv_cache.dim(0) < plan.rows_needed)
-    throw Error(fmt::format("{}: the batch needs {} cache rows, the cache has {}", op, plan.rows_needed,
-                            kv_cache.dim(0)));
+    throw Error(
+        fmt::format("{}: the batch needs {} cache rows, the cache has {}", op, plan.rows_needed, kv_cache.dim(0)));
   if (q.dtype != DType::f32 || out.dtype != DType::f32 || q_sb < H * D || o_sb < H * D ||
       static_cast<int64_t>(q.numel()) < (B - 1) * q_sb + H * D ||
       static_cast<int64_t>(out.numel()) < (B - 1) * o_sb + H * D)
     throw Error(fmt::format("{}: q {} (row stride {}) and out {} (row stride {}) must be f32 holding {} rows of {}x{}",
                             op, shape_str(q.shape), q_sb, shape_str(out.shape), o_sb, B, H, D));
+  if (append) {
+    const Tensor& pos = append->positions;
+    if (q_sb < (H + 2 * Hkv) * D || static_cast<int64_t>(q.numel()) < (B - 1) * q_sb + (H + 2 * Hkv) * D)
+      throw Error(fmt::format("{}: q {} (row stride {}) must hold {} rows of {} q, {} k and {} v heads of {}", op,
+                              shape_str(q.shape), q_sb, B, H, Hkv, Hkv, D));
+    if (!pos.defined() || pos.dtype != DType::i32 || pos.numel() != B)
+      throw Error(fmt::format("{}: positions {} must be i32 [{}]", op, tensor_str(pos), B));
+    if (D % 2 != 0 || !append->inv_freq.defined() || append->inv_freq.dtype != DType::f32 ||
+        append->inv_freq.numel() != D / 2)
+      throw Error(
+          fmt::format("{}: inv_freq {} must be f32 [{}] (an even head dim)", op, tensor_str(append->inv_freq), D / 2));
+  }
   const Tuning::SdpaDecode dt = rt.tuning().decode();
   Defines defs = flash_choice(rt, D, dt.bk).defines;
   add_kv_define(defs, kv);
+  if (append) defs["KV_APPEND"] = "1";
   Tensor part = plan.part_floats > 0 ? rt.empty({plan.part_floats}, DType::f32, "sdpa batch partials") : q;
   const cl_int iH = static_cast<cl_int>(H), group = static_cast<cl_int>(H / Hkv);
-  rt.launch(rt.kernel("sdpa_decode.cl", "sdpa_decode_batch_f32", defs),
-            cl::NDRange(kDecNT, plan.max_split, static_cast<size_t>(B * H)), cl::NDRange(kDecNT, 1, 1), q,
-            static_cast<cl_long>(q_sb), static_cast<cl_long>(D), kv_cache, static_cast<cl_int>(Hkv * D), out,
-            static_cast<cl_long>(o_sb), static_cast<cl_long>(D), plan.seq, iH, group, static_cast<cl_float>(scale),
-            part);
+  Kernel& k = rt.kernel("sdpa_decode.cl", "sdpa_decode_batch_f32", defs);
+  const cl::NDRange global(kDecNT, plan.max_split, static_cast<size_t>(B * H)), local(kDecNT, 1, 1);
+  const auto sb = static_cast<cl_long>(q_sb), ob = static_cast<cl_long>(o_sb), sh = static_cast<cl_long>(D);
+  const auto kvn = static_cast<cl_int>(Hkv * D);
+  if (append)
+    rt.launch(k, global, local, q, sb, sh, kv_cache, kvn, out, ob, sh, plan.seq, iH, group,
+              static_cast<cl_float>(scale), part, append->positions, append->inv_freq);
+  else
+    rt.launch(k, global, local, q, sb, sh, kv_cache, kvn, out, ob, sh, plan.seq, iH, group,
+              static_cast<cl_float>(scale), part);
   if (plan.max_split > 1)
     rt.launch(rt.kernel("sdpa_decode.cl", "sdpa_combine_batch_f32", defs), cl::NDRange(round_up(D, 32), B * H),
               cl::NDRange(32, 1), part, plan.seq, out, static_cast<cl_long>(o_sb), static_cast<cl_long>(D), iH);

@@ -104,7 +104,17 @@ struct SdpaDecodeBatch {
 SdpaDecodeBatch sdpa_decode_batch_plan(Runtime& rt, int64_t H, int64_t D, const std::vector<int64_t>& first_row,
                                        const std::vector<int64_t>& n_keys);
 // q: row b's head h at q[b*q_sb + h*D ..], f32; out likewise with o_sb.
-void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, const Tensor& kv_cache, const SdpaDecodeBatch& plan,
-                       Tensor& out, int64_t o_sb, float scale);
+// append (optional): the decoder's attention prologue in the same launch (KV_APPEND in
+// kernels/sdpa_decode.cl). q is then the step's raw fused projection, row b [H q heads, Hkv k
+// heads, Hkv v heads] of D at q[b*q_sb ..]; sequence b's q is rotated at positions[b] and its new
+// token (the last of its Nk keys, cache row first_row + Nk - 1) rotated and written to the cache
+// before it is read: rope_kv_append (rows first_row + Nk - 1) then sdpa_decode_batch on the
+// rotated q, bit for bit, in one launch; q is left as it was.
+struct DecodeAppend {
+  Tensor positions;  // [B] i32
+  Tensor inv_freq;   // [D/2] f32 (RopeFreqs::inv_freq)
+};
+void sdpa_decode_batch(Runtime& rt, const Tensor& q, int64_t q_sb, Tensor& kv_cache, const SdpaDecodeBatch& plan,
+                       Tensor& out, int64_t o_sb, float scale, const DecodeAppend* append = nullptr);
 
 }  // namespace dsocr::ops

@@ -77,11 +77,13 @@ if [ "$DEVICE" = pocl ]; then
   --mode tiny --warm-only --device "$DEVICE" --json "$WORK/m2.json" >"$WORK/m2" 2>&1
 expect_rc "bench model --arch ocr2" 0 $?
 expect_contains "ocr2: page row" "$WORK/m2" "vision, ocr2 page \(1024 \+ 6x768\): +[0-9.]+ ms"
+expect_contains "ocr2: views in one pass" "$WORK/m2" "vision, 4 views in one pass: +[0-9.]+ ms per view"
 if python3 - "$WORK/m2.json" <<'PY'; then pass "ocr2 model JSON"; else fail "ocr2 model JSON"; fi
 import json, sys
 m = json.load(open(sys.argv[1]))["model"]
 assert m["arch"] == "ocr2" and m["tile_side"] == 768, m
 assert m["vision_base_ms"] > 0 and m["vision_gundam_ms"] > m["vision_base_ms"], m
+assert m["vision_base_batch_ms"] > 0 and m["vision_batch"] == 4, m  # per view of four in one pass
 assert m["vision_gundam_tflop"] > 6 * m["vision_base_tflop"] * (768 / 1024) ** 2, m
 assert m["decode_tokens"] > 0 and m["decode_tok_s"] > 0 and m["kv"] == "f16" and m["context"] > 0, m
 b = m["batch"]  # --batch 1,3: the decode of 1 and of 3 sequences together
