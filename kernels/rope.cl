@@ -17,6 +17,9 @@
 //                  its own rows of the cache), slot 0; v heads copied to slot 1. One work-item per pair
 //                  (t, head, k) over all Hq + 2*Hkv heads. The cache is fp32, or f16 / bf16
 //                  rounded to nearest even as stored (KV_F16 / KV_BF16: kv_storage.cl).
+//                  A decode step does this in its attention launch instead (sdpa_decode.cl,
+//                  KV_APPEND), with the same arithmetic: change both together (the bit-for-bit
+//                  test is tests/ops/sdpa_decode_batch.cpp).
 // Tunables: KV_F16 or KV_BF16 (defined: the cache's storage); the host picks the work-group size.
 #include "kv_storage.cl"
 
