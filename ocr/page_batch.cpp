@@ -105,13 +105,12 @@ std::vector<PageBatchEngine::Added> PageBatchEngine::add_pass(const std::vector<
   for (const Adding* a : pages) in.push_back(PageInput{a->image, &a->req->prompt, &a->req->opts, a->views, a->views_s});
   // What the pass needs: the most bytes live at once above those held before, per view pixel.
   const uint64_t held = rt_.memory().current;
-  rt_.reset_peak();
-  std::vector<PreparedOrError> prepared = prepare_pages(rt_, e_, in);
+  std::vector<PreparedOrError> prepared;
+  const uint64_t peak = rt_.peak_during([&] { prepared = prepare_pages(rt_, e_, in); });
   double px = 0;
   for (size_t i = 0; i < pages.size(); ++i)
     if (prepared[i].page) px += view_pixels(pages[i]->views);
-  if (px > 0 && rt_.memory().peak > held)
-    vision_bytes_per_px_ = std::max(vision_bytes_per_px_, static_cast<double>(rt_.memory().peak - held) / px);
+  if (px > 0 && peak > held) vision_bytes_per_px_ = std::max(vision_bytes_per_px_, double(peak - held) / px);
   std::vector<Added> out(pages.size());
   for (size_t i = 0; i < pages.size(); ++i) {
     if (!prepared[i].page) {

@@ -1,6 +1,7 @@
 // Runtime: one OpenCL device with its context, in-order queue, program cache, memory accounting
 // and profiler. No global state: everything dsocr does on a device goes through one of these.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -57,9 +58,23 @@ class Runtime {
   ProgramCache& programs() { return *programs_; }
   const MemoryStats& memory() const { return pool_->stats; }
   std::string memory_summary() const;
-  // Starts a new high-water mark: memory().peak is from now on the most bytes live at once since
-  // this call (what one stage needs, say).
-  void reset_peak() { pool_->stats.peak = pool_->stats.current; }
+  // The most bytes live at once while fn runs (what one stage needs); memory().peak keeps its
+  // meaning, the most ever.
+  template <class Fn>
+  uint64_t peak_during(Fn&& fn) {
+    MemoryStats& s = pool_->stats;
+    const uint64_t before = s.peak;
+    s.peak = s.current;
+    try {
+      fn();
+    } catch (...) {
+      s.peak = std::max(before, s.peak);
+      throw;
+    }
+    const uint64_t during = s.peak;
+    s.peak = std::max(before, during);
+    return during;
+  }
   // The performance knobs the ops follow (RuntimeOptions::tuning, checked when created).
   const Tuning& tuning() const { return tuning_; }
   // Releases the freed buffers kept for reuse (after loading a model, say). Tuning::pool off keeps none.

@@ -475,3 +475,21 @@ TEST(tuning, gemv_lanes_are_followed) {
     EXPECT_GE(moe_progs, 1);
   }
 }
+
+// Runtime::peak_during: the most bytes live while a stage runs (from what was live before it),
+// without forgetting the peak before it.
+TEST(runtime, peak_during_measures_a_stage_and_keeps_the_peak) {
+  auto r = runtime_with(Tuning{});
+  { Tensor big = r->empty({1 << 20}, DType::f32, "earlier peak"); }  // 4 MiB, freed
+  const uint64_t before = r->memory().peak, live = r->memory().current;
+  ASSERT_GE(before, live + (4u << 20));
+  const uint64_t during = r->peak_during([&] {
+    Tensor a = r->empty({1 << 16}, DType::f32, "stage a");  // 256 KiB
+    Tensor b = r->empty({1 << 16}, DType::f32, "stage b");
+  });
+  EXPECT_GE(during, live + (512u << 10));
+  EXPECT_LT(during, live + (4u << 20));  // not the earlier, larger peak
+  EXPECT_EQ(r->memory().peak, before);   // the most ever, still
+  EXPECT_THROW(r->peak_during([&] { throw Error("stage failed"); }), Error);
+  EXPECT_EQ(r->memory().peak, before);
+}
