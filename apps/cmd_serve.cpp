@@ -135,11 +135,6 @@ BatchRunner open_batch_engine(const ServeSettings& s, const ModelLocation& loc, 
   std::shared_ptr<ServeEngine> e = load_serve_engine(s, loc, log);
   BatchRunner r;
   r.slots = e->batch->slots();
-  r.start = [e](const RgbImage& image, const PageRequest& req, const PageEvents& events,
-                std::function<void(PageOutput&)> done) {
-    return e->batch->add(image, req, true, e->crops, events,
-                         [done = std::move(done)](int64_t, PageOutput& out) { done(out); });
-  };
   r.start_many = [e](std::vector<BatchRunner::Start>& pages) {  // their vision in as few passes as fit
     std::vector<PageBatchEngine::Adding> adding;
     for (BatchRunner::Start& p : pages)

@@ -45,7 +45,8 @@ using PageRunner = std::function<PageOutput(const RgbImage&, const PageRequest&,
 // thread only. start: prepares and begins a page, returns its id; its events (streamed text,
 // token counts) must not throw; done(out) is called when the page ends, possibly inside start or
 // step. step: one token for every page begun. cancel: stops a page (done is not called).
-// start_many (optional; used instead of start when set): the pages that can start now, begun
+// start_many (optional; used instead of start when set, and then start may be left unset: dsocr
+// serve's runner has start_many only): the pages that can start now, begun
 // together (dsocr serve: their vision in one pass), each entry its id or (id < 0) its own
 // failure's message; what it throws fails every page of the call (none of them left begun).
 struct BatchRunner {
