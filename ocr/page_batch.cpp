@@ -27,10 +27,9 @@ int page_batch_slots(const Runtime& rt, const OcrEngine& e, int max_batch, int64
 }
 
 namespace {
-// A page's view pixels, global view and tiles (the encoder's work and memory grow with them);
-// nullptr (views made in prepare_pages): counted as nothing.
-double view_pixels(const Views* v) {
-  return v ? double(v->global_size) * v->global_size + double(v->n_tiles) * v->tile_size * v->tile_size : 0;
+// A page's view pixels, global view and tiles (the encoder's work and memory grow with them).
+double view_pixels(const Views& v) {
+  return double(v.global_size) * v.global_size + double(v.n_tiles) * v.tile_size * v.tile_size;
 }
 }  // namespace
 
@@ -41,7 +40,7 @@ size_t PageBatchEngine::vision_pages(const std::vector<const Views*>& pages) con
   double need = 0;
   size_t n = 0;
   for (const Views* v : pages) {
-    need += view_pixels(v) * vision_bytes_per_px_;
+    need += view_pixels(*v) * vision_bytes_per_px_;
     if (n > 0 && need > budget) break;
     ++n;
   }
@@ -109,7 +108,7 @@ std::vector<PageBatchEngine::Added> PageBatchEngine::add_pass(const std::vector<
   const uint64_t peak = rt_.peak_during([&] { prepared = prepare_pages(rt_, e_, in); });
   double px = 0;
   for (size_t i = 0; i < pages.size(); ++i)
-    if (prepared[i].page) px += view_pixels(pages[i]->views);
+    if (prepared[i].page) px += view_pixels(*pages[i]->views);  // add_many made every page's views
   if (px > 0 && peak > held) vision_bytes_per_px_ = std::max(vision_bytes_per_px_, double(peak - held) / px);
   std::vector<Added> out(pages.size());
   for (size_t i = 0; i < pages.size(); ++i) {
