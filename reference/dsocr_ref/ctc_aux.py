@@ -2,18 +2,21 @@
 
 The decoder can lower its loss a long way from the language prior alone, and two training runs sat
 there without ever reading. This loss reaches the vision encoder directly: a linear head reads the
-73 image embeddings of the tiny view in their order (8 rows of 8 tokens, each row closed by the
-newline embedding, then the view separator: raster order, which is reading order for a line of
-text) and CTC asks them for the characters of the text. It applies to single-line texts of at most
-MAX_CHARS characters (raster order is not reading order for several lines in one token row); the
-other samples of a batch carry no CTC loss. The head is not part of the model or its checkpoint.
+64 grid embeddings of the tiny view (8 rows of 8 tokens; the newline and separator embeddings are
+left out) column by column, top to bottom within a column, and CTC asks them for the characters of
+the text. A single line stretched over the whole view (synth's fit canvas) is read in that order:
+left to right, with the 8 tokens of a column free to share that column's characters. It applies to
+single-line texts of at most MAX_CHARS characters; the other samples of a batch carry no CTC loss.
+The head is not part of the model or its checkpoint.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
 CHARS = [chr(c) for c in range(32, 127)]  # printable ASCII; class 0 is CTC's blank
 INDEX = {c: i + 1 for i, c in enumerate(CHARS)}
-MAX_CHARS = 48
+MAX_CHARS = 56  # CTC needs one slot per character (and a blank between repeats) of the 64
 
 
 class CtcHead(torch.nn.Module):
@@ -22,8 +25,17 @@ class CtcHead(torch.nn.Module):
         self.proj = torch.nn.Linear(hidden, len(CHARS) + 1)
 
     def forward(self, img):
-        """img [B,N,hidden] -> log-probabilities [N,B,classes] (CTC's layout)."""
-        return F.log_softmax(self.proj(img.float()), dim=-1).transpose(0, 1)
+        """img [B,73,hidden] (image_embeds' layout) -> log-probabilities [64,B,classes] (CTC's
+        layout), the grid tokens in column order."""
+        return F.log_softmax(self.proj(column_order(img).float()), dim=-1).transpose(0, 1)
+
+
+def column_order(img):
+    """[B, s*(s+1)+1, C] (s rows of s tokens + newline, then the separator) -> [B, s*s, C]: the grid
+    tokens column by column, top to bottom."""
+    s = (math.isqrt(4 * img.shape[1] - 3) - 1) // 2  # s*(s+1)+1 = n
+    grid = img[:, :s * (s + 1)].reshape(img.shape[0], s, s + 1, img.shape[2])[:, :, :s]
+    return grid.transpose(1, 2).reshape(img.shape[0], s * s, img.shape[2])
 
 
 def char_targets(texts):

@@ -45,13 +45,13 @@ def first_token_prior(tok, words):
     return max(firsts.count(t) for t in set(firsts)) / len(words)
 
 
-def draw(rng, split, words, n, blank, clean=False):
+def draw(rng, split, words, n, blank, clean=False, canvas="fit"):
     """n (uint8 [3,512,512], word) pairs: level-0 renders of one of `words`; blank: paper only;
     clean: without the ink blur and _augment's noise, JPEG and the like."""
     out = []
     for _ in range(n):
         img, word, _ = synth.render_sample_info(rng, 0, split.train_fonts, words, augment=not clean,
-                                                text=rng.choice(words))
+                                                text=rng.choice(words), canvas=canvas)
         if blank:
             img = img.copy()
             img.paste(img.getpixel((0, 0)), (0, 0, img.width, img.height))
@@ -82,6 +82,7 @@ def main(argv=None):
     ap.add_argument("--eval", type=int, default=0, help="fresh images per report (0: --batch)")
     ap.add_argument("--blank", action="store_true", help="the control: the words on blank images")
     ap.add_argument("--clean", action="store_true", help="no augmentation (blur, noise, JPEG...)")
+    ap.add_argument("--canvas", default="fit", choices=["fit", "square"], help="synth's canvas")
     ap.add_argument("--ctc", type=float, default=0.0, help="weight of ctc_aux's loss (0: none)")
     ap.add_argument("--seed", type=int, default=20261207)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -100,21 +101,21 @@ def main(argv=None):
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(f"{a.assets}/words.txt"))
     words = pick_words(split, a.words, a.seed)
     rng = random.Random(a.seed)
-    reports = [{"words": words, "chance": 1.0 / a.words, "prior": first_token_prior(tok, words), "blank": a.blank, "clean": a.clean, "ctc": a.ctc,
+    reports = [{"words": words, "chance": 1.0 / a.words, "prior": first_token_prior(tok, words), "blank": a.blank, "clean": a.clean, "ctc": a.ctc, "canvas": a.canvas,
                 "batch": a.batch, "lr": a.lr, "device": str(dev)}]
     print(json.dumps(reports[0]), flush=True)
     t0, run, n = time.time(), 0.0, 0
     for step in range(1, a.steps + 1):
         for g in opt.param_groups:
             g["lr"] = a.lr * min(1.0, step / max(1, a.warmup))
-        batch = draw(rng, split, words, a.batch, a.blank, a.clean)
+        batch = draw(rng, split, words, a.batch, a.blank, a.clean, a.canvas)
         px = train_ocr.normalise(torch.stack([b[0] for b in batch]).to(dev))
         ctc = (head, a.ctc, [w for _, w in batch]) if head is not None else None
         loss, img_ms = train_ocr.train_step(m, opt, px, [tok.encode(w).ids for _, w in batch], ids, 2.0, ctc)
         run, n = run + float(loss.detach()), n + 1
         if step % a.every == 0 or step == a.steps:
             m.eval()
-            acc = first_token_accuracy(m, ids, tok, draw(rng, split, words, a.eval or a.batch, a.blank, a.clean), dev)
+            acc = first_token_accuracy(m, ids, tok, draw(rng, split, words, a.eval or a.batch, a.blank, a.clean, a.canvas), dev)
             m.train()
             reports.append({"step": step, "loss": round(run / n, 4), "first_token_acc": acc,
                             "img_rms": round(float(img_ms) ** 0.5, 3), "t": round(time.time() - t0, 1)})

@@ -3,8 +3,11 @@
 Fonts: DejaVu, Liberation, FreeFont (serif, sans, mono; regular, bold, italic, bold italic); words:
 Debian's `wamerican`; generated tokens (numbers, prices, percentages, dates, times, codes,
 punctuation). Levels (`text_sample`): 0 = 1-3 short words or tokens, 1 = a line of 3-8 words,
-2 = a 40-60 character line, 3 = a 2-4 line paragraph, 4 = a two-column table. Images are 512x512
-RGB: the `tiny` view (model-spec §3), whose stretch and pad then leave them unchanged.
+2 = a 40-60 character line, 3 = a 2-4 line paragraph, 4 = a two-column table. Images (generator
+version 2) are the text's own extent plus margins, any aspect ratio: the `tiny` view (model-spec
+§3) stretches them to 512x512, so the text fills the view. Version 1 drew on 512x512 pages
+(canvas="square"), where a word covered a few of the 64 image tokens and two demo models trained
+on it never read.
 Table text (level 4): one line per row, the two cells joined by " | ", no outer bars, no rule row
 ("Item | Price\nApple pie | $3.50"); the image draws aligned columns with or without rules.
 `Split` holds out whole font files (~20 %, every family keeps files in training) and ~10 % of the
@@ -25,7 +28,8 @@ import shutil
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: fit canvases (1: 512x512 pages)
+FIT_MAX_SIDE = 1400  # a fit canvas's ink is at most this wide or tall (px)
 HELDOUT_SEED = 20261206
 FONT_DIRS = ["/usr/share/fonts"]
 WORD_FILES = ["/usr/share/dict/american-english", "/usr/share/dict/words"]
@@ -368,24 +372,50 @@ def _augment(rng, img):
     return img
 
 
-def render_sample_info(rng, level, fonts, words, size=512, augment=True, text=None):
+def _fit_margins(rng, fsize, mask_size):
+    """(left, top, right, bottom) around the ink of a fit-canvas sample: 0.2-1.0 font sizes each, and
+    now and then one side much wider (up to half the ink's extent), so that the text is not always
+    centred once stretched."""
+    m = [int(fsize * rng.uniform(0.2, 1.0)) + 2 for _ in range(4)]
+    if rng.random() < 0.25:
+        side = rng.randrange(4)
+        m[side] += int(rng.uniform(0.1, 0.5) * mask_size[side % 2])
+    return m
+
+
+def render_sample_info(rng, level, fonts, words, size=512, augment=True, text=None, canvas="fit"):
     """render_sample, plus a dict: level, font (file name), font_size, bbox (of the ink), paper.
-    text: draw this instead of a text_sample of the level (dsocr_ref.reading_probe)."""
+    text: draw this instead of a text_sample of the level (dsocr_ref.reading_probe).
+    canvas "fit": the image is the text's own extent plus margins, any aspect ratio (a cropped
+    line, paragraph or table, as a user would pass one); the `tiny` view stretches it to 512x512,
+    so the text fills the view whatever its length. "square": a size x size page with the text
+    somewhere on it (generator version 1)."""
+    if canvas not in ("fit", "square"):
+        raise ValueError("canvas must be 'fit' or 'square', got %r" % (canvas,))
     text = text_sample(rng, level, words) if text is None else text
     font_path = rng.choice(fonts)
     margin = rng.randint(max(4, size // 64), max(8, size // 16))
-    mask, text, fsize = _layout(rng, level, text, font_path, size - 2 * margin - 6)
+    avail = FIT_MAX_SIDE if canvas == "fit" else size - 2 * margin - 6
+    mask, text, fsize = _layout(rng, level, text, font_path, avail)
     if augment and rng.random() < 0.3:  # blur the ink only (the paper is flat or a soft gradient)
         radius = rng.uniform(0.3, min(1.2, fsize / 24))
         mask = ImageOps.expand(mask, 3).filter(ImageFilter.GaussianBlur(radius))
     paper, ink = _colours(rng)
-    img = Image.new("RGB", (size, size), paper)
+    if canvas == "fit":
+        ml, mt, mr, mb = _fit_margins(rng, fsize, mask.size)
+        w, h = mask.size[0] + ml + mr, mask.size[1] + mt + mb
+    else:
+        w = h = size
+    img = Image.new("RGB", (w, h), paper)
     if rng.random() < 0.2:  # a soft paper gradient
-        g = Image.linear_gradient("L").resize((size, size)).rotate(rng.choice([0, 90, 180, 270]))
-        img = Image.composite(Image.new("RGB", (size, size), tuple(max(0, min(255, c + (
+        g = Image.linear_gradient("L").resize((w, h)).rotate(rng.choice([0, 90, 180, 270]))
+        img = Image.composite(Image.new("RGB", (w, h), tuple(max(0, min(255, c + (
             -20 if _luma(paper) > 128 else 20))) for c in paper)), img, g.point(lambda v: v // 3))
-    x = rng.randint(margin, size - margin - mask.size[0])
-    y = rng.randint(margin, size - margin - mask.size[1])
+    if canvas == "fit":
+        x, y = ml, mt
+    else:
+        x = rng.randint(margin, size - margin - mask.size[0])
+        y = rng.randint(margin, size - margin - mask.size[1])
     img.paste(Image.new("RGB", mask.size, ink), (x, y), mask)
     if augment:
         img = _augment(rng, img)
@@ -394,9 +424,9 @@ def render_sample_info(rng, level, fonts, words, size=512, augment=True, text=No
     return img, text, info
 
 
-def render_sample(rng, level, fonts, words, size=512, text=None):
-    """One (RGB image size x size, text exactly as drawn) sample at a curriculum level."""
-    img, text, _ = render_sample_info(rng, level, fonts, words, size, text=text)
+def render_sample(rng, level, fonts, words, size=512, text=None, canvas="fit"):
+    """One (RGB image, text exactly as drawn) sample at a curriculum level (render_sample_info)."""
+    img, text, _ = render_sample_info(rng, level, fonts, words, size, text=text, canvas=canvas)
     return img, text
 
 
@@ -437,7 +467,8 @@ def write_heldout(out_dir, n=200, seed=HELDOUT_SEED, split=None):
 
 
 def preview(out_png, seed=1, split=None, n=12, cols=4):
-    """A contact sheet of n training samples over all levels, the text printed under each."""
+    """A contact sheet of n training samples over all levels, each stretched to 512x512 as the tiny view
+    stretches it, the text printed under each."""
     split = split or default_split()
     rng = random.Random(seed)
     cell, cap = 512, 110
@@ -449,8 +480,8 @@ def preview(out_png, seed=1, split=None, n=12, cols=4):
         level = i % 5
         img, text, info = render_sample_info(rng, level, split.train_fonts, split.train_words)
         x, y = (i % cols) * cell, (i // cols) * (cell + cap)
-        sheet.paste(img, (x, y))
-        label = "L%d %s %dpx\n%s" % (level, info["font"], info["font_size"], text)
+        sheet.paste(img.resize((cell, cell), Image.BICUBIC), (x, y))  # as the tiny view sees it
+        label = "L%d %s %dpx %dx%d\n%s" % (level, info["font"], info["font_size"], *img.size, text)
         d.multiline_text((x + 4, y + cell + 2), label, font=capfont, fill=(0, 0, 160), spacing=2)
     sheet.save(out_png)
 

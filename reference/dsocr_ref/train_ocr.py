@@ -69,8 +69,9 @@ class Stream(torch.utils.data.IterableDataset):
     Each worker yields whole batches in turn, so its n-th sample is near global step
     step + n * workers / batch; the curriculum follows that share of total_steps."""
 
-    def __init__(self, tok_path, assets, seed, step, total_steps, workers, batch, curriculum=CURRICULUM):
-        self.tok_path, self.assets, self.seed, self.step = tok_path, assets, seed, step
+    def __init__(self, tok_path, assets, seed, step, total_steps, workers, batch, curriculum=CURRICULUM,
+                 canvas="fit"):
+        self.tok_path, self.assets, self.seed, self.step, self.canvas = tok_path, assets, seed, step, canvas
         self.curriculum = tuple(curriculum)
         self.total, self.per_sample = max(1, total_steps), max(1, workers) / batch
 
@@ -84,15 +85,19 @@ class Stream(torch.utils.data.IterableDataset):
         n = 0
         while True:
             level = curriculum_level(rng, (self.step + n * self.per_sample) / self.total, self.curriculum)
-            img, text = synth.render_sample(rng, level, split.train_fonts, split.train_words)
+            img, text = synth.render_sample(rng, level, split.train_fonts, split.train_words, canvas=self.canvas)
             n += 1
             yield bytes_of(img), tok.encode(text).ids, text
 
 
 def bytes_of(img):
-    """The 512 x 512 RGB image as uint8 [3,512,512]: what the data workers hand over (a quarter of
-    float32's bytes through the loader's shared memory; normalised on the device)."""
-    a = torch.frombuffer(bytearray(img.convert("RGB").resize((512, 512)).tobytes()), dtype=torch.uint8)
+    """The image stretched to the tiny view as the official preprocessing stretches it (Pillow
+    BICUBIC to 512 x 512; its pad is then a no-op), as uint8 [3,512,512]: what the data workers
+    hand over (a quarter of float32's bytes through the loader's shared memory; normalised on the
+    device)."""
+    from PIL import Image
+    a = torch.frombuffer(bytearray(img.convert("RGB").resize((512, 512), Image.BICUBIC).tobytes()),
+                         dtype=torch.uint8)
     return a.reshape(512, 512, 3).permute(2, 0, 1).contiguous()
 
 
@@ -375,6 +380,8 @@ def main(argv=None):
     ap.add_argument("--probe-steps", type=int, default=200)
     ap.add_argument("--curriculum", default=",".join(map(str, CURRICULUM)),
                     help="shares of the plan at which levels 1..4 enter (a resumed run keeps its own)")
+    ap.add_argument("--canvas", default="fit", choices=["fit", "square"],
+                    help="synth's canvas for the training images (the held-out set is always the generator's own)")
     ap.add_argument("--save-every", type=float, default=0, help="minutes between snapshots into --out (0: at the end)")
     ap.add_argument("--eval-every", type=int, default=1000)
     ap.add_argument("--eval-n", type=int, default=100)
@@ -407,7 +414,7 @@ def main(argv=None):
     if len(curriculum) != 4 or list(curriculum) != sorted(curriculum):
         raise SystemExit(f"--curriculum: four increasing shares, got {curriculum}")
     meta.update(batch=a.batch, lr=a.lr, warmup=a.warmup, embed_rms_max=a.embed_rms_max, curriculum=list(curriculum),
-                ctc=a.ctc,
+                ctc=a.ctc, canvas=meta.get("canvas", a.canvas),
                 n_params=sum(p.numel() for p in m.parameters()))
     planned = "total_steps" in meta
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(os.path.join(a.assets, "words.txt")))
@@ -418,7 +425,7 @@ def main(argv=None):
     while not stop:
         # Until planned, the curriculum sees a distant end (the first levels); the plan restarts the stream.
         stream = Stream(os.path.join(a.tokenizer, "tokenizer.json"), a.assets, a.seed, meta["step"],
-                        meta.get("total_steps", 10**9), a.workers, a.batch, curriculum)
+                        meta.get("total_steps", 10**9), a.workers, a.batch, curriculum, meta["canvas"])
         dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate,
                                          pin_memory=dev.type == "cuda", **extra)
         for px, targets, texts in dl:

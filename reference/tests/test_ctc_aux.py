@@ -39,3 +39,16 @@ def test_no_usable_text_gives_zero():
     loss = ctc_aux.ctc_loss(ctc_aux.CtcHead(8), img, ["a\nb", ""])
     assert float(loss) == 0.0
     loss.backward()  # still part of the graph
+
+
+def test_column_order_reads_the_grid_down_each_column():
+    # 8 rows of 8 grid tokens, each row closed by a newline token, then the separator: 73 tokens
+    img = torch.arange(73.0).reshape(1, 73, 1)
+    order = ctc_aux.column_order(img).flatten().tolist()
+    assert len(order) == 64
+    assert order[:9] == [0, 9, 18, 27, 36, 45, 54, 63, 1]  # down column 0, then the top of column 1
+    newlines, sep = {r * 9 + 8 for r in range(8)}, 72
+    assert not (set(order) & (newlines | {sep}))
+    assert sorted(order) == sorted(set(range(73)) - newlines - {sep})
+    small = torch.arange(13.0).reshape(1, 13, 1)  # a 3 x 3 grid: 3 * 4 + 1
+    assert ctc_aux.column_order(small).flatten().tolist() == [0, 4, 8, 1, 5, 9, 2, 6, 10]

@@ -104,7 +104,24 @@ def test_render_deterministic(split):
         assert [digest(i, t) for i, t in a] == [digest(i, t) for i, t in b]
         assert len({digest(i) for i, _ in a}) == 8  # and they vary
         for img, text in a:
-            assert img.mode == "RGB" and img.size == (512, 512) and text.strip() == text and text
+            assert img.mode == "RGB" and text.strip() == text and text
+            assert 16 <= min(img.size) and max(img.size) <= 2 * synth.FIT_MAX_SIDE, img.size
+        sq = synth.render_sample(random.Random(100), level, split.train_fonts, split.train_words, canvas="square")
+        assert sq[0].size == (512, 512)
+
+
+def test_fit_canvas_is_the_text_plus_margins(split):
+    rng = random.Random(7)
+    for level in range(5):
+        for _ in range(10):
+            img, text, info = synth.render_sample_info(rng, level, split.train_fonts, split.train_words, augment=False)
+            x0, y0, x1, y1 = info["bbox"]
+            w, h = img.size
+            # every margin at least 2 px and at most one font size plus half the ink's extent
+            for m, ink in ((x0, x1 - x0), (y0, y1 - y0), (w - x1, x1 - x0), (h - y1, y1 - y0)):
+                assert 2 <= m <= info["font_size"] + 3 + ink // 2, (m, img.size, info)
+    with pytest.raises(ValueError, match="canvas"):
+        synth.render_sample_info(rng, 0, split.train_fonts, split.train_words, canvas="round")
 
 
 @pytest.mark.parametrize("level", range(5))
@@ -114,14 +131,15 @@ def test_text_fits_inside_image(split, level):
     for _ in range(40):
         img, text, info = synth.render_sample_info(rng, level, fonts, split.train_words, augment=False)
         x0, y0, x1, y1 = info["bbox"]
-        assert 0 < x0 < x1 < 512 and 0 < y0 < y1 < 512, info
+        w, h = img.size
+        assert 0 < x0 < x1 < w and 0 < y0 < y1 < h, info
         # the ink found in the pixels lies inside that box, away from the image's edges
         a = np.asarray(img, dtype=np.int16)
         ink = np.abs(a - np.array(info["paper"], dtype=np.int16)).max(axis=2) > 40
         ys, xs = np.nonzero(ink)
         assert len(xs) > 20, (text, info)
         assert x0 <= xs.min() and xs.max() < x1 and y0 <= ys.min() and ys.max() < y1, (text, info)
-        assert xs.min() >= 2 and ys.min() >= 2 and xs.max() <= 509 and ys.max() <= 509
+        assert xs.min() >= 2 and ys.min() >= 2 and xs.max() <= w - 3 and ys.max() <= h - 3
         lines = text.split("\n")
         assert all(line.strip() == line and line for line in lines), repr(text)
         if level <= 2:
@@ -155,7 +173,7 @@ def test_heldout_labels_pinned(heldout):
     # The first labels pinned: if this fails the generator's output changed, so bump
     # synth.GENERATOR_VERSION and update the digest.
     labels = json.dumps([[t, m["font"], m["level"]] for _, t, m in heldout[:10]], ensure_ascii=False)
-    assert synth.GENERATOR_VERSION == "1"
+    assert synth.GENERATOR_VERSION == "2"
     assert hashlib.sha256(labels.encode()).hexdigest()[:16] == "2e2308a1caac4e34", labels
 
 
