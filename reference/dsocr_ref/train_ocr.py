@@ -314,6 +314,21 @@ def write_out(m, opt, meta, log, cfg_dict, a, ids, out, head=None):
 
 
 # ---------------------------------------------------------------------------- the run
+def private_assets(assets):
+    """A copy of the assets folder (fonts, words.txt) under a fresh temporary folder, removed at exit.
+    The data workers open font files at new sizes all through a run; on the GPU machine the device
+    tool replaces the carried working tree at each call, and a worker that found its font file gone
+    killed a run (bench/results/2026-12-07-demo-training-3)."""
+    import atexit
+    import tempfile
+    dst = tempfile.mkdtemp(prefix="dsocr-assets-")
+    atexit.register(shutil.rmtree, dst, True)
+    for name in os.listdir(assets):
+        if os.path.isfile(os.path.join(assets, name)):
+            shutil.copyfile(os.path.join(assets, name), os.path.join(dst, name))
+    return dst
+
+
 def demo_setup(tok):
     """-> ids (bos, eos, image, prompt: the ids after the image) and the released-style config dict
     of the demo model for the demo tokenizer `tok` (vocabulary padded to a multiple of 64)."""
@@ -417,6 +432,7 @@ def main(argv=None):
                 ctc=a.ctc, canvas=meta.get("canvas", a.canvas),
                 n_params=sum(p.numel() for p in m.parameters()))
     planned = "total_steps" in meta
+    a.assets = private_assets(a.assets)
     split = synth.Split(synth.find_fonts([a.assets]), synth.load_words(os.path.join(a.assets, "words.txt")))
     heldout = synth.heldout_set(a.eval_n, split=split)
     extra = {"prefetch_factor": 4} if a.workers else {}

@@ -165,3 +165,18 @@ def test_scale_penalty():
     train_ocr.scale_penalty(x, 2.0).backward()
     assert float(x.grad) == 10.0  # 2 (9 - 4): pushes the scale down
     assert float(train_ocr.scale_penalty(torch.tensor(100.0), 0)) == 0.0  # off
+
+
+def test_private_assets_survive_the_originals(setup_dirs):
+    # the run reads its own copy: removing the carried folder mid-run must not reach the workers
+    _, assets = setup_dirs
+    src = assets.parent / "assets-carried"
+    src.mkdir()
+    for name in ("words.txt", sorted(os.listdir(assets))[0]):
+        (src / name).write_bytes((assets / name).read_bytes())
+    dst = train_ocr.private_assets(str(src))
+    assert os.path.realpath(dst) != os.path.realpath(src)
+    for name in os.listdir(src):
+        (src / name).unlink()
+    assert sorted(os.listdir(dst)) == sorted(["words.txt", sorted(os.listdir(assets))[0]])
+    assert open(os.path.join(dst, "words.txt"), "rb").read() == (assets / "words.txt").read_bytes()
