@@ -437,6 +437,7 @@ def main(argv=None):
     heldout = synth.heldout_set(a.eval_n, split=split)
     extra = {"prefetch_factor": 4} if a.workers else {}
     step0, run_loss, n_loss = meta["step"], 0.0, 0
+    wait, t_logged = 0.0, time.time()  # data_wait in the log: the share of wall time spent waiting for data
     t_probe, t_saved, stop = None, time.time(), False
     while not stop:
         # Until planned, the curriculum sees a distant end (the first levels); the plan restarts the stream.
@@ -444,7 +445,11 @@ def main(argv=None):
                         meta.get("total_steps", 10**9), a.workers, a.batch, curriculum, meta["canvas"])
         dl = torch.utils.data.DataLoader(stream, batch_size=a.batch, num_workers=a.workers, collate_fn=collate,
                                          pin_memory=dev.type == "cuda", **extra)
+        t_end = None
         for px, targets, texts in dl:
+            t_got = time.time()
+            if t_end is not None:  # the time this step waited for the data workers
+                wait += t_got - t_end
             step = meta["step"]
             for g in opt.param_groups:
                 g["lr"] = schedule(step, meta.get("total_steps", 10**9), a.warmup, a.lr)
@@ -454,10 +459,12 @@ def main(argv=None):
             run_loss += float(loss)
             n_loss += 1
             if meta["step"] % 50 == 0:
+                now = time.time()
                 log.append({"step": meta["step"], "loss": run_loss / n_loss, "lr": opt.param_groups[0]["lr"],
-                            "img_rms": round(float(img_ms) ** 0.5, 3), "t": round(time.time() - t_start, 1)})
+                            "img_rms": round(float(img_ms) ** 0.5, 3), "t": round(now - t_start, 1),
+                            "data_wait": round(wait / max(1e-9, now - t_logged), 3)})
                 print(json.dumps(log[-1]), flush=True)
-                run_loss, n_loss = 0.0, 0
+                run_loss, n_loss, wait, t_logged = 0.0, 0, 0.0, now
             done = meta["step"] - step0
             if not planned and done == a.probe_steps // 4:
                 t_probe = time.time()  # the rate is measured once the workers are up
@@ -480,6 +487,7 @@ def main(argv=None):
             if a.save_every and time.time() - t_saved > a.save_every * 60:
                 write_out(m, opt, meta, log, cfg_dict, a, ids, a.out, head)
                 t_saved = time.time()
+            t_end = time.time()
         else:
             stop = True
     meta["calls"] += 1
