@@ -329,6 +329,20 @@ def private_assets(assets):
     return dst
 
 
+def init_from_checkpoint(m, ckpt_dir, cfg_dict):
+    """Loads an exported demo checkpoint's weights into m (same configuration, else ValueError);
+    -> the folder's name, recorded in meta.json. The AdamW moments are not in a checkpoint."""
+    with open(os.path.join(ckpt_dir, "config.json")) as f:
+        theirs = json.load(f)
+    for key in ("language_config", "vision_config", "projector_config"):
+        if theirs.get(key) != cfg_dict.get(key):
+            raise ValueError(f"--init {ckpt_dir}: its {key} differs from the demo model's")
+    sd = {k: v.float() for k, v in checkpoint.read_state_dict(ckpt_dir).items()}
+    with torch.no_grad():
+        m.load_state_dict({k: v.to(next(m.parameters()).device) for k, v in sd.items()}, strict=True)
+    return os.path.basename(os.path.normpath(ckpt_dir))
+
+
 def demo_setup(tok):
     """-> ids (bos, eos, image, prompt: the ids after the image) and the released-style config dict
     of the demo model for the demo tokenizer `tok` (vocabulary padded to a multiple of 64)."""
@@ -379,6 +393,8 @@ def main(argv=None):
     ap.add_argument("--assets", required=True, help="fonts and words.txt (synth.copy_assets)")
     ap.add_argument("--tokenizer", required=True, help="folder with the demo tokenizer.json")
     ap.add_argument("--state", default="", help="folder of a previous call's state (empty: fresh start)")
+    ap.add_argument("--init", default="", help="without --state: start from this checkpoint's weights (e.g. "
+                    "models/dsocr-demo) with a fresh optimiser, CTC head and schedule")
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--batch", type=int, default=96)
@@ -423,6 +439,8 @@ def main(argv=None):
         meta = load_state(m, opt, a.state, dev, head)
         with open(os.path.join(a.state, "log.jsonl")) as f:
             log = [json.loads(line) for line in f if line.strip()]
+    elif a.init:
+        meta["init"] = init_from_checkpoint(m, a.init, cfg_dict)
     if a.total_steps:
         meta["total_steps"] = a.total_steps
     curriculum = tuple(meta.get("curriculum") or (float(x) for x in a.curriculum.split(",")))

@@ -180,3 +180,28 @@ def test_private_assets_survive_the_originals(setup_dirs):
         (src / name).unlink()
     assert sorted(os.listdir(dst)) == sorted(["words.txt", sorted(os.listdir(assets))[0]])
     assert open(os.path.join(dst, "words.txt"), "rb").read() == (assets / "words.txt").read_bytes()
+
+
+def test_init_from_a_checkpoint(setup_dirs):
+    """--init: a fresh run starts from an exported checkpoint's weights (fresh optimiser), and a
+    checkpoint of another configuration is refused."""
+    root, assets = setup_dirs
+    ckpt = root / "b" / "ckpt"
+    if not (ckpt / "config.json").exists():
+        run(root, assets, "", root / "b", 1)
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(root / "tok" / "tokenizer.json"))
+    ids, cfg = train_ocr.demo_setup(tok)
+    m, _ = train_ocr.fresh_model(cfg, 99, torch.device("cpu"), 1e-3)
+    sd = checkpoint.read_state_dict(str(ckpt))
+    k = "model.layers.1.mlp.gate.weight"
+    assert not torch.equal(m.state_dict()[k], sd[k].float())
+    assert train_ocr.init_from_checkpoint(m, str(ckpt), cfg) == "ckpt"
+    assert all(torch.equal(m.state_dict()[n], v.float()) for n, v in sd.items())
+    other = json.loads(json.dumps(cfg))
+    other["language_config"]["hidden_size"] += 64
+    with pytest.raises(ValueError, match="language_config"):
+        train_ocr.init_from_checkpoint(m, str(ckpt), other)
+    run(root, assets, "", root / "e", 1, ["--init", str(ckpt)])
+    meta = json.load(open(root / "e" / "meta.json"))
+    assert meta["init"] == "ckpt" and meta["step"] == 1
