@@ -43,6 +43,18 @@ def score(labels, pages):
     return {str(k): {"cer": e / max(1, c), "exact": x / max(1, n), "n": n} for k, (e, c, x, n) in tot.items()}
 
 
+def read_pages(path):
+    """`dsocr ocr --format json` output (one page object per line) -> {image file name: text, None
+    for a page that failed}."""
+    pages = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("{"):
+                r = json.loads(line)
+                pages[os.path.basename(r["source"])] = r.get("text")
+    return pages
+
+
 def reference_pages(ckpt, labels_path, out_path, max_new_tokens):
     """Greedy reading of every image of labels_path by the reference -> out_path (JSONL: source, text,
     generated_ids), as `dsocr ocr --format json` writes them."""
@@ -87,12 +99,7 @@ def main(argv=None):
         if line.strip():
             r = json.loads(line)
             labels[r["file"]] = (r["text"], r.get("level", 0))
-    pages = {}
-    for line in open(a.pages, encoding="utf-8"):
-        if line.startswith("{"):
-            r = json.loads(line)
-            pages[os.path.basename(r["source"])] = r.get("text")
-    s = score(labels, pages)
+    s = score(labels, read_pages(a.pages))
     print(json.dumps(s, indent=1))
     if a.json:
         with open(a.json, "w") as f:

@@ -14,7 +14,7 @@ import textwrap
 
 from PIL import Image, ImageDraw
 
-from . import synth
+from . import eval_cer, synth
 
 CELL_W, IMG_H, TEXT_H = 560, 150, 104
 WRAP = 74  # characters per caption line (12 px DejaVu Sans Mono in a 560 px cell)
@@ -23,6 +23,11 @@ WRAP = 74  # characters per caption line (12 px DejaVu Sans Mono in a 560 px cel
 def _fit(img, w, h):
     s = min(w / img.width, h / img.height, 1.5)
     return img.resize((max(1, int(img.width * s)), max(1, int(img.height * s))), Image.BICUBIC)
+
+
+def _caption(text):
+    """At most three lines of WRAP characters, the text's own lines joined with " / "."""
+    return "\n".join(textwrap.wrap(text.replace("\n", " / "), WRAP)[:3])
 
 
 def pick(labels, per_level):
@@ -36,8 +41,7 @@ def pick(labels, per_level):
 def sheet(labels_path, pages_path, out_png, per_level=2, cols=2):
     with open(labels_path, encoding="utf-8") as f:
         labels = [json.loads(line) for line in f if line.strip()]
-    with open(pages_path, encoding="utf-8") as f:
-        pages = {os.path.basename(p["source"]): p.get("text") or "" for p in map(json.loads, filter(str.strip, f))}
+    pages = eval_cer.read_pages(pages_path)
     rows = pick(labels, per_level)
     folder = os.path.dirname(os.path.abspath(labels_path))
     n_rows = (len(rows) + cols - 1) // cols
@@ -49,10 +53,9 @@ def sheet(labels_path, pages_path, out_png, per_level=2, cols=2):
         x, y = (i % cols) * CELL_W, (i // cols) * (IMG_H + TEXT_H)
         img = _fit(Image.open(os.path.join(folder, r["file"])).convert("RGB"), CELL_W - 16, IMG_H - 12)
         out.paste(img, (x + 8, y + 6))
-        got = pages.get(r["file"], "")
-        cap = lambda t: "\n".join(textwrap.wrap(t.replace("\n", " / "), WRAP)[:3])  # noqa: E731
-        d.multiline_text((x + 8, y + IMG_H - 4), cap("label: " + r["text"]), font=font, fill=(0, 0, 0))
-        d.multiline_text((x + 8, y + IMG_H + 46), cap("dsocr: " + got), font=font,
+        got = pages.get(r["file"]) or ""
+        d.multiline_text((x + 8, y + IMG_H - 4), _caption("label: " + r["text"]), font=font, fill=(0, 0, 0))
+        d.multiline_text((x + 8, y + IMG_H + 46), _caption("dsocr: " + got), font=font,
                          fill=(0, 110, 0) if got.strip() == r["text"].strip() else (190, 0, 0))
     out.save(out_png)
     return len(rows)

@@ -244,6 +244,8 @@ def render_sample_info(rng, level, fonts, words, size=512, augment=True, text=No
         raise ValueError("canvas must be 'fit' or 'square', got %r" % (canvas,))
     text = text_sample(rng, level, words) if text is None else text
     font_path = rng.choice(fonts)
+    # drawn for both canvases, so that a fit sample's text, font and layout come from the same draws
+    # as the square sample of the same seed (the held-out labels are those of version 1)
     margin = rng.randint(max(4, size // 64), max(8, size // 16))
     avail = FIT_MAX_SIDE if canvas == "fit" else size - 2 * margin - 6
     mask, text, fsize = _layout(rng, level, text, font_path, avail)

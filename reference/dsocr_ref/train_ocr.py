@@ -25,6 +25,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from . import checkpoint, ctc_aux, demo_model, eval_cer, synth
 from . import config as cfgmod
@@ -94,7 +95,6 @@ def bytes_of(img):
     BICUBIC to 512 x 512; its pad is then a no-op), as uint8 [3,512,512]: what the data workers
     hand over (a quarter of float32's bytes through the loader's shared memory; normalised on the
     device)."""
-    from PIL import Image
     a = torch.frombuffer(bytearray(img.convert("RGB").resize((512, 512), Image.BICUBIC).tobytes()),
                          dtype=torch.uint8)
     return a.reshape(512, 512, 3).permute(2, 0, 1).contiguous()
