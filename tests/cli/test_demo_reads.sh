@@ -4,7 +4,8 @@
 # checkpoint's mode and prompt, and reads the first 30 images of the demo's held-out set
 # (tests/data/demo-heldout: held-out fonts and words, synth generator version 2) within the bars
 # below. Random weights score a CER near 1. The bars are where the shipped model stands
-# (models/dsocr-demo/README.md: CER 0.34 on these 30, 0.04-0.10 on their words and short lines),
+# (models/dsocr-demo/README.md: CER 0.34 on these 30; 0.04 on their words, 0.10 on their short
+# lines, each held to 0.20),
 # not issue 14's goal of 0.10, which needs more training.
 source "$(dirname "$0")/lib.sh" "$@"
 SRC=${DSOCR_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -22,8 +23,8 @@ expect_rc "eval_cer" 0 $?
 python3 - "$WORK/cer.json" <<'PY' && pass "CER within the bars" || fail "CER within the bars"
 import json, sys
 s = json.load(open(sys.argv[1]))
-short = (s["0"]["cer"] * s["0"]["n"] + s["1"]["cer"] * s["1"]["n"]) / (s["0"]["n"] + s["1"]["n"])
-print("CER all %.3f, words and short lines %.3f, exact %.2f" % (s["all"]["cer"], short, s["all"]["exact"]))
-sys.exit(0 if s["all"]["cer"] <= 0.40 and short <= 0.20 else 1)
+print("CER all %.3f, 1-3 words %.3f, short lines %.3f, exact %.2f"
+      % (s["all"]["cer"], s["0"]["cer"], s["1"]["cer"], s["all"]["exact"]))
+sys.exit(0 if s["all"]["cer"] <= 0.40 and s["0"]["cer"] <= 0.20 and s["1"]["cer"] <= 0.20 else 1)
 PY
 finish
